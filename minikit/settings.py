@@ -6,14 +6,17 @@ Importing minikit changes no global state. Settings are read from the environmen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import platformdirs
 import torch
+import transformers
 
 DEFAULT_SEED = 42  # any fixed number: what matters is that every run uses the same one
 
@@ -90,9 +93,23 @@ def setup(seed: int | None = None, threads: int | None = None, charts: bool = Tr
 def _quiet_libraries() -> None:
     # Weight-loading reports and deprecation chatter bury the lesson in a learner's output.
     import datasets
-    import transformers
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence weight-loading reports and bars for the duration of a load, then restore them."""
+    level = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
