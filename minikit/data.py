@@ -19,7 +19,6 @@ from typing import Sequence
 import datasets
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import CountVectorizer
 
 from minikit.errors import DataError, UnknownNameError
 from minikit.settings import DEFAULT_SEED
@@ -321,6 +320,8 @@ def near_duplicate_pairs(texts: Sequence[str], threshold: float = 0.9) -> list[t
         raise ValueError(f"threshold={threshold}: expected a Jaccard similarity in (0, 1].")
     if len(texts) < 2:
         return []
+    from sklearn.feature_extraction.text import CountVectorizer  # imported here: ~70 MB, needed only now
+
     vectorizer = CountVectorizer(analyzer=_shingles, binary=True)
     x = vectorizer.fit_transform(texts).astype(np.int32)  # (N, n_shingles), 0/1
     sizes = np.asarray(x.sum(axis=1)).ravel()
