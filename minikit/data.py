@@ -8,7 +8,9 @@ warning says how many rows went.
 
 from __future__ import annotations
 
+import csv
 import io
+import math
 import unicodedata
 import warnings
 from collections import Counter
@@ -170,8 +172,7 @@ def load_table(
     else:
         text = _decode_or_report(path, encoding)
         if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+            frame, first_lines = _read_csv(text, "\t" if path.suffix.lower() == ".tsv" else ",")
         else:
             frame = pd.read_json(io.StringIO(text), lines=path.suffix.lower() == ".jsonl", dtype=False)
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
@@ -180,10 +181,25 @@ def load_table(
             f"{path.name} has no column(s) {missing}. Columns found: {list(frame.columns)}. "
             "Fix: pass text_column=... and label_column=... naming the right ones."
         )
-    # Row numbers as a person sees them in an editor: header is line 1 for CSV, data starts at 2.
-    first_row = 2 if kind == "csv" else 1
-    frame["id"] = [f"{path.name}:{i + first_row}" for i in range(len(frame))]
+    # Ids name the line where each row starts, as an editor shows it (CSV fields may span lines).
+    lines = first_lines if kind == "csv" else range(1, len(frame) + 1)
+    frame["id"] = [f"{path.name}:{line}" for line in lines]
     return _frame_to_dataset(frame, text_column, label_column, labels, source=path.name, drop_empty=drop_empty)
+
+
+def _read_csv(text: str, sep: str) -> tuple[pd.DataFrame, list[int]]:
+    """Parse CSV text; also return the line number where each record starts (header is line 1)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    header = next(reader, None)
+    if header is None:
+        return pd.DataFrame(), []
+    rows, starts, previous_end = [], [], reader.line_num
+    for record in reader:
+        if record:  # a blank line is not a record (as in pandas and the csv module)
+            rows.append(record + [""] * (len(header) - len(record)))
+            starts.append(previous_end + 1)
+        previous_end = reader.line_num
+    return pd.DataFrame([r[:len(header)] for r in rows], columns=header, dtype=str), starts
 
 
 def _decode_or_report(path: Path, encoding: str) -> str:
@@ -390,6 +406,12 @@ def split_dataset(ds: datasets.Dataset, test_size: float = 0.15, validation_size
         small = {names[k]: n for k, n in counts.items() if n < 3}
         raise DataError(f"Classes {small} have fewer than 3 rows: a stratified 3-way split needs at least 3 "
                         "per class. Fix: add rows or merge those classes.")
+    n_classes = len(counts)
+    for name, share in (("test", test_size), ("validation", validation_size)):
+        if math.ceil(share * len(ds)) < n_classes:
+            raise DataError(f"A {name} split of {share:.0%} of {len(ds)} rows is smaller than the {n_classes} "
+                            f"classes: a stratified split needs one row per class. Fix: raise {name}_size "
+                            "or add rows.")
     first = ds.train_test_split(test_size=test_size, stratify_by_column="label", seed=seed)
     rest = first["train"].train_test_split(test_size=validation_size / (1 - test_size),
                                            stratify_by_column="label", seed=seed)
@@ -462,6 +484,8 @@ def tokenize(data: datasets.Dataset | datasets.DatasetDict, tokenizer, max_lengt
     """
     if truncation not in {"head", "head+tail"}:
         raise ValueError(f"truncation={truncation!r}: expected 'head' or 'head+tail'.")
+    if not 0 <= head_fraction <= 1:
+        raise ValueError(f"head_fraction={head_fraction}: expected a share of the budget in [0, 1].")
     n_special = tokenizer.num_special_tokens_to_add(pair=False)
     if max_length <= n_special:
         raise ValueError(f"max_length={max_length} leaves no room for text after {n_special} special tokens.")
@@ -479,7 +503,10 @@ def tokenize(data: datasets.Dataset | datasets.DatasetDict, tokenizer, max_lengt
         head = int(budget * head_fraction)
         tail = budget - head
         cut = [t if len(t) <= max_length else t[:prefix + head] + t[len(t) - suffix - tail:] for t in ids]
-        return {"input_ids": cut, "attention_mask": [[1] * len(t) for t in cut]}
+        out = {"input_ids": cut, "attention_mask": [[1] * len(t) for t in cut]}
+        if "token_type_ids" in tokenizer.model_input_names:
+            out["token_type_ids"] = [[0] * len(t) for t in cut]  # one segment, as "head" gives
+        return out
 
     return data.map(encode, batched=True)
 

@@ -66,7 +66,8 @@ def dummy_inputs(model: PreTrainedModel, batch_size: int, seq_len: int, seed: in
     if seq_len > max_positions:
         raise ValueError(f"seq_len={seq_len} exceeds this model's {max_positions} positions.")
     generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1000, model.config.vocab_size, (batch_size, seq_len), generator=generator)
+    low = min(1000, model.config.vocab_size // 2)  # skip the special tokens at the start of BERT vocabularies
+    ids = torch.randint(low, model.config.vocab_size, (batch_size, seq_len), generator=generator)
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 

@@ -8,6 +8,7 @@ and latency can be measured without downloading anything (accuracy needs trained
 
 from __future__ import annotations
 
+import copy
 import importlib.resources
 import importlib.util
 import os
@@ -213,6 +214,8 @@ def load_model(
     kind, location = resolve_model_source(name)
     offline = kind != "hub"
     model_kwargs.setdefault("trust_remote_code", False)
+    # A saved classifier with another number of labels gets a new head instead of a crash.
+    model_kwargs.setdefault("ignore_mismatched_sizes", True)
     try:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=offline)
@@ -228,18 +231,19 @@ def load_model(
 
 
 def build_model(
-    name_or_config: str | PretrainedConfig, num_labels: int = 2, seed: int | None = None
+    name_or_config: str | PretrainedConfig, num_labels: int | None = None, seed: int | None = None
 ) -> PreTrainedModel:
     """A classification model with random weights from a catalog card or a config object.
 
-    Good for measuring size and latency offline; its predictions are meaningless until trained.
+    ``num_labels`` defaults to the config's own (2 for a catalog card); the config passed in is
+    not changed. Good for measuring size and latency offline; predictions are meaningless until trained.
     """
     if isinstance(name_or_config, PretrainedConfig):
-        config = name_or_config
-        if num_labels != config.num_labels:
+        config = copy.deepcopy(name_or_config)
+        if num_labels is not None:
             config.num_labels = num_labels
     else:
-        config = get_card(name_or_config).config(num_labels)
+        config = get_card(name_or_config).config(2 if num_labels is None else num_labels)
     if seed is not None:
         torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(config).eval()

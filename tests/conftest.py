@@ -1,0 +1,156 @@
+"""Shared fixtures for the minikit test suite.
+
+Everything here keeps the suite offline and away from the user's real caches:
+
+* ``HF_HUB_OFFLINE=1`` and a throw-away ``HF_HOME`` / ``HF_HUB_CACHE`` / ``HF_DATASETS_CACHE`` are
+  set *before* anything imports huggingface_hub, transformers or datasets (they read these
+  variables once, at import time), so no test can reach the network or see weights that happen
+  to be cached on the machine running the tests.
+* ``MINIKIT_CACHE`` points to a temporary folder for the whole session, and the other
+  ``MINIKIT_*`` variables are unset so that the user's environment cannot change the results.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+# --- before any Hugging Face import --------------------------------------------------------------
+_SESSION_TMP = tempfile.mkdtemp(prefix="minikit-tests-hf-")
+atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = _SESSION_TMP
+os.environ["HF_HUB_CACHE"] = os.path.join(_SESSION_TMP, "hub")
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_SESSION_TMP, "datasets")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+# Hypothesis keeps a few caches on disk; keep them out of the working tree.
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_SESSION_TMP, "hypothesis")
+
+import datasets  # noqa: E402
+import huggingface_hub.constants  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import BertConfig, DistilBertConfig, MobileBertConfig  # noqa: E402
+
+import minikit  # noqa: E402
+
+datasets.disable_progress_bars()
+
+# The embedded tokenizer's vocabulary (bert-base-uncased WordPiece).
+EMBEDDED_VOCAB = 30522
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_isolated_environment(tmp_path_factory):
+    """MINIKIT_CACHE in a temp dir, no MINIKIT_* overrides from the caller, hub offline."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINIKIT_CACHE", str(tmp_path_factory.mktemp("minikit-cache")))
+        for name in ("MINIKIT_SEED", "MINIKIT_THREADS", "MINIKIT_DEVICE"):
+            mp.delenv(name, raising=False)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        # In case huggingface_hub was imported before this conftest (e.g. by a plugin).
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(huggingface_hub.constants, "HF_HUB_CACHE", os.environ["HF_HUB_CACHE"])
+        yield
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty Hugging Face hub cache for one test.
+
+    huggingface_hub reads HF_HUB_CACHE into ``huggingface_hub.constants`` at import time, and both
+    ``try_to_load_from_cache`` and transformers' ``cached_files`` read that constant at call time,
+    so patching the constant (and the variable, for anything started later) is enough.
+    """
+    cache = tmp_path / "hf-hub-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def bbc() -> datasets.Dataset:
+    """The embedded BBC News corpus (2225 articles), loaded once; its DataWarning is silenced here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", minikit.DataWarning)
+        return minikit.load_dataset("bbc-news")
+
+
+@pytest.fixture(scope="session")
+def prepared():
+    """``prepare_dataset()`` on BBC News: (splits, duplicate report). About 4 s, so done once."""
+    return minikit.prepare_dataset()
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The embedded model's WordPiece tokenizer."""
+    return minikit.load_tokenizer()
+
+
+# --- tiny models -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_bert_config():
+    """A 2-layer, 32-wide BERT config (a fresh object per test, since build_model may change it)."""
+    def make(**overrides) -> BertConfig:
+        kwargs = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                      vocab_size=1000, max_position_embeddings=128)
+        kwargs.update(overrides)
+        return BertConfig(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def tiny_distilbert_config():
+    def make(**overrides) -> DistilBertConfig:
+        kwargs = dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64, vocab_size=1000, max_position_embeddings=128)
+        kwargs.update(overrides)
+        return DistilBertConfig(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def tiny_mobilebert_config():
+    """MobileBERT's bottleneck in miniature: a 64-wide residual stream, 32-wide inner blocks.
+
+    With use_bottleneck=True (the default) the attention/FFN width is intra_bottleneck_size, and
+    true_hidden_size must equal it; the trigram embedding maps 3·embedding_size to hidden_size.
+    """
+    def make(**overrides) -> MobileBertConfig:
+        kwargs = dict(vocab_size=1000, hidden_size=64, embedding_size=32, intra_bottleneck_size=32,
+                      true_hidden_size=32, num_attention_heads=2, num_hidden_layers=2, intermediate_size=64,
+                      num_feedforward_networks=2, max_position_embeddings=128)
+        kwargs.update(overrides)
+        return MobileBertConfig(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def tiny_model(tiny_bert_config):
+    """A tiny random BERT classifier (3 labels) usable with dummy_inputs (vocab above 1000)."""
+    return minikit.build_model(tiny_bert_config(vocab_size=2000), num_labels=3, seed=0)
+
+
+@pytest.fixture
+def random_ids():
+    def make(batch: int, seq: int, vocab: int = 1000) -> torch.Tensor:
+        return torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(0))
+
+    return make

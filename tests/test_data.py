@@ -1,0 +1,710 @@
+"""Chapter 2 — loading, normalization, duplicates, splits, leakage and tokenization."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import minikit
+from minikit.data import near_duplicate_pairs, normalize_text
+
+BBC_SIZE = 2225
+BBC_PER_CLASS = {"business": 510, "entertainment": 386, "politics": 417, "sport": 511, "tech": 401}
+
+
+def _ds(texts, labels=None, names=None) -> datasets.Dataset:
+    """A small dataset with minikit's columns (id, text, label as ClassLabel)."""
+    labels = labels if labels is not None else [0] * len(texts)
+    names = names or [f"c{i}" for i in range(max(labels) + 1)]
+    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+    return datasets.Dataset.from_dict({"id": [f"r{i}" for i in range(len(texts))], "text": list(texts),
+                                       "label": list(labels)}, features=features)
+
+
+def _words(n: int, prefix: str = "w") -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+# --- BBC News ----------------------------------------------------------------------------------------
+
+
+def test_bbc_rows_labels_and_ids(bbc):
+    assert len(bbc) == BBC_SIZE
+    assert bbc.column_names == ["id", "text", "label"]
+    assert isinstance(bbc.features["label"], datasets.ClassLabel)
+    assert bbc.features["label"].names == ["business", "entertainment", "politics", "sport", "tech"]
+    assert minikit.BBC_LABELS == bbc.features["label"].names
+    assert len(set(bbc["id"])) == BBC_SIZE
+    names = bbc.features["label"].names
+    assert {names[k]: n for k, n in Counter(bbc["label"]).items()} == BBC_PER_CLASS
+    assert all(t.strip() for t in bbc["text"])
+
+
+def test_bbc_label_matches_folder(bbc):
+    names = bbc.features["label"].names
+    for row_id, label in zip(bbc["id"][::97], bbc["label"][::97]):
+        folder = row_id.split("/")[0]
+        assert names[label] == {"sports": "sport"}.get(folder, folder)
+
+
+def test_bbc_warns_about_the_cp1252_file():
+    with pytest.warns(minikit.DataWarning) as record:
+        ds = minikit.load_dataset("bbc-news")
+    ours = [w for w in record if issubclass(w.category, minikit.DataWarning)]
+    assert len(ours) == 1
+    message = str(ours[0].message)
+    assert "sports/199.txt" in message
+    assert "cp1252" in message
+    assert message.startswith("1 file(s)")
+    # The warning points at the caller, not at minikit's internals.
+    assert ours[0].filename == __file__
+    # The file was decoded, not dropped: its text has a character cp1252 gives and UTF-8 rejects.
+    text = ds["text"][ds["id"].index("sports/199.txt")]
+    assert text.strip()
+    assert any(ord(ch) > 127 for ch in text)
+
+
+def test_bbc_exact_duplicates(bbc):
+    report = minikit.find_duplicates(bbc, near_threshold=None)
+    assert report.n_input == BBC_SIZE
+    assert report.n_exact == 98
+    assert report.near_pairs == []
+    assert report.n_removed == 98
+    texts = bbc["text"]
+    for group in report.exact_groups:
+        assert group == sorted(group)
+        assert len({texts[i] for i in group}) == 1
+    # Independently: rows whose text was already seen.
+    seen, repeats = set(), 0
+    for t in texts:
+        repeats += t in seen
+        seen.add(t)
+    assert repeats == 98
+
+
+def test_bbc_remove_exact_duplicates_keeps_first_in_order(bbc):
+    kept, report = minikit.remove_duplicates(bbc, near_threshold=None)
+    assert len(kept) + report.n_removed == len(bbc)
+    assert len(kept) == report.n_kept == BBC_SIZE - 98
+    assert len(set(kept["text"])) == len(kept)
+    # Order and first occurrences: exactly the rows whose text has not appeared before.
+    seen, expected = set(), []
+    for row_id, text in zip(bbc["id"], bbc["text"]):
+        if text not in seen:
+            expected.append(row_id)
+            seen.add(text)
+    assert kept["id"] == expected
+
+
+def test_prepared_duplicate_report(prepared):
+    splits, report = prepared
+    assert report.n_input == BBC_SIZE
+    assert report.n_exact == 98
+    assert report.n_removed > report.n_exact  # near-duplicates at 0.9 go too
+    assert sum(len(s) for s in splits.values()) == report.n_kept
+    assert all(s >= 0.9 for _, _, s in report.near_pairs)
+    assert f"{report.n_exact} exact duplicates" in report.summary()
+
+
+# --- normalization -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("ﬁnance", "finance"),  # ligature
+        ("１２３ ＡＢＣ", "123 ABC"),  # full-width digits and letters
+        ("café", "café"),  # decomposed e + combining accent composes
+        ("  many   spaces\t\tand\nnewlines \u00a0 nbsp  ", "many spaces and newlines nbsp"),
+        ("x²", "x2"),
+        ("", ""),
+    ],
+)
+def test_normalize_text(raw, expected):
+    assert normalize_text(raw) == expected
+
+
+def test_normalize_text_lowercase_option():
+    assert normalize_text("The BBC  Reports", lowercase=True) == "the bbc reports"
+    assert normalize_text("The BBC  Reports") == "The BBC Reports"
+    assert normalize_text("ＡＢＣ", lowercase=True) == "abc"
+
+
+@pytest.mark.parametrize("raw", ["ﬁ ＡＢＣ  x²\u00b4", "İstanbul  ǅ ﬃ", "\u2000a\u3000b\u00b4 ", "Straße ΣΑΣ"])
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_normalize_text_idempotent(raw, lowercase):
+    once = normalize_text(raw, lowercase)
+    assert normalize_text(once, lowercase) == once
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(max_size=40), lowercase=st.booleans())
+def test_normalize_text_idempotent_property(text, lowercase):
+    once = normalize_text(text, lowercase)
+    assert normalize_text(once, lowercase) == once
+    assert once == once.strip()
+    assert "  " not in once
+
+
+def test_normalize_dataset_column():
+    ds = minikit.normalize(_ds(["  Hello\n WORLD ", "ﬁne"]), lowercase=True)
+    assert ds["text"] == ["hello world", "fine"]
+    assert ds["id"] == ["r0", "r1"]
+
+
+# --- near duplicates ---------------------------------------------------------------------------------
+
+
+def test_near_duplicates_one_word_changed_in_a_long_text():
+    base = _words(120)
+    changed = list(base)
+    changed[60] = "CHANGED"  # kills the 5 shingles that cover position 60
+    unrelated = " ".join(_words(120, prefix="u"))
+    spaced = "  ".join(base).upper() + "\n"
+    pairs = near_duplicate_pairs([" ".join(base), " ".join(changed), unrelated, spaced], threshold=0.9)
+    expected = round(111 / 121, 4)  # 116 shingles each, 111 shared
+    assert pairs == [(0, 1, expected), (0, 3, 1.0), (1, 3, expected)]
+
+
+def test_near_duplicates_sixty_words():
+    # With 60 words (56 shingles), one changed word mid-text leaves 51 of 61 distinct shingles
+    # shared (0.836); at the very end only one shingle differs (55/57 = 0.965).
+    base = _words(60)
+    middle, end = list(base), list(base)
+    middle[30] = "CHANGED"
+    end[59] = "CHANGED"
+    texts = [" ".join(base), " ".join(middle), " ".join(end)]
+    pairs = {(i, j): s for i, j, s in near_duplicate_pairs(texts, threshold=0.5)}
+    assert pairs[(0, 1)] == round(51 / 61, 4)
+    assert pairs[(0, 2)] == round(55 / 57, 4)
+    at_09 = near_duplicate_pairs(texts, threshold=0.9)
+    assert (0, 2, round(55 / 57, 4)) in at_09
+    assert all((i, j) != (0, 1) for i, j, _ in at_09)
+
+
+def test_near_duplicates_case_and_whitespace_are_identical():
+    a = "Shares in the company rose by ten percent on Monday after results"
+    b = "  SHARES in the   company rose by TEN percent\non Monday after results "
+    assert near_duplicate_pairs([a, b], threshold=1.0) == [(0, 1, 1.0)]
+
+
+def test_near_duplicates_short_texts_and_unrelated():
+    assert near_duplicate_pairs(["Big win", "big   WIN", "small loss"], threshold=0.9) == [(0, 1, 1.0)]
+    assert near_duplicate_pairs(["only one text"]) == []
+    assert near_duplicate_pairs([" ".join(_words(50, "a")), " ".join(_words(50, "b"))], threshold=0.01) == []
+
+
+@pytest.mark.parametrize("threshold", [0, -0.5, 1.01])
+def test_near_duplicates_bad_threshold(threshold):
+    with pytest.raises(ValueError, match="threshold"):
+        near_duplicate_pairs(["a b c", "a b c"], threshold=threshold)
+
+
+def test_find_and_remove_near_duplicates_small():
+    base = _words(120)
+    changed = list(base)
+    changed[60] = "CHANGED"
+    texts = ["unique article one " * 3, " ".join(base), "other text entirely " * 4, " ".join(changed),
+             " ".join(base), "  ".join(base).upper()]
+    ds = _ds(texts, labels=[0, 1, 0, 1, 1, 2], names=["a", "b", "c"])
+    report = minikit.find_duplicates(ds, near_threshold=0.9)
+    assert report.exact_groups == [[1, 4]]
+    assert report.n_exact == 1
+    assert report.removed == [3, 4, 5]
+    assert report.label_conflicts == [[1, 3, 4, 5]]  # label 2 on the upper-case copy
+    kept, report2 = minikit.remove_duplicates(ds, near_threshold=0.9)
+    assert kept["id"] == ["r0", "r1", "r2"]
+    assert report2.removed == report.removed
+    assert "1 exact duplicates, 2 more near-duplicates, 3 removed, 3 kept" in report.summary()
+    # Exact only: the case variant and the one-word change stay.
+    kept_exact, _ = minikit.remove_duplicates(ds, near_threshold=None)
+    assert kept_exact["id"] == ["r0", "r1", "r2", "r3", "r5"]
+
+
+# --- splits ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bbc_split(bbc):
+    return minikit.split_dataset(bbc, seed=42)
+
+
+def test_split_sizes_and_stratification(bbc, bbc_split):
+    assert list(bbc_split) == ["train", "validation", "test"]
+    total = Counter(bbc["label"])
+    for name, fraction in [("train", 0.70), ("validation", 0.15), ("test", 0.15)]:
+        split = bbc_split[name]
+        assert len(split) == pytest.approx(fraction * len(bbc), abs=2)
+        counts = Counter(split["label"])
+        for label, n in total.items():
+            assert abs(counts[label] - fraction * n) <= 1, (name, label, counts[label], fraction * n)
+        assert split.features["label"].names == bbc.features["label"].names
+
+
+def test_split_is_a_partition(bbc, bbc_split):
+    ids = {name: set(split["id"]) for name, split in bbc_split.items()}
+    assert not ids["train"] & ids["validation"]
+    assert not ids["train"] & ids["test"]
+    assert not ids["validation"] & ids["test"]
+    assert ids["train"] | ids["validation"] | ids["test"] == set(bbc["id"])
+    assert sum(len(s) for s in bbc_split.values()) == len(bbc)
+
+
+def test_split_seed(bbc, bbc_split):
+    again = minikit.split_dataset(bbc, seed=42)
+    other = minikit.split_dataset(bbc, seed=7)
+    for name in bbc_split:
+        assert again[name]["id"] == bbc_split[name]["id"]
+    assert set(other["test"]["id"]) != set(bbc_split["test"]["id"])
+
+
+def test_split_custom_fractions(bbc):
+    splits = minikit.split_dataset(bbc, test_size=0.2, validation_size=0.1, seed=1)
+    assert len(splits["test"]) == pytest.approx(0.2 * len(bbc), abs=2)
+    assert len(splits["validation"]) == pytest.approx(0.1 * len(bbc), abs=2)
+
+
+@pytest.mark.parametrize("test_size, validation_size, word", [
+    (0, 0.15, "test_size"), (1, 0.15, "test_size"), (-0.1, 0.15, "test_size"), (0.15, 0, "validation_size"),
+    (0.15, 1.5, "validation_size"), (0.5, 0.5, "no training data"), (0.6, 0.45, "no training data"),
+])
+def test_split_bad_fractions(test_size, validation_size, word):
+    ds = _ds([f"text {i}" for i in range(30)], labels=[i % 3 for i in range(30)])
+    with pytest.raises(ValueError, match=word):
+        minikit.split_dataset(ds, test_size=test_size, validation_size=validation_size)
+
+
+def test_split_class_with_too_few_rows():
+    labels = [0] * 20 + [1] * 20 + [2] * 2
+    ds = _ds([f"text {i}" for i in range(len(labels))], labels=labels, names=["big", "large", "tiny"])
+    with pytest.raises(minikit.DataError) as info:
+        minikit.split_dataset(ds)
+    assert "'tiny': 2" in str(info.value)
+    assert "fewer than 3" in str(info.value)
+
+
+# --- leakage -----------------------------------------------------------------------------------------
+
+
+def _splits(**parts) -> datasets.DatasetDict:
+    out = {}
+    for name, texts in parts.items():
+        ds = _ds(texts)
+        out[name] = ds.map(lambda row, idx: {"id": f"{name}-{idx}"}, with_indices=True)
+    return datasets.DatasetDict(out)
+
+
+def test_check_leakage_finds_planted_copies():
+    long = " ".join(_words(120))
+    splits = _splits(
+        train=["The cat sat on the mat.", "Markets fell sharply.", long, "unique train text"],
+        validation=["nothing shared here"],
+        test=["  the CAT sat on\tthe mat. ", "Markets fell sharply.", "fresh test text"],
+    )
+    report = minikit.check_leakage(splits)
+    assert not report.ok
+    assert report.leaks == {("train", "test"): [("train-0", "test-0"), ("train-1", "test-1")]}
+    assert report.n_leaks == 2
+    assert "train↔test: 2 shared text(s)" in report.summary()
+
+
+def test_check_leakage_near_threshold():
+    base = _words(120)
+    changed = list(base)
+    changed[60] = "CHANGED"
+    splits = _splits(train=[" ".join(base), "a b"], test=[" ".join(changed), "c d"])
+    assert minikit.check_leakage(splits).ok
+    report = minikit.check_leakage(splits, near_threshold=0.9)
+    assert report.leaks == {("train", "test"): [("train-0", "test-0")]}
+
+
+def test_check_leakage_ignores_duplicates_within_one_split():
+    splits = _splits(train=["same text", "same text"], test=["other text"])
+    report = minikit.check_leakage(splits)
+    assert report.ok
+    assert report.n_leaks == 0
+
+
+def test_raw_bbc_split_leaks(bbc_split):
+    # BBC has 98 exact duplicates: splitting before deduplicating puts some copies in two splits.
+    report = minikit.check_leakage(bbc_split)
+    assert not report.ok
+    train = {normalize_text(t, lowercase=True) for t in bbc_split["train"]["text"]}
+    leaked_test = {i for i, t in zip(bbc_split["test"]["id"], bbc_split["test"]["text"])
+                   if normalize_text(t, lowercase=True) in train}
+    assert {b for _, b in report.leaks[("train", "test")]} == leaked_test
+    assert leaked_test
+
+
+def test_prepared_dataset_has_no_leakage(prepared):
+    splits, _ = prepared
+    assert list(splits) == ["train", "validation", "test"]
+    report = minikit.check_leakage(splits)
+    assert report.ok
+    assert report.n_leaks == 0
+    assert report.summary().startswith("No leakage")
+    # Texts are normalized (NFKC, single spaces, stripped) but not lowercased by default.
+    sample = splits["train"]["text"][:50]
+    assert all(t == normalize_text(t) for t in sample)
+    assert any(t != t.lower() for t in sample)
+
+
+def test_prepared_leak_planted_in_test_is_found(prepared):
+    splits, _ = prepared
+    train_text, train_id = splits["train"]["text"][0], splits["train"]["id"][0]
+    test = splits["test"].add_item({"id": "planted", "text": "  " + train_text.replace(" ", "   ") + "\n",
+                                    "label": splits["train"]["label"][0]})
+    report = minikit.check_leakage(datasets.DatasetDict(train=splits["train"], validation=splits["validation"],
+                                                        test=test))
+    assert report.leaks == {("train", "test"): [(train_id, "planted")]}
+
+
+def test_prepared_dataset_is_stratified(prepared):
+    splits, report = prepared
+    total = Counter()
+    for s in splits.values():
+        total.update(s["label"])
+    for name, fraction in [("validation", 0.15), ("test", 0.15)]:
+        counts = Counter(splits[name]["label"])
+        for label, n in total.items():
+            assert abs(counts[label] - fraction * n) <= 1
+
+
+# --- tokenization ------------------------------------------------------------------------------------
+
+LONG_TEXT = " ".join(f"sentence number {i} talks about markets, music, politics and sport." for i in range(40))
+
+
+def test_tokenize_head(tokenizer):
+    ds = _ds([LONG_TEXT, "A short one."])
+    out = minikit.tokenize(ds, tokenizer, max_length=32, truncation="head")
+    full = tokenizer(LONG_TEXT)["input_ids"]
+    long_ids, short_ids = out["input_ids"]
+    assert len(long_ids) == 32
+    assert long_ids == full[:31] + [tokenizer.sep_token_id]
+    assert short_ids == tokenizer("A short one.")["input_ids"]
+    assert [len(m) for m in out["attention_mask"]] == [32, len(short_ids)]
+    assert all(all(v == 1 for v in m) for m in out["attention_mask"])
+    assert {"id", "text", "label", "input_ids", "attention_mask"} <= set(out.column_names)
+
+
+@pytest.mark.parametrize("max_length, head_fraction", [(32, 0.25), (64, 0.5), (33, 0.25)])
+def test_tokenize_head_plus_tail(tokenizer, max_length, head_fraction):
+    ds = _ds([LONG_TEXT, "Short text stays whole."])
+    out = minikit.tokenize(ds, tokenizer, max_length=max_length, truncation="head+tail", head_fraction=head_fraction)
+    full = tokenizer(LONG_TEXT)["input_ids"]
+    ids = out["input_ids"][0]
+    budget = max_length - 2
+    head = int(budget * head_fraction)
+    tail = budget - head
+    assert len(ids) == max_length
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert ids.count(tokenizer.cls_token_id) == 1 and ids.count(tokenizer.sep_token_id) == 1
+    assert ids[1:1 + head] == full[1:1 + head]  # the first tokens of the text
+    assert ids[1 + head:-1] == full[-1 - tail:-1]  # the last tokens of the text
+    assert out["attention_mask"][0] == [1] * max_length
+    assert out["input_ids"][1] == tokenizer("Short text stays whole.")["input_ids"]
+
+
+def test_tokenize_lengths_on_bbc_sample(bbc, tokenizer):
+    sample = bbc.select(range(0, len(bbc), 45))
+    lengths = minikit.token_lengths(sample["text"], tokenizer)
+    for truncation in ("head", "head+tail"):
+        out = minikit.tokenize(sample, tokenizer, max_length=128, truncation=truncation)
+        got = np.array([len(ids) for ids in out["input_ids"]])
+        np.testing.assert_array_equal(got, np.minimum(lengths, 128))
+
+
+def test_tokenize_dataset_dict(tokenizer):
+    splits = datasets.DatasetDict(train=_ds(["one two three"]), test=_ds([LONG_TEXT]))
+    out = minikit.tokenize(splits, tokenizer, max_length=16, truncation="head+tail")
+    assert isinstance(out, datasets.DatasetDict)
+    assert len(out["test"]["input_ids"][0]) == 16
+    assert out["train"]["input_ids"][0] == tokenizer("one two three")["input_ids"]
+
+
+def test_tokenize_bad_arguments(tokenizer):
+    ds = _ds(["text"])
+    with pytest.raises(ValueError, match="truncation='tail'"):
+        minikit.tokenize(ds, tokenizer, truncation="tail")
+    with pytest.raises(ValueError, match="max_length=2"):
+        minikit.tokenize(ds, tokenizer, max_length=2)
+
+
+def test_token_lengths(tokenizer):
+    texts = ["hello", "hello world", "", LONG_TEXT]
+    lengths = minikit.token_lengths(texts, tokenizer)
+    assert isinstance(lengths, np.ndarray)
+    assert lengths.tolist() == [len(tokenizer(t)["input_ids"]) for t in texts]
+    assert lengths[0] == 3 and lengths[2] == 2  # [CLS] hello [SEP]; [CLS] [SEP]
+    assert lengths[3] > 512  # not truncated
+
+
+def test_truncated_share():
+    lengths = np.array([10, 100, 128, 129, 600])
+    assert minikit.truncated_share(lengths, 128) == pytest.approx(0.4)  # strictly longer
+    assert minikit.truncated_share(lengths, 5) == 1.0
+    assert minikit.truncated_share(lengths, 600) == 0.0
+    assert minikit.truncated_share([1, 2, 3, 4], 2) == 0.5
+    assert isinstance(minikit.truncated_share(lengths, 128), float)
+
+
+# --- loaders: bad input ------------------------------------------------------------------------------
+
+
+def test_csv_loads(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text("text,label\nMarkets up,business\nGoal!,sport\nMarkets down,business\n")
+    ds = minikit.load_dataset(str(path))
+    assert ds["text"] == ["Markets up", "Goal!", "Markets down"]
+    assert ds.features["label"].names == ["business", "sport"]
+    assert ds["label"] == [0, 1, 0]
+    assert ds["id"] == ["news.csv:2", "news.csv:3", "news.csv:4"]
+
+
+def test_csv_fixed_label_order(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text("text,label\nMarkets up,business\nGoal!,sport\n")
+    ds = minikit.load_dataset(str(path), labels=["sport", "tech", "business"])
+    assert ds.features["label"].names == ["sport", "tech", "business"]
+    assert ds["label"] == [2, 0]
+
+
+def test_tsv_loads(tmp_path):
+    path = tmp_path / "news.tsv"
+    path.write_text("text\tlabel\nhello, world\tx\n")
+    assert minikit.load_dataset(str(path))["text"] == ["hello, world"]
+
+
+def test_csv_missing_columns(tmp_path):
+    path = tmp_path / "cols.csv"
+    path.write_text("body,category\nhello,x\n")
+    with pytest.raises(minikit.DataError) as info:
+        minikit.load_dataset(str(path))
+    message = str(info.value)
+    assert "['text', 'label']" in message
+    assert "Columns found: ['body', 'category']" in message
+    assert "text_column" in message
+    with pytest.raises(minikit.DataError, match=r"no column\(s\) \['label'\]"):
+        minikit.load_dataset(str(path), text_column="body")
+    ds = minikit.load_dataset(str(path), text_column="body", label_column="category")
+    assert ds["text"] == ["hello"]
+
+
+def test_csv_empty_text_rows(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("text,label\nfirst,a\n   ,b\n,a\nlast,b\n")
+    with pytest.raises(minikit.DataError) as info:
+        minikit.load_dataset(str(path))
+    message = str(info.value)
+    assert "2 row(s) with empty text (empty.csv:3, empty.csv:4)" in message
+    assert "drop_empty=True" in message
+
+
+def test_csv_empty_rows_dropped_with_warning(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("text,label\nfirst,a\n   ,b\n,a\nlast,b\nno label,\n")
+    with pytest.warns(minikit.DataWarning) as record:
+        ds = minikit.load_dataset(str(path), drop_empty=True)
+    ours = [w for w in record if issubclass(w.category, minikit.DataWarning)]
+    assert len(ours) == 1
+    message = str(ours[0].message)
+    assert "dropped 2 empty-text and 1 unlabeled row(s)" in message
+    assert "empty.csv:3" in message and "empty.csv:6" in message
+    assert ours[0].filename == __file__
+    assert ds["text"] == ["first", "last"]
+    assert ds["id"] == ["empty.csv:2", "empty.csv:5"]
+
+
+def test_csv_unlabeled_rows_are_an_error(tmp_path):
+    path = tmp_path / "nolabel.csv"
+    path.write_text("text,label\nfirst,a\nsecond,\n")
+    with pytest.raises(minikit.DataError, match=r"1 row\(s\) without a label \(nolabel.csv:3\)"):
+        minikit.load_dataset(str(path))
+
+
+def test_csv_not_utf8(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,label\nplain,a\ncafé crème,b\nfine,a\nnaïve,b\n".encode("cp1252"))
+    with pytest.raises(minikit.DataError) as info:
+        minikit.load_dataset(str(path))
+    message = str(info.value)
+    assert "2 line(s) are not valid utf-8 (lines 3, 5)" in message
+    assert "encoding='cp1252'" in message
+    ds = minikit.load_dataset(str(path), encoding="cp1252")
+    assert ds["text"] == ["plain", "café crème", "fine", "naïve"]
+
+
+def test_labels_not_in_label_set(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("text,label\na,sport\nb,sprot\nc,sprot\nd,weather\ne,tech\n")
+    with pytest.raises(minikit.DataError) as info:
+        minikit.load_dataset(str(path), labels=["sport", "tech"])
+    message = str(info.value)
+    assert "'sprot' (2 rows)" in message
+    assert "'weather' (1 rows)" in message
+    assert "['sport', 'tech']" in message
+
+
+def test_labels_are_stripped(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text('text,label\na, sport \nb,"tech "\n')
+    ds = minikit.load_dataset(str(path), labels=["sport", "tech"])
+    assert ds["label"] == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["missing.csv", "data/missing.jsonl", "./missing_folder"])
+def test_missing_file(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        minikit.load_dataset(name)
+
+
+def test_missing_absolute_path(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        minikit.load_dataset(str(tmp_path / "nope.parquet"))
+    assert "nope.parquet" in str(info.value)
+
+
+def test_unsupported_file_type(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(minikit.DataError, match="unsupported file type '.txt'"):
+        minikit.load_dataset(str(path))
+
+
+def test_csv_quotes_commas_newlines_round_trip(tmp_path):
+    texts = ['He said "hello, world".', "line one\nline two, with comma", 'a "quoted"\n\nparagraph', "plain"]
+    frame = pd.DataFrame({"text": texts, "label": ["x", "y", "x", "y"]})
+    path = tmp_path / "tricky.csv"
+    frame.to_csv(path, index=False)
+    ds = minikit.load_dataset(str(path))
+    assert ds["text"] == texts
+    assert [ds.features["label"].names[i] for i in ds["label"]] == ["x", "y", "x", "y"]
+
+
+def test_csv_row_numbers_after_a_multiline_field(tmp_path):
+    # PACKAGE BUG: ids claim to be line numbers "as a person sees them in an editor", but they are
+    # record numbers + 1; after a quoted field spanning two lines the empty row on line 4 is
+    # reported as line 3.
+    path = tmp_path / "multi.csv"
+    path.write_text('text,label\n"first line\nsecond line",a\n,b\nfine,a\n')
+    with pytest.raises(minikit.DataError) as info:
+        minikit.load_dataset(str(path))
+    assert "multi.csv:4" in str(info.value)
+
+
+def test_jsonl_custom_columns(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    rows = [{"body": "first text", "topic": "a", "extra": 1}, {"body": "second, \"quoted\"", "topic": "b", "extra": 2},
+            {"body": "third", "topic": "a", "extra": 3}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ds = minikit.load_dataset(str(path), text_column="body", label_column="topic")
+    assert ds.column_names == ["id", "text", "label"]
+    assert ds["text"] == ["first text", 'second, "quoted"', "third"]
+    assert ds.features["label"].names == ["a", "b"]
+    assert ds["label"] == [0, 1, 0]
+    assert ds["id"] == ["rows.jsonl:1", "rows.jsonl:2", "rows.jsonl:3"]
+
+
+def test_jsonl_numeric_labels_and_missing_text(tmp_path):
+    path = tmp_path / "num.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": null, "label": 2}\n{"text": "c", "label": 2}\n')
+    with pytest.raises(minikit.DataError, match=r"1 row\(s\) with empty text \(num.jsonl:2\)"):
+        minikit.load_dataset(str(path))
+    with pytest.warns(minikit.DataWarning):
+        ds = minikit.load_dataset(str(path), drop_empty=True)
+    assert ds.features["label"].names == ["1", "2"]
+    assert ds["text"] == ["a", "c"]
+
+
+def test_parquet_custom_columns(tmp_path):
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({"content": ["alpha", "beta", "gamma"], "y": ["pos", "neg", "pos"],
+                  "other": [1, 2, 3]}).to_parquet(path)
+    ds = minikit.load_dataset(str(path), text_column="content", label_column="y", labels=["neg", "pos"])
+    assert ds["text"] == ["alpha", "beta", "gamma"]
+    assert ds["label"] == [1, 0, 1]
+    assert ds.features["label"].names == ["neg", "pos"]
+    assert ds["id"] == ["rows.parquet:1", "rows.parquet:2", "rows.parquet:3"]
+
+
+def test_parquet_missing_column(tmp_path):
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({"content": ["alpha"], "y": ["pos"]}).to_parquet(path)
+    with pytest.raises(minikit.DataError, match=r"Columns found: \['content', 'y'\]"):
+        minikit.load_dataset(str(path))
+
+
+def _make_folder(root, files: dict[str, bytes]):
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def test_folder_loader(tmp_path):
+    root = _make_folder(tmp_path / "corpus", {
+        "tech/001.txt": b"New phone released.",
+        "tech/002.txt": b"Chip sales grow.",
+        "sport/001.txt": b"Team wins cup.",
+        "sport/readme.md": b"not a text file",
+        "notes.txt": b"top-level file, not in a class folder",
+    })
+    ds = minikit.load_dataset(str(root))
+    assert len(ds) == 3
+    assert ds.features["label"].names == ["sport", "tech"]
+    assert ds["id"] == ["sport/001.txt", "tech/001.txt", "tech/002.txt"]
+    assert ds["text"] == ["Team wins cup.", "New phone released.", "Chip sales grow."]
+    assert ds["label"] == [0, 1, 1]
+
+
+def test_folder_not_utf8(tmp_path):
+    root = _make_folder(tmp_path / "corpus", {
+        "a/good.txt": "fine".encode(),
+        "b/bad.txt": "résumé".encode("cp1252"),
+    })
+    with pytest.raises(minikit.DataError) as info:
+        minikit.load_dataset(str(root))
+    assert "1 file(s)" in str(info.value)
+    assert "b/bad.txt" in str(info.value)
+    assert "encoding='cp1252'" in str(info.value)
+    ds = minikit.load_dataset(str(root), encoding="cp1252")
+    assert ds["text"] == ["fine", "résumé"]
+
+
+def test_folder_empty_file_and_no_subfolders(tmp_path):
+    root = _make_folder(tmp_path / "corpus", {"a/ok.txt": b"text", "a/empty.txt": b"  \n"})
+    with pytest.raises(minikit.DataError, match=r"1 row\(s\) with empty text \(a/empty.txt\)"):
+        minikit.load_dataset(str(root))
+    flat = _make_folder(tmp_path / "flat", {"one.txt": b"text"})
+    with pytest.raises(minikit.DataError, match="no sub-folders"):
+        minikit.load_dataset(str(flat))
+    hollow = tmp_path / "hollow"
+    (hollow / "a").mkdir(parents=True)
+    with pytest.raises(minikit.DataError, match="No .txt files"):
+        minikit.load_dataset(str(hollow))
+
+
+def test_folder_labels_checked(tmp_path):
+    root = _make_folder(tmp_path / "corpus", {"a/1.txt": b"x", "zzz/1.txt": b"y"})
+    with pytest.raises(minikit.DataError, match=r"'zzz' \(1 rows\)"):
+        minikit.load_dataset(str(root), labels=["a", "b"])
+
+
+def test_loaders_do_not_warn_on_clean_input(tmp_path):
+    path = tmp_path / "clean.csv"
+    path.write_text("text,label\nhello,a\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", minikit.DataWarning)
+        assert len(minikit.load_dataset(str(path))) == 1
