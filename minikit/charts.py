@@ -114,3 +114,141 @@ def class_balance_chart(splits) -> alt.Chart:
         color=alt.Color("label:N"),
         tooltip=["split", "label", "count", alt.Tooltip("share:Q", format=".1%")],
     ).properties(width=460, height=110, title="Class balance per split")
+
+
+def confusion_matrix_chart(cm: np.ndarray, label_names) -> alt.Chart:
+    """Heatmap of a confusion matrix: counts as text, colour = share of the true class (row).
+
+    Colouring by row share rather than count keeps a small class's mistakes visible.
+    """
+    cm = np.asarray(cm)
+    names = list(getattr(label_names, "names", label_names))
+    if cm.shape != (len(names), len(names)):
+        raise ValueError(f"cm has shape {cm.shape} but there are {len(names)} label names. "
+                         "Fix: pass the label names of the classes the matrix counts, in order.")
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    data = pd.DataFrame([{"true": names[i], "predicted": names[j], "count": int(cm[i, j]), "share": share[i, j]}
+                         for i in range(len(names)) for j in range(len(names))])
+    base = alt.Chart(data).encode(
+        x=alt.X("predicted:N", sort=names, title="predicted class"),
+        y=alt.Y("true:N", sort=names, title="true class"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share of row"),
+        tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".1%")],
+    )
+    text = base.mark_text(fontSize=13).encode(
+        text="count:Q", color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")),
+    )
+    return alt.layer(cells, text).properties(width=56 * len(names), height=56 * len(names),
+                                             title="Confusion matrix (rows: true class)")
+
+
+def precision_recall_chart(table: pd.DataFrame, threshold: float = 0.5, title: str | None = None) -> alt.Chart:
+    """Precision, recall and F1 against the decision threshold, with a ``threshold`` parameter rule.
+
+    ``table`` is ``metrics.precision_recall_curve_table``'s. As in ``token_length_histogram``, the
+    parameter lives in the chart: a slider linked to ``params.threshold`` moves the rule and the
+    dots in the browser without Python redrawing anything.
+    """
+    long = table.melt(id_vars="threshold", value_vars=["precision", "recall", "f1"], var_name="metric")
+    steps = np.diff(np.sort(table["threshold"].unique()))
+    tolerance = float(steps.min() / 2) if len(steps) else 0.5  # the grid point nearest the slider
+    limit = alt.param(name="threshold", value=float(threshold))
+    x = alt.X("threshold:Q", scale=alt.Scale(domain=[0, 1]), title="decision threshold on p(class)")
+    y = alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None)
+    color = alt.Color("metric:N", sort=["precision", "recall", "f1"], title=None)
+    lines = alt.Chart(long).mark_line(interpolate="step-after").encode(
+        x=x, y=y, color=color, strokeDash=alt.condition("datum.metric == 'f1'", alt.value([4, 3]), alt.value([1, 0])),
+    ).add_params(limit)
+    dots = alt.Chart(long).mark_circle(size=70).encode(
+        x=x, y=y, color=color,
+        tooltip=["metric", alt.Tooltip("threshold:Q", format=".2f"), alt.Tooltip("value:Q", format=".3f")],
+    ).transform_filter(f"abs(datum.threshold - threshold) <= {tolerance}")
+    rule = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(color="black", strokeDash=[4, 3]).encode(
+        x=alt.X("threshold:Q")
+    ).transform_calculate(threshold="threshold")
+    return alt.layer(lines, dots, rule).properties(
+        width=460, height=260, title=title or "Precision and recall as the threshold moves")
+
+
+def benchmark_chart(table: pd.DataFrame, baseline: str | None = None) -> alt.HConcatChart:
+    """Two panels from a ``Benchmark`` table: accuracy vs batch-1 latency, accuracy vs size.
+
+    The baseline is a diamond, with its accuracy as a dashed line: up and to the left of it is better.
+    """
+    data = table.assign(accuracy_pct=100 * table["accuracy"],
+                        role=np.where(table["name"] == baseline, "baseline", "variant"))
+    extra = [c for c in ["throughput", "speedup", "size_ratio"] if c in data]  # tooltips, when the table has them
+    data = data[["name", "role", "accuracy_pct", "latency_p50_ms", "size_mb", *extra]]
+
+    def panel(column: str, title: str) -> alt.LayerChart:
+        base = alt.Chart(data).encode(
+            x=alt.X(f"{column}:Q", title=title, scale=alt.Scale(zero=True)),
+            y=alt.Y("accuracy_pct:Q", title="accuracy (%)", scale=alt.Scale(zero=False)),
+        )
+        points = base.mark_point(size=130, filled=True).encode(
+            color=alt.Color("name:N", title="variant"),
+            shape=alt.Shape("role:N", scale=alt.Scale(domain=["baseline", "variant"], range=["diamond", "circle"]),
+                            title=None),
+            tooltip=["name", alt.Tooltip("accuracy_pct:Q", format=".1f"), alt.Tooltip("latency_p50_ms:Q", format=".2f"),
+                     alt.Tooltip("size_mb:Q", format=".1f"), *[alt.Tooltip(f"{c}:Q", format=".2f") for c in extra]],
+        )
+        labels = base.mark_text(align="left", dx=9, fontSize=11).encode(text="name:N")
+        layers = [points, labels]
+        if (data["role"] == "baseline").any():
+            level = alt.Chart(data[data["role"] == "baseline"]).mark_rule(color="gray", strokeDash=[4, 3]).encode(
+                y="accuracy_pct:Q")
+            layers.insert(0, level)
+        return alt.layer(*layers).properties(width=300, height=240)
+
+    return alt.hconcat(panel("latency_p50_ms", "latency p50, batch 1 (ms)"), panel("size_mb", "size (MB)")).properties(
+        title=f"Accuracy against cost{f' (◆ = baseline {baseline})' if baseline else ''}")
+
+
+def attribution_chart(df: pd.DataFrame, top_k: int = 20, include_special: bool = False) -> alt.Chart:
+    """Horizontal bars of the ``top_k`` tokens with the largest |attribution| (blue pushes the class up).
+
+    Special tokens ([CLS], [SEP]) often take large gradient×input scores that say little about
+    the text, so they are left out unless asked for.
+    """
+    data = df if include_special or "special" not in df else df[~df["special"]]
+    data = data.assign(label=[f"{t}  #{p}" for t, p in zip(data["token"], data["position"])])
+    top = data.loc[data["attribution"].abs().sort_values(ascending=False).index[:top_k]]
+    top = top[["label", "token", "position", "attribution", "normalised"]]
+    target = df.attrs.get("label")
+    return alt.Chart(top).mark_bar().encode(
+        x=alt.X("attribution:Q", title=f"attribution to {target!r}" if target else "attribution"),
+        y=alt.Y("label:N", sort="-x", title=None),
+        color=alt.Color("normalised:Q", scale=alt.Scale(scheme="redblue", domain=[-1, 1]), legend=None),
+        tooltip=["token", "position", alt.Tooltip("attribution:Q", format=".3g"),
+                 alt.Tooltip("normalised:Q", format=".2f")],
+    ).properties(width=420, height=18 * max(len(top), 1), title=f"Top {len(top)} tokens by |attribution|")
+
+
+def training_chart(history: pd.DataFrame, title: str = "Fine-tuning") -> alt.HConcatChart:
+    """Training loss and validation accuracy against the step, side by side (a TrainResult.history).
+
+    Validation accuracy exists only at evaluation steps; the rows between them are left out of
+    its panel, and the best evaluation is ringed.
+    """
+    columns = ["step", "epoch", "train_loss", "val_accuracy", "lr"]
+    data = history.reindex(columns=columns)
+    x = alt.X("step:Q", title="training step", scale=alt.Scale(domainMin=0))
+    loss = alt.Chart(data).mark_line(color="#1f77b4").encode(
+        x=x, y=alt.Y("train_loss:Q", title="training loss", scale=alt.Scale(zero=True)),
+        tooltip=["step", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("train_loss:Q", format=".3f"),
+                 alt.Tooltip("lr:Q", format=".2e")],
+    ).properties(width=300, height=200, title="training loss (mean over each logged interval)")
+    evaluated = data.dropna(subset=["val_accuracy"])
+    acc = alt.Chart(evaluated).mark_line(color="#2ca02c", point=True).encode(
+        x=x, y=alt.Y("val_accuracy:Q", title="validation accuracy", axis=alt.Axis(format="%"),
+                     scale=alt.Scale(zero=False)),
+        tooltip=["step", alt.Tooltip("val_accuracy:Q", format=".1%")],
+    )
+    best = evaluated.loc[[evaluated["val_accuracy"].idxmax()]] if len(evaluated) else evaluated
+    ring = alt.Chart(best).mark_point(size=220, color="black", filled=False).encode(
+        x="step:Q", y="val_accuracy:Q", tooltip=["step", alt.Tooltip("val_accuracy:Q", format=".1%")])
+    return alt.hconcat(loss, alt.layer(acc, ring).properties(
+        width=300, height=200, title="validation accuracy (ring: best, kept at the end)")).properties(title=title)

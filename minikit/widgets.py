@@ -15,7 +15,12 @@ import pandas as pd
 
 from minikit import charts
 from minikit.data import truncated_share
-from minikit.metrics import compare_models
+from minikit.metrics import (
+    ThresholdScores,
+    compare_models,
+    precision_recall_at_threshold,
+    precision_recall_curve_table,
+)
 from minikit.models import CATALOG
 
 
@@ -80,3 +85,86 @@ class TruncationExplorer:
         self.label.value = (f"<b>{share:.1%}</b> of articles are truncated at {max_length} tokens; "
                             f"the model sees <b>{kept:.1%}</b> of all tokens.")
         return share
+
+
+class ThresholdExplorer:
+    """A class dropdown and a threshold slider over one-vs-rest precision and recall.
+
+    The slider moves the chart's ``threshold`` parameter in the browser; changing the class
+    replaces the chart's data (a new chart, so the slider is linked to it again).
+    """
+
+    def __init__(self, probs, y_true, label_names: Sequence[str], cls: int = 0, threshold: float = 0.5):
+        self.probs, self.y_true = np.asarray(probs), np.asarray(y_true)
+        self.names = list(getattr(label_names, "names", label_names))
+        if self.probs.ndim != 2 or self.probs.shape[1] != len(self.names):
+            raise ValueError(f"probs has shape {self.probs.shape} but there are {len(self.names)} label names. "
+                             "Fix: pass probabilities of shape (N, number of classes) and those classes' names.")
+        self.dropdown = W.Dropdown(options=[(name, i) for i, name in enumerate(self.names)], value=cls,
+                                   description="class")
+        self.slider = W.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",
+                                    continuous_update=True, readout_format=".2f")
+        self.label = W.HTML()
+        self.cls, self._syncing = cls, False
+        self.table = precision_recall_curve_table(self.probs, self.y_true, cls)
+        self.chart = _jupyter_chart(charts.precision_recall_chart(self.table, threshold, self._title(cls)))
+        self._link = W.link((self.slider, "value"), (self.chart.params, "threshold"))
+        self.slider.observe(self._on_widget, names="value")
+        self.dropdown.observe(self._on_widget, names="value")
+        self.update(cls, threshold)
+        self.widget = W.VBox([W.HBox([self.dropdown, self.slider]), self.label, self.chart])
+
+    def _on_widget(self, _change) -> None:
+        if not self._syncing:
+            self.update(self.dropdown.value, self.slider.value)
+
+    def _title(self, cls: int) -> str:
+        return f"'{self.names[cls]}' against the rest: precision and recall as the threshold moves"
+
+    def update(self, cls: int, threshold: float) -> ThresholdScores:
+        """Scores of class ``cls`` at ``threshold``; redraws the label (and the chart if the class changed)."""
+        if cls != self.cls:
+            table = precision_recall_curve_table(self.probs, self.y_true, cls)  # a bad class raises here
+            self.cls, self.table = cls, table
+            self._link.unlink()  # the new chart brings a new params object
+            self.chart.chart = charts.precision_recall_chart(self.table, threshold, self._title(cls))
+            self._link = W.link((self.slider, "value"), (self.chart.params, "threshold"))
+        scores = precision_recall_at_threshold(self.probs, self.y_true, cls, threshold)
+        self.label.value = (f"<b>{self.names[cls]}</b> at threshold {threshold:.2f}: precision "
+                            f"<b>{scores.precision:.1%}</b>, recall <b>{scores.recall:.1%}</b>, F1 "
+                            f"<b>{scores.f1:.1%}</b> ({scores.predicted} flagged, {scores.positives} truly "
+                            f"{self.names[cls]})")
+        self._syncing = True  # a call from code moves the widgets too, without running update twice
+        try:
+            self.dropdown.value, self.slider.value = cls, threshold
+        finally:
+            self._syncing = False
+        return scores
+
+
+class LiveTrainingChart:
+    """A training chart that redraws on each call: pass it as ``callback=`` to ``fine_tune``.
+
+    ``fine_tune`` calls it with the history after every evaluation; ``.widget`` is what to display
+    (before the training cell starts, so the chart fills in while the model trains).
+    """
+
+    def __init__(self, title: str = "Fine-tuning"):
+        self.title = title
+        empty = pd.DataFrame({"step": [], "epoch": [], "train_loss": [], "val_accuracy": [], "lr": []})
+        self.chart = _jupyter_chart(charts.training_chart(empty, title))
+        self.label = W.HTML("waiting for the first evaluation…")
+        self.widget = W.VBox([self.chart, self.label])
+
+    def __call__(self, history: pd.DataFrame) -> None:
+        self.update(history)
+
+    def update(self, history: pd.DataFrame) -> str:
+        """Redraw the chart from ``history`` (a TrainResult.history); returns the status line."""
+        self.chart.chart = charts.training_chart(history, self.title)
+        evaluated = history.dropna(subset=["val_accuracy"])
+        if len(evaluated):
+            last, best = evaluated.iloc[-1], evaluated.loc[evaluated["val_accuracy"].idxmax()]
+            self.label.value = (f"step {int(last['step'])}: validation accuracy <b>{last['val_accuracy']:.1%}</b> "
+                                f"(best {best['val_accuracy']:.1%} at step {int(best['step'])})")
+        return self.label.value
