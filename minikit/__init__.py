@@ -3,7 +3,7 @@
 Importing minikit changes no global state; call ``minikit.setup()`` at the top of a notebook.
 """
 
-from minikit import charts, check, widgets
+from minikit import cache, charts, check, metrics, training, widgets
 from minikit.data import (
     BBC_LABELS,
     DataWarning,
@@ -22,14 +22,26 @@ from minikit.data import (
     truncated_share,
 )
 from minikit.errors import DataError, MinikitError, ModelNotAvailableError, UnknownNameError
-from minikit.metrics import ModelProfile, compare_models, count_parameters, measure_latency, profile_model, size_on_disk_mb
+from minikit.metrics import (
+    Benchmark,
+    ModelProfile,
+    classification_report,
+    compare_models,
+    confusion_matrix,
+    count_parameters,
+    measure_latency,
+    profile_model,
+    size_on_disk_mb,
+)
 from minikit.models import CATALOG, DEFAULT_MODEL, ModelCard, build_model, list_models, load_model, load_tokenizer, resolve_model_source
+from minikit.training import FineTuned, TrainConfig, fine_tune, get_baseline
 from minikit.settings import Settings, get_settings, seed_everything, setup
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BBC_LABELS", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
+    "BBC_LABELS", "Benchmark", "FineTuned", "TrainConfig", "cache", "classification_report", "confusion_matrix",
+    "fine_tune", "get_baseline", "metrics", "training", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
     "MinikitError", "ModelCard", "ModelNotAvailableError", "ModelProfile", "Settings", "UnknownNameError",
     "build_model", "charts", "check", "check_leakage", "compare_models", "count_parameters", "find_duplicates",
     "get_settings", "list_models", "load_dataset", "load_model", "load_tokenizer", "measure_latency", "normalize",

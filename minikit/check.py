@@ -101,3 +101,76 @@ def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
                            "measure memory, not generalisation. Deduplicate before splitting.")
     return CheckResult(False, "Split the raw corpus with split_dataset(load_dataset(), seed=42), run "
                        "check_leakage, and count the distinct test articles in the ('train', 'test') pairs.")
+
+
+# --- 03 fine-tuning -----------------------------------------------------------------------------
+
+
+def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
+    """Trainable parameters of a linear probe on MiniLM-L6 (the classification head only)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.models import build_model
+    from minikit.training import head_parameters
+
+    truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
+    if int(answer) == truth:
+        return CheckResult(True, f"{truth:,} parameters: a {num_labels}×384 weight matrix and {num_labels} biases, "
+                           "against 22.7 M in the frozen encoder.")
+    if int(answer) == truth - num_labels:
+        return CheckResult(False, "Close: do not forget the biases, one per label.")
+    return CheckResult(False, "The head maps the 384-wide sentence vector to one score per label.")
+
+
+def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> CheckResult:
+    """(optimizer steps in the run, warm-up steps) for ``config`` on ``n_train`` examples."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import math
+
+    steps = math.ceil(n_train / config.batch_size) * config.epochs
+    truth = (steps, int(config.warmup_ratio * steps))
+    if tuple(int(a) for a in answer) == truth:
+        return CheckResult(True, f"{truth[0]} steps (the last batch is smaller), warm-up ends at step {truth[1]}.")
+    if int(answer[0]) != steps:
+        return CheckResult(False, "Steps per epoch: divide the examples by the batch size and round *up*.")
+    return CheckResult(False, "Warm-up steps: warmup_ratio × total steps, rounded down.")
+
+
+# --- 04 metrics ---------------------------------------------------------------------------------
+
+
+def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult:
+    """Macro-F1 computed from a confusion matrix (rows: true class, columns: predicted)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.metrics import per_class_scores
+
+    truth = float(per_class_scores(np.asarray(cm))["f1"].mean())
+    if abs(float(answer) - truth) < 1e-6:
+        return CheckResult(True, f"macro-F1 = {truth:.4f}: every class counts the same, whatever its size.")
+    accuracy = float(np.trace(cm) / np.sum(cm))
+    if abs(float(answer) - accuracy) < 1e-6:
+        return CheckResult(False, "That is the accuracy. Compute F1 per class, then average the classes.")
+    return CheckResult(False, "Precision: diagonal / column sums; recall: diagonal / row sums; "
+                       "F1 = 2PR/(P+R) per class; then the mean.")
+
+
+def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.ndarray, cls: int,
+                            target: float = 0.99) -> CheckResult:
+    """The lowest threshold (step 0.01) where one class's precision reaches ``target``."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.metrics import precision_recall_at_threshold
+
+    grid = np.round(np.arange(0, 1.01, 0.01), 2)
+    hits = [t for t in grid if precision_recall_at_threshold(probs, y_true, cls, t).precision >= target]
+    if not hits:
+        return CheckResult(False, f"No threshold reaches precision {target} for this class.")
+    truth = float(hits[0])
+    scores = precision_recall_at_threshold(probs, y_true, cls, truth)
+    if abs(float(answer) - truth) < 1e-9:
+        return CheckResult(True, f"t = {truth:.2f}: precision {scores.precision:.3f}, recall {scores.recall:.3f}.")
+    if float(answer) > truth:
+        return CheckResult(False, "Precision is already high enough at a lower threshold: scan from 0 upwards.")
+    return CheckResult(False, "At that threshold precision is still below the target.")

@@ -1,0 +1,309 @@
+"""A cache of trained checkpoints and results under ``settings.cache_dir()`` (``MINIKIT_CACHE``).
+
+An entry is a folder ``<cache>/<kind>/<key>/`` whose ``manifest.json`` lists the size and
+sha256 of every file. It is built in a temporary folder and renamed into place only when
+complete, so a crash or Ctrl-C never leaves an entry that looks finished; every load re-checks
+the manifest, and a damaged entry is rebuilt (with a warning), never half-loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from filelock import FileLock
+
+from minikit.settings import cache_dir as _settings_cache_dir
+from minikit.settings import get_settings, quiet_transformers
+
+FORMAT_VERSION = 1  # bump when the layout of entries changes: every key changes with it
+MANIFEST = "manifest.json"
+_TMP_MARK = ".tmp-"  # temp folders are ".<key>.tmp-XXXX"; the leading dot hides them from entries()
+_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was damaged or incomplete and is being rebuilt; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# Keys
+# --------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any, where: str = "parts") -> Any:
+    """Convert dataclasses, paths, tuples and sets into plain JSON values, or say what is not."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value), where)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_jsonable(v, where) for v in value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # JSON has no NaN/inf; their repr is still stable
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _jsonable(value.item(), where)
+    raise TypeError(
+        f"{where} is a {type(value).__name__}, which has no stable text form for a cache key. "
+        "Fix: pass strings, numbers, bools, None, lists, dicts, paths or dataclasses of these."
+    )
+
+
+def cache_key(**parts: Any) -> str:
+    """A short stable hash (16 hex digits) of everything that determines an artifact.
+
+    The JSON is canonical (sorted keys, no spaces), so the key does not depend on argument
+    order; the cache format version is mixed in, so a new layout never reads an old entry.
+    """
+    canonical = json.dumps(
+        {"parts": _jsonable(parts), "minikit_cache_format": FORMAT_VERSION},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Manifests
+# --------------------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file, read in 1 MB chunks (about 0.2 s for a 90 MB safetensors file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entry_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def _write_manifest(folder: Path, kind: str, key: str, parts: dict) -> None:
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
+             for p in _entry_files(folder)}
+    manifest = {
+        "format": FORMAT_VERSION, "kind": kind, "key": key, "parts": _jsonable(parts),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "files": files,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _read_manifest(folder: Path) -> dict:
+    return json.loads((folder / MANIFEST).read_text())
+
+
+def verify_entry(folder: str | Path) -> str | None:
+    """What is wrong with a cache entry (missing manifest, missing file, wrong size or hash), or None."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        return f"{MANIFEST} is missing"
+    try:
+        files = _read_manifest(folder)["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        return f"{MANIFEST} is unreadable ({err})"
+    for name, expected in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != expected["size"]:
+            return f"{name} has {size} bytes, the manifest says {expected['size']}"
+        if file_sha256(path) != expected["sha256"]:
+            return f"{name} has a different sha256 than the manifest (its bytes changed)"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Entries
+# --------------------------------------------------------------------------------------------
+
+
+def _kind_dir(kind: str) -> Path:
+    if not kind or kind.startswith(".") or "/" in kind or "\\" in kind:
+        raise ValueError(f"kind={kind!r}: expected a plain folder name such as 'finetuned'.")
+    return _settings_cache_dir(kind)
+
+
+def _remove(folder: Path) -> None:
+    """Rename first, then delete: an interrupted delete leaves a temp folder, not a half entry."""
+    if not folder.exists():
+        return
+    doomed = folder.with_name(f".{folder.name}{_TMP_MARK}removing-{uuid.uuid4().hex[:8]}")
+    os.replace(folder, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _remove_stale_temps(root: Path, key: str) -> None:
+    # Called with the key's lock held: nobody else can be building this key, so its temp
+    # folders are left over from a crashed or killed build.
+    for stale in root.glob(f".{key}{_TMP_MARK}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _complete_or_removed(final: Path) -> bool:
+    """True if the entry is complete; a damaged one is removed with a warning (call with its lock held)."""
+    if not final.exists():
+        return False
+    problem = verify_entry(final)
+    if problem is None:
+        return True
+    warnings.warn(f"Cache entry {final} is damaged: {problem}. Removing it; it will be rebuilt.",
+                  CacheWarning, stacklevel=3)
+    _remove(final)
+    return False
+
+
+def find(kind: str, parts: dict) -> Path | None:
+    """The folder of the complete entry for ``parts``, or None (a damaged entry is removed, with a warning)."""
+    root = _kind_dir(kind)
+    key = cache_key(**parts)
+    with FileLock(str(root / f"{key}.lock")):
+        return root / key if _complete_or_removed(root / key) else None
+
+
+def load_or_build(kind: str, parts: dict, build: Callable[[Path], None]) -> Path:
+    """Return the folder of the complete entry for ``parts``, calling ``build(tmp_dir)`` if needed.
+
+    ``build`` writes its files into the temporary folder it is given. A file lock makes
+    concurrent callers (two notebooks, ``accelerate launch`` workers) build an entry once: the
+    second waits, then loads. If ``build`` raises, nothing is cached and the error propagates.
+    """
+    root = _kind_dir(kind)
+    key = cache_key(**parts)
+    final = root / key
+    with FileLock(str(root / f"{key}.lock")):
+        if _complete_or_removed(final):
+            return final
+        _remove_stale_temps(root, key)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}{_TMP_MARK}", dir=root))
+        try:
+            build(tmp)
+            if (tmp / MANIFEST).exists():
+                raise ValueError(f"build() wrote {MANIFEST}, a name the cache reserves. Fix: rename that file.")
+            _write_manifest(tmp, kind, key, parts)
+            os.replace(tmp, final)  # atomic: the entry appears complete or not at all
+        except BaseException:  # KeyboardInterrupt too: never leave a half-built folder behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def clear(kind: str | None = None) -> int:
+    """Remove every entry of ``kind`` (all kinds if None) and leftover temp folders; returns entries removed.
+
+    Do not call it while another process is building an entry: that build's lock is removed.
+    """
+    base = get_settings().cache_dir
+    roots = [base / kind] if kind is not None else sorted(p for p in base.glob("*") if p.is_dir())
+    removed = 0
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for folder in sorted(root.iterdir()):
+            if folder.is_dir() and not folder.name.startswith("."):
+                with FileLock(str(root / f"{folder.name}.lock")):
+                    _remove(folder)
+                removed += 1
+            elif folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+        for lock in root.glob("*.lock"):
+            lock.unlink(missing_ok=True)
+    return removed
+
+
+def entries(kind: str | None = None) -> pd.DataFrame:
+    """One row per complete-looking entry: kind, key, created, size_mb, files, path, parts.
+
+    Listing reads manifests only; hashes are checked when an entry is loaded.
+    """
+    base = get_settings().cache_dir
+    rows = []
+    roots = [base / kind] if kind is not None else sorted(p for p in base.glob("*") if p.is_dir())
+    for root in roots:
+        for folder in sorted(root.glob("[!.]*")):
+            if not (folder / MANIFEST).is_file():
+                continue
+            try:
+                manifest = _read_manifest(folder)
+            except ValueError:
+                continue
+            files = manifest.get("files", {})
+            rows.append({"kind": root.name, "key": folder.name, "created": manifest.get("created"),
+                         "size_mb": sum(f["size"] for f in files.values()) / 1e6, "files": len(files),
+                         "path": str(folder), "parts": manifest.get("parts", {})})
+    columns = ["kind", "key", "created", "size_mb", "files", "path", "parts"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------------------------
+# Model folders
+# --------------------------------------------------------------------------------------------
+
+
+def _pickle_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES)
+
+
+def save_model_dir(model, tokenizer, path: str | Path) -> Path:
+    """Save a model (safetensors only) and its tokenizer with ``save_pretrained``; returns the folder.
+
+    transformers 5 always writes safetensors (its ``safe_serialization`` flag is gone), so this
+    checks the result instead: a pickle file in the folder is an error.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+    pickles = _pickle_files(path)
+    if pickles or not list(path.glob("*.safetensors")):
+        raise RuntimeError(f"save_pretrained wrote {pickles or 'no .safetensors file'} in {path}; "
+                           "expected model.safetensors only. Fix: upgrade transformers to 5.x.")
+    return path
+
+
+def load_model_dir(path: str | Path, model_class=None, **kwargs):
+    """Load (model, tokenizer) saved by ``save_model_dir``: local files, safetensors, no remote code.
+
+    ``model_class`` defaults to AutoModelForSequenceClassification. Folders with pickle weights
+    (``.bin``, ``.pt``...) are refused: unpickling can run arbitrary code.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json. Fix: pass a folder written by save_model_dir.")
+    pickles = _pickle_files(path)
+    if pickles:
+        raise ValueError(
+            f"{path} holds pickle weights {pickles}; minikit loads safetensors only, because unpickling "
+            "can run arbitrary code. Fix: if you trust the file, load it yourself and re-save it with "
+            "minikit.cache.save_model_dir (which writes model.safetensors)."
+        )
+    if not list(path.glob("*.safetensors")):
+        raise FileNotFoundError(f"{path} has no .safetensors weights. Fix: re-save the model with save_model_dir.")
+    model_class = model_class or AutoModelForSequenceClassification
+    kwargs.update(local_files_only=True, trust_remote_code=False, use_safetensors=True)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        model = model_class.from_pretrained(path, **kwargs)
+    return model.eval(), tokenizer
