@@ -184,8 +184,8 @@ def load_or_build(kind: str, parts: dict, build: Callable[[Path], None]) -> Path
     """Return the folder of the complete entry for ``parts``, calling ``build(tmp_dir)`` if needed.
 
     ``build`` writes its files into the temporary folder it is given. A file lock makes
-    concurrent callers (two notebooks, ``accelerate launch`` workers) build an entry once: the
-    second waits, then loads. If ``build`` raises, nothing is cached and the error propagates.
+    concurrent callers (two notebooks, two scripts) build an entry once: the second waits for
+    the first, then loads. If ``build`` raises, nothing is cached and the error propagates.
     """
     root = _kind_dir(kind)
     key = cache_key(**parts)
