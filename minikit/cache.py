@@ -29,7 +29,7 @@ from minikit.settings import get_settings, quiet_transformers
 
 FORMAT_VERSION = 1  # bump when the layout of entries changes: every key changes with it
 MANIFEST = "manifest.json"
-_TMP_MARK = ".tmp-"  # temp folders are ".<key>.tmp-XXXX"; the leading dot hides them from entries()
+_TMP_MARK = ".tmp-"  # temp folders are ".<key>.tmp-<random>"; the leading dot hides them from entries()
 _PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 
