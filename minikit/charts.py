@@ -24,6 +24,9 @@ SIZE_CLASS_CLAIMS = pd.DataFrame(
 def enable_offline_charts() -> None:
     """Render charts as JupyterChart widgets with Vega bundled locally (no CDN, works offline)."""
     alt.renderers.enable("jupyter", offline=True)
+    # The renderer switch reaches JupyterChart only once a plain chart is shown; a widget shown
+    # first would fetch Vega from a CDN and fail offline. Switch JupyterChart itself too.
+    alt.JupyterChart.enable_offline()
 
 
 def size_class_of(params_m: float) -> str | None:
