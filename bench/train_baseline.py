@@ -71,10 +71,11 @@ def main() -> None:
     print(run.result.history.dropna(subset=["val_accuracy"]).to_string(index=False))
 
     if args.repeat:
+        start = time.perf_counter()
         second = fine_tune(config=config, progress=False, cache=False)
         same = second.result.history.equals(run.result.history)
-        print(f"second run, same seed: best val {second.result.best_val_accuracy:.4f}, test "
-              f"{second.test_accuracy:.4f}, identical history: {same}")
+        print(f"second run, same seed ({time.perf_counter() - start:.1f} s): best val "
+              f"{second.result.best_val_accuracy:.4f}, test {second.test_accuracy:.4f}, identical history: {same}")
 
 
 if __name__ == "__main__":

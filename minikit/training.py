@@ -45,8 +45,9 @@ from minikit.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_mo
 from minikit.settings import get_settings, quiet_transformers, seed_everything
 
 METHODS = ("full", "linear-probe", "gradual-unfreeze")
-# Measured on BBC News with minilm-l6 (see bench/train_baseline.py): the head alone starts from
-# random weights over frozen features, so it needs a ~100x larger step than the whole network.
+# One epoch on BBC News with minilm-l6 (bench/train_baseline.py --method ...): full 97.7 % test
+# accuracy, gradual-unfreeze 97.4 %, linear-probe 86.8 % (its loss still falling). The head alone
+# starts from random weights over frozen features, so it needs a ~100x larger step.
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "linear-probe": 1e-2, "gradual-unfreeze": 2e-4}
 _EVAL_BATCH = 32  # validation batches: larger ones are no faster on a CPU and cost peak memory
 
@@ -122,7 +123,9 @@ def _is_finite(value) -> bool:
 class TrainResult:
     """What a training run did: its history and its best validation accuracy."""
 
-    history: pd.DataFrame  # one row per log_every steps: step, epoch, train_loss, val_accuracy (NaN between evaluations), lr, trainable
+    # One row per log_every steps: step, epoch, train_loss (mean since the previous row),
+    # val_accuracy (NaN between evaluations), lr, trainable (parameters that were training).
+    history: pd.DataFrame
     best_val_accuracy: float
     best_step: int  # the weights of this step are the ones the model ends with
     seconds: float
