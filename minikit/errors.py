@@ -15,3 +15,7 @@ class ModelNotAvailableError(MinikitError, OSError):
 
 class DataError(MinikitError, ValueError):
     """Input data that cannot be used as given (missing columns, empty rows, bad labels, ...)."""
+
+
+class OnnxMismatchError(MinikitError, ValueError):
+    """An ONNX model whose outputs disagree with the PyTorch model beyond the stated tolerance."""
