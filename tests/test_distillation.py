@@ -1,0 +1,368 @@
+"""minikit.distillation on tiny random models and a hand-made three-topic dataset (seconds, not minutes)."""
+
+from __future__ import annotations
+
+import copy
+
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from tokenizers.models import BPE
+from torch import nn
+from transformers import PreTrainedTokenizerFast
+
+import minikit
+from minikit import distillation
+from minikit.distillation import (
+    distill,
+    distillation_loss,
+    hidden_state_loss,
+    prune_vocabulary,
+    select_layers,
+    smaller_student,
+    softened_distribution,
+    spread_layers,
+    teacher_logits,
+    train_without_teacher,
+)
+from minikit.training import FineTuned, TrainConfig, encoder_layers, train_classifier
+
+TOPICS = {
+    "sport": ["the team won the match", "a late goal in the final", "the striker scored twice"],
+    "business": ["shares fell on the market", "the bank raised its profit", "investors sold the stock"],
+    "politics": ["the minister called a vote", "the party won the election", "parliament passed the bill"],
+}
+FAST = dict(epochs=3, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)
+
+
+@pytest.fixture(autouse=True)
+def cache_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
+    return tmp_path / "minikit-cache"
+
+
+def make_splits(n_train: int = 36, n_eval: int = 12) -> datasets.DatasetDict:
+    names = list(TOPICS)
+    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+
+    def rows(n: int, offset: int) -> datasets.Dataset:
+        data = [{"id": f"r{offset + i}", "text": f"{TOPICS[names[i % 3]][(i // 3) % 3]} (story {offset + i})",
+                 "label": i % 3} for i in range(n)]
+        return datasets.Dataset.from_list(data, features=features)
+
+    return datasets.DatasetDict(train=rows(n_train, 0), validation=rows(n_eval, 1000), test=rows(n_eval, 2000))
+
+
+def _inputs(tokenizer, texts):
+    enc = tokenizer(texts, return_tensors="pt", padding=True)
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+@pytest.fixture(scope="module")
+def teacher() -> FineTuned:
+    """A 4-layer, 32-wide BERT trained ~1 s on the three topics: a teacher that knows something (2/3 val accuracy)."""
+    torch.manual_seed(0)
+    tokenizer = minikit.load_tokenizer()
+    config = minikit.models.BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                                       vocab_size=tokenizer.vocab_size, max_position_embeddings=128)
+    model = minikit.build_model(config, num_labels=3, seed=0)
+    splits = make_splits()
+    result = train_classifier(model, tokenizer, splits, TrainConfig(**{**FAST, "epochs": 6}), progress=False)
+    return FineTuned(model, tokenizer, splits, result, test_accuracy=float("nan"), cache_dir=None, from_cache=False)
+
+
+# --- the loss -----------------------------------------------------------------------------------
+
+
+def _hand_loss(s, t, y, alpha, T):
+    """The formula with numpy, one example at a time."""
+    def softmax(z):
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    total = 0.0
+    for si, ti, yi in zip(s, t, y):
+        ce = -np.log(softmax(si)[yi])
+        p_t, p_s = softmax(ti / T), softmax(si / T)
+        kl = np.sum(p_t * (np.log(p_t) - np.log(p_s)))
+        total += alpha * ce + (1 - alpha) * T ** 2 * kl
+    return total / len(s)
+
+
+@pytest.mark.parametrize("alpha, temperature", [(0.5, 2.0), (0.0, 1.0), (0.9, 4.0), (0.3, 0.5)])
+def test_distillation_loss_equals_the_hand_computation(alpha, temperature):
+    s = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-2.0, 3.0, 0.0]])
+    t = np.array([[3.0, 1.0, -2.0], [1.0, 0.0, -1.0], [0.0, 4.0, 1.0]])
+    y = np.array([0, 2, 1])
+    got = distillation_loss(torch.tensor(s), torch.tensor(t), torch.tensor(y), alpha, temperature)
+    assert got.item() == pytest.approx(_hand_loss(s, t, y, alpha, temperature), rel=1e-10)
+
+
+def test_alpha_one_is_cross_entropy_and_a_student_equal_to_its_teacher_has_no_soft_loss():
+    g = torch.Generator().manual_seed(0)
+    s, t, y = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g), torch.randint(0, 5, (8,), generator=g)
+    assert torch.equal(distillation_loss(s, t, y, alpha=1.0, temperature=3.0), F.cross_entropy(s, y))
+    assert distillation_loss(s, s, y, alpha=0.0, temperature=3.0).item() == pytest.approx(0.0, abs=1e-6)
+    # T² keeps the soft term's gradient about the same size when T grows (for large T it tends to a constant)
+    grads = []
+    for T in (10.0, 40.0):
+        z = s.clone().requires_grad_(True)
+        distillation_loss(z, t, y, alpha=0.0, temperature=T).backward()
+        grads.append(z.grad.norm().item())
+    assert grads[1] == pytest.approx(grads[0], rel=0.1)
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"alpha": -0.1}, r"alpha=-0.1: expected a weight in \[0, 1\]"),
+    ({"alpha": 1.5}, r"alpha=1.5"),
+    ({"alpha": float("nan")}, r"alpha=nan"),
+    ({"alpha": True}, r"alpha=True"),
+    ({"temperature": 0}, r"temperature=0: expected a number > 0"),
+    ({"temperature": -2.0}, r"temperature=-2.0"),
+    ({"temperature": float("inf")}, r"temperature=inf"),
+])
+def test_bad_alpha_or_temperature_says_what_and_the_range(kwargs, says):
+    s = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=says):
+        distillation_loss(s, s, torch.tensor([0, 1]), **kwargs)
+
+
+def test_hidden_state_loss_is_mse_over_real_tokens_only():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(2, 5, 4, generator=g), torch.randn(2, 5, 4, generator=g)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    assert hidden_state_loss([s], [t], mask).item() == pytest.approx(F.mse_loss(s, t).item())
+    mask[1, 3:] = 0
+    changed = s.clone()
+    changed[1, 3:] = 100.0  # padding positions: not scored
+    assert hidden_state_loss([changed], [t], mask).item() == pytest.approx(hidden_state_loss([s], [t], mask).item())
+    projection = nn.Linear(4, 6)
+    target = projection(s).detach()
+    assert hidden_state_loss([s, s], [target, target], mask, projection).item() == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="same number"):
+        hidden_state_loss([s], [t, t], mask)
+
+
+def test_softened_distribution_flattens_as_temperature_rises(teacher):
+    text = "the striker scored twice"
+    base = softened_distribution(teacher.model, teacher.tokenizer, text, temperature=1.0)
+    assert list(base.columns) == ["label", "logit", "probability"] and len(base) == 3
+    expected = torch.softmax(torch.tensor(base["logit"].values), 0).numpy()
+    np.testing.assert_allclose(base["probability"], expected, rtol=1e-6)
+    probs = [softened_distribution(teacher.model, teacher.tokenizer, text, T)["probability"].values
+             for T in (0.5, 1.0, 4.0, 50.0)]
+    entropies = [-np.sum(p * np.log(p)) for p in probs]
+    assert entropies == sorted(entropies) and entropies[-1] == pytest.approx(np.log(3), abs=0.01)
+    with pytest.raises(ValueError, match="temperature=0"):
+        softened_distribution(teacher.model, teacher.tokenizer, text, temperature=0)
+
+
+# --- students -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def teachers(tiny_bert_config, tiny_distilbert_config, tiny_mobilebert_config):
+    """Random 4-layer classifiers of the three families."""
+    return {"bert": minikit.build_model(tiny_bert_config(num_hidden_layers=4), num_labels=3, seed=0),
+            "distilbert": minikit.build_model(tiny_distilbert_config(n_layers=4), num_labels=3, seed=0),
+            "mobilebert": minikit.build_model(tiny_mobilebert_config(num_hidden_layers=4), num_labels=3, seed=0)}
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mobilebert"])
+def test_select_layers_keeps_the_chosen_layers_and_copies_every_weight(teachers, family, random_ids):
+    teacher = teachers[family]
+    before = copy.deepcopy(teacher.state_dict())
+    student = select_layers(teacher, [0, 2, 3])
+    t_layers, s_layers = encoder_layers(teacher), encoder_layers(student)
+    assert len(s_layers) == student.config.num_hidden_layers == 3 and len(t_layers) == 4
+    assert student.config.teacher_layers == [0, 2, 3]
+    for s, t in zip(s_layers, [t_layers[0], t_layers[2], t_layers[3]]):
+        t_state = t.state_dict()
+        assert all(torch.equal(v, t_state[k]) for k, v in s.state_dict().items())
+        assert s.state_dict().keys() == t_state.keys()
+    in_layers = {id(p) for layer in s_layers for p in layer.parameters()}
+    outside = [name for name, p in student.named_parameters() if id(p) not in in_layers]
+    t_params = dict(teacher.named_parameters())
+    assert outside and all(torch.equal(p, t_params[n]) for n, p in student.named_parameters() if n in outside)
+    # the weights are copies: training the student leaves the teacher as it was
+    with torch.no_grad():
+        next(student.parameters()).add_(1.0)
+    assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
+    # keeping every layer gives the teacher back, logit for logit
+    ids = random_ids(2, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(select_layers(teacher, 4)(input_ids=ids).logits, teacher(input_ids=ids).logits,
+                                   rtol=0, atol=0)
+
+
+def test_select_layers_with_a_count_spreads_them_from_the_bottom(teachers):
+    assert spread_layers(6, 3) == [0, 2, 4] and spread_layers(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert spread_layers(4, 4) == [0, 1, 2, 3] and spread_layers(6, 1) == [0]
+    assert select_layers(teachers["bert"], 2).config.teacher_layers == [0, 2]
+
+
+@pytest.mark.parametrize("layers, says", [
+    ([0, 9], r"layer\(s\) \[9\] do not exist; the teacher has 4 layers \(0..3\)"),
+    ([-1], r"layer\(s\) \[-1\] do not exist"),
+    ([], r"non-empty list"),
+    ([2, 0], r"each index once, bottom to top \(e.g. \[0, 2\]\)"),
+    ([1, 1], r"each index once"),
+    (["a"], r"non-empty list of layer indices"),
+    (0, r"A student of 0 layers from a 4-layer teacher: expected a whole number from 1 to 4"),
+    (5, r"5 layers"),
+])
+def test_bad_layers_say_what_is_wrong(teachers, layers, says):
+    with pytest.raises(ValueError, match=says):
+        select_layers(teachers["bert"], layers)
+
+
+def test_smaller_student_takes_a_smaller_configuration(teachers):
+    teacher = teachers["bert"]
+    narrow = smaller_student(teacher, num_layers=2, hidden_size=16, intermediate_size=32, num_attention_heads=2)
+    assert (narrow.config.num_hidden_layers, narrow.config.hidden_size, narrow.config.intermediate_size) == (2, 16, 32)
+    assert len(encoder_layers(narrow)) == 2
+    assert teacher.config.hidden_size == 32  # the teacher's config is not changed
+    # same width, smaller feed-forward: attention weights start from the teacher, the FFN at random
+    thin = smaller_student(teacher, num_layers=2, intermediate_size=16)
+    t_attn = encoder_layers(teacher)[2].attention.self.query.weight
+    assert torch.equal(encoder_layers(thin)[1].attention.self.query.weight, t_attn)
+    assert encoder_layers(thin)[1].intermediate.dense.weight.shape == (16, 32)
+    fresh = smaller_student(teacher, num_layers=2, intermediate_size=16, init="random")
+    assert not torch.equal(encoder_layers(fresh)[1].attention.self.query.weight, t_attn)
+    distil = smaller_student(teachers["distilbert"], num_layers=2, intermediate_size=48)
+    assert distil.config.hidden_dim == 48 and distil.config.n_layers == 2
+    with pytest.raises(ValueError, match=r"BertConfig has no field 'hidden_dim'"):
+        smaller_student(teacher, hidden_dim=8)
+    with pytest.raises(ValueError, match="init='copy'"):
+        smaller_student(teacher, init="copy")
+    with pytest.raises(ValueError, match="multiple of num_attention_heads"):
+        smaller_student(teacher, hidden_size=30, num_attention_heads=4)
+
+
+# --- vocabulary pruning -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert", "mobilebert"])
+def test_vocabulary_pruning_keeps_the_logits_of_kept_tokens_and_shrinks_the_embedding(
+        family, tokenizer, tiny_bert_config, tiny_distilbert_config, tiny_mobilebert_config, tmp_path):
+    configs = {"bert": tiny_bert_config, "distilbert": tiny_distilbert_config, "mobilebert": tiny_mobilebert_config}
+    make = configs[family]
+    model = minikit.build_model(make(vocab_size=tokenizer.vocab_size), num_labels=3, seed=0)
+    corpus = [text for texts in TOPICS.values() for text in texts]
+    pruned = prune_vocabulary(model, tokenizer, corpus, keep_characters=False)
+    used = {i for row in tokenizer(corpus)["input_ids"] for i in row}
+    assert pruned.new_vocab_size == len(used | set(tokenizer.all_special_ids)) < 60
+    rows = pruned.model.get_input_embeddings().weight.shape[0]
+    assert rows == pruned.new_vocab_size == pruned.model.config.vocab_size
+    assert model.get_input_embeddings().weight.shape[0] == tokenizer.vocab_size  # the original is left as it was
+    width = model.get_input_embeddings().embedding_dim
+    assert pruned.embedding_mb_before == pytest.approx(tokenizer.vocab_size * width * 4 / 1e6)
+    assert pruned.mb_saved == pytest.approx((tokenizer.vocab_size - pruned.new_vocab_size) * width * 4 / 1e6)
+    assert pruned.tokenizer.pad_token_id == 0 and len(pruned.tokenizer) == pruned.new_vocab_size
+
+    texts = ["the striker scored twice", "the bank sold the stock in the final", "the party"]  # kept tokens only
+    old, new = _inputs(tokenizer, texts), _inputs(pruned.tokenizer, texts)
+    assert torch.equal(new["input_ids"], torch.from_numpy(pruned.remap(old["input_ids"])))
+    with torch.no_grad():
+        torch.testing.assert_close(pruned.model(**new).logits, model(**old).logits, rtol=0, atol=0)
+
+    # a word it never saw: [UNK] without the characters, spelled out with them
+    assert pruned.tokenizer.tokenize("zebra") == ["[UNK]"]
+    spelled = prune_vocabulary(model, tokenizer, corpus)
+    assert "[UNK]" not in spelled.tokenizer.tokenize("zebra") and spelled.new_vocab_size > 1000
+    twice = prune_vocabulary(model, tokenizer, corpus, keep_characters=False, min_count=2)
+    assert twice.tokenizer.convert_tokens_to_ids("the") != twice.tokenizer.unk_token_id  # used 6 times
+    assert twice.tokenizer.tokenize("striker") == ["[UNK]"]  # used once
+    assert twice.new_vocab_size < pruned.new_vocab_size
+    # model and tokenizer save and load as ordinary Hugging Face objects
+    minikit.cache.save_model_dir(pruned.model, pruned.tokenizer, tmp_path / "pruned")
+    loaded, loaded_tokenizer = minikit.cache.load_model_dir(tmp_path / "pruned")
+    assert loaded_tokenizer(texts)["input_ids"] == pruned.tokenizer(texts)["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**new).logits, model(**old).logits, rtol=0, atol=0)
+
+
+def test_vocabulary_pruning_says_what_it_cannot_do(tiny_bert_config, tokenizer):
+    model = minikit.build_model(tiny_bert_config(vocab_size=tokenizer.vocab_size), num_labels=3, seed=0)
+    with pytest.raises(TypeError, match="one string"):
+        prune_vocabulary(model, tokenizer, "the team")
+    with pytest.raises(ValueError, match="min_count=0: expected a whole number ≥ 1"):
+        prune_vocabulary(model, tokenizer, ["the team"], min_count=0)
+    small = minikit.build_model(tiny_bert_config(vocab_size=1000), num_labels=3, seed=0)
+    with pytest.raises(ValueError, match="30522 tokens, the model's embedding 1000 rows"):
+        prune_vocabulary(small, tokenizer, ["the team"])
+    bpe = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(BPE({"a": 0, "b": 1, "<unk>": 2}, [], unk_token="<unk>")),
+                                  unk_token="<unk>")
+    with pytest.raises(ValueError, match="supports WordPiece tokenizers .* uses BPE"):
+        prune_vocabulary(minikit.build_model(tiny_bert_config(vocab_size=3), num_labels=3, seed=0), bpe, ["ab"])
+
+
+# --- teacher logits and distill -----------------------------------------------------------------
+
+
+def test_teacher_logits_are_computed_once(teacher, monkeypatch):
+    first = teacher_logits(teacher)
+    assert first.shape == (36, 3)
+    np.testing.assert_allclose(first, minikit.training.predict_logits(teacher.model, teacher.tokenizer,
+                                                                      teacher.splits["train"]), rtol=1e-6)
+    monkeypatch.setattr(distillation, "predict_logits", lambda *a, **k: pytest.fail("computed again"))
+    teacher.tokenizer(["a call that leaves padding and truncation set"], padding="max_length", max_length=16,
+                      truncation=True)  # state of the tokenizer object, not part of what it is: same key
+    np.testing.assert_array_equal(teacher_logits(teacher), first)
+    assert len(minikit.cache.entries("teacher-logits")) == 1
+
+
+def test_distill_learns_and_a_second_call_loads_it(teacher):
+    student = select_layers(teacher.model, [0, 2])
+    before = copy.deepcopy(student.state_dict())
+    config = TrainConfig(**{**FAST, "epochs": 4})
+    seen = []
+    first = distill(student, teacher, alpha=0.5, temperature=2.0, config=config, callback=seen.append, progress=False)
+    history = first.result.history
+    assert not first.from_cache and first.cache_dir.parent.name == "distilled"
+    assert history["train_loss"].iloc[-3:].mean() < history["train_loss"].iloc[:3].mean()
+    assert seen and seen[-1].equals(history)
+    assert first.result.best_val_accuracy > 0.5 and 0 <= first.test_accuracy <= 1  # chance is 1/3
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())  # trained a copy
+    assert len(encoder_layers(first.model)) == 2
+
+    seen.clear()
+    second = distill(student, teacher, alpha=0.5, temperature=2.0, config=config, callback=seen.append, progress=False)
+    assert second.from_cache and second.cache_dir == first.cache_dir and len(seen) == 1
+    pd.testing.assert_frame_equal(second.result.history, history)
+    assert second.test_accuracy == first.test_accuracy
+    ids = _inputs(teacher.tokenizer, ["the team won the match"])
+    with torch.no_grad():
+        torch.testing.assert_close(second.model(**ids).logits, first.model.cpu()(**ids).logits)
+
+    # the no-teacher baseline: same student and data, labels only; a separate entry
+    alone = train_without_teacher(student, teacher, config=config, progress=False)
+    assert not alone.from_cache and alone.cache_dir != first.cache_dir
+    assert not alone.result.history["train_loss"].equals(history["train_loss"])
+    assert distill(student, teacher, alpha=1.0, temperature=7.0, config=config, progress=False).from_cache  # T unused
+
+
+def test_distill_with_hidden_matching_a_narrower_pruned_student(teacher):
+    narrow = smaller_student(teacher.model, num_layers=2, hidden_size=16, intermediate_size=32, init="random")
+    pruned = prune_vocabulary(narrow, teacher.tokenizer, list(teacher.splits["train"]["text"]), keep_characters=False)
+    result = distill(pruned.model, teacher, tokenizer=pruned.tokenizer, alpha=0.5, hidden_weight=1.0,
+                     config=TrainConfig(**{**FAST, "epochs": 2}), progress=False, cache=False)
+    assert result.cache_dir is None and result.tokenizer is pruned.tokenizer
+    assert np.isfinite(result.result.history["train_loss"]).all()
+    assert result.model.get_input_embeddings().num_embeddings == pruned.new_vocab_size
+
+
+def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_config):
+    five = minikit.build_model(tiny_bert_config(vocab_size=teacher.tokenizer.vocab_size), num_labels=5, seed=0)
+    with pytest.raises(ValueError, match="num_labels=5, the teacher 3"):
+        distill(five, teacher, progress=False)
+    pruned = prune_vocabulary(teacher.model, teacher.tokenizer, ["the team"], keep_characters=False)
+    with pytest.raises(ValueError, match="tokenizer=pruned.tokenizer"):
+        distill(pruned.model, teacher, progress=False)
+    with pytest.raises(ValueError, match="hidden_weight=-1"):
+        distill(teacher.model, teacher, hidden_weight=-1, progress=False)
