@@ -1,0 +1,502 @@
+"""Chapter 8 — deployment: a model folder ONNX Runtime serves, its speed by batch size, a load
+test of the server, a container for it, and edge vs cloud vs hybrid from measured numbers.
+
+The server itself (adaptive batching, the HTTP API, ``serve``) lives in ``minikit.server``,
+which stands alone so a container needs only that file; ``load_served_model``, ``create_app``,
+``serve`` and ``background_server`` are reachable from here too.
+
+The path: ``export_for_serving`` (ONNX, int8, checked against PyTorch through the served
+tokenizer) → ``load_served_model`` → ``latency_vs_batch`` → ``background_server`` +
+``load_test`` / ``batching_comparison`` → ``write_container`` → ``deployment_scenarios``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import ipaddress
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from minikit.cache import file_sha256
+from minikit.errors import OnnxMismatchError
+from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE, export_onnx, quantize_onnx
+
+# The server module is imported lazily (see __getattr__ at the end): ``python -m minikit.server``
+# would warn if importing the minikit package had already imported it.
+_SERVER_NAMES = ("ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve")
+
+# Texts the export checks on when none are given: int8 must get real text right; random ids are
+# out of distribution and would hide a broken tokenizer.
+CHECK_TEXTS = (
+    "Shares in the bank fell sharply after it reported a loss for the third quarter.",
+    "The striker scored twice as the champions won the cup final on Saturday.",
+    "The minister said the election would be held in the spring.",
+    "A new phone with a faster chip and a better camera goes on sale next month.",
+    "The film won three awards, including best actress, at the ceremony in London.",
+    "Oil prices rose.",
+)
+
+# Packages the container installs, pinned to the versions installed here (the server imports only these).
+CONTAINER_PACKAGES = ("onnxruntime", "tokenizers", "numpy", "fastapi", "pydantic", "uvicorn")
+
+
+# --------------------------------------------------------------------------------------------
+# A folder to serve: ONNX (int8) + tokenizer.json + manifest with checksums
+# --------------------------------------------------------------------------------------------
+
+
+def _labels(model: PreTrainedModel) -> list[str]:
+    id2label = getattr(model.config, "id2label", None) or {}
+    return [str(id2label.get(i, f"LABEL_{i}")) for i in range(model.config.num_labels)]
+
+
+def _torch_inputs(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+    encoded = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: encoded[k] for k in ("input_ids", "attention_mask")}
+
+
+def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path,
+                       quantize: bool = True, max_length: int = 128, texts: Sequence[str] | None = None,
+                       name: str = "model") -> Path:
+    """Write ``model.onnx`` (int8 unless ``quantize=False``), ``tokenizer.json`` and ``manifest.json`` to ``out_dir``.
+
+    The manifest holds the labels, ``max_length``, the ONNX inputs and each file's sha256,
+    which ``load_served_model`` checks. The folder is checked end to end: its tokenizer and
+    ONNX model, as served, must give the PyTorch model's logits on ``texts`` (default
+    ``CHECK_TEXTS``) within ``INT8_TOLERANCE`` (int8) or ``EXPORT_TOLERANCE`` (float), else
+    ``OnnxMismatchError``.
+    """
+    import onnxruntime
+
+    from minikit.server import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, load_served_model
+
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        raise ValueError(f"{type(tokenizer).__name__} has no tokenizer.json form (a slow tokenizer). Fix: load the "
+                         "fast one, e.g. AutoTokenizer.from_pretrained(..., use_fast=True).")
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        raise ValueError(f"The tokenizer has {len(tokenizer)} tokens, the model's embedding only "
+                         f"{model.get_input_embeddings().num_embeddings} rows. Fix: pass the tokenizer the model was "
+                         "trained with (for a pruned vocabulary: PrunedVocabulary.tokenizer).")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    texts = list(texts or CHECK_TEXTS)
+    inputs = _torch_inputs(tokenizer, texts, max_length)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = export_onnx(model, Path(tmp) / "float.onnx", inputs)
+        if quantize:
+            quantize_onnx(float_path, out / MODEL_FILE, model, inputs)
+        else:
+            shutil.copyfile(float_path, out / MODEL_FILE)
+    tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
+    session = onnxruntime.InferenceSession(str(out / MODEL_FILE), providers=["CPUExecutionProvider"])
+    manifest = {
+        "name": name, "labels": _labels(model), "max_length": max_length,
+        "inputs": [i.name for i in session.get_inputs()], "output": "logits", "int8": quantize,
+        "pad_id": tokenizer.pad_token_id, "pad_token": tokenizer.pad_token,
+        "sha256": {f: file_sha256(out / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
+        "size_mb": (out / MODEL_FILE).stat().st_size / 1e6,
+        "exported_with": {p: metadata.version(p) for p in ("torch", "onnxruntime", "tokenizers")},
+        "architecture": type(model).__name__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    gap = served_gap(load_served_model(out), model, tokenizer, texts, INT8_TOLERANCE if quantize else EXPORT_TOLERANCE)
+    manifest["checked"] = {"texts": len(texts), "max_logit_gap": gap}  # the manifest is not in the checksums
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def served_gap(served, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+               tolerance: tuple[float, float] = INT8_TOLERANCE) -> float:
+    """Largest |logit difference| between the served folder and ``model`` (with its own tokenizer) on ``texts``.
+
+    Raises ``OnnxMismatchError`` above ``atol + rtol · max |logit|``: this catches a tokenizer
+    saved with other settings as well as a broken ONNX file.
+    """
+    model.eval()
+    with torch.inference_mode():
+        expected = model(**_torch_inputs(tokenizer, texts, served.max_length)).logits.float().numpy()
+    got = served.logits(texts)
+    gap = float(np.abs(got - expected).max())
+    atol, rtol = tolerance
+    if not gap <= atol + rtol * float(np.abs(expected).max()):
+        raise OnnxMismatchError(f"The served folder's logits differ from the PyTorch model's by up to {gap:.4g} on "
+                                f"{len(texts)} texts, above the tolerance (atol={atol:g}, rtol={rtol:g}). Fix: export "
+                                "again with the tokenizer the model was trained with.")
+    return gap
+
+
+# --------------------------------------------------------------------------------------------
+# Latency and throughput by batch size
+# --------------------------------------------------------------------------------------------
+
+
+def latency_vs_batch(predict: Callable[[list[str]], Any], texts: Sequence[str],
+                     batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32), repeats: int = 10,
+                     warmup: int = 2) -> pd.DataFrame:
+    """One row per batch size: batch_size, p50_ms, p95_ms, ms_per_text, texts_per_s.
+
+    ``predict`` takes a list of texts (a ``ServedModel`` does). Batches repeat ``texts`` from
+    the start (cycled when short), so each size sees the same texts. With padding to the
+    longest text, bigger batches also pad to longer lengths: pass texts of similar length, or
+    ``load_served_model(..., padding="max_length")``, to see batching alone.
+    """
+    if not texts or isinstance(texts, str):
+        raise ValueError("texts: expected a non-empty list of strings.")
+    if repeats < 1 or warmup < 0 or not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"repeats={repeats}, warmup={warmup}, batch_sizes={batch_sizes}: need repeats ≥ 1, "
+                         "warmup ≥ 0 and batch sizes ≥ 1.")
+    rows = []
+    for b in batch_sizes:
+        batch = [texts[i % len(texts)] for i in range(b)]
+        times = []
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            predict(batch)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+        p50 = float(np.percentile(times, 50))
+        rows.append({"batch_size": b, "p50_ms": p50, "p95_ms": float(np.percentile(times, 95)),
+                     "ms_per_text": p50 / b, "texts_per_s": b * 1e3 / p50})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Load test: many concurrent clients against a server on this machine
+# --------------------------------------------------------------------------------------------
+
+MAX_LOAD_REQUESTS = 10_000
+MAX_LOAD_CLIENTS = 256
+MAX_LOAD_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class LoadTestResult:
+    """What ``load_test`` measured; ``as_dict()`` gives a DataFrame row without the raw latencies."""
+
+    url: str
+    clients: int
+    texts_per_request: int
+    sent: int  # requests sent (≤ requested: the time limit stops sending)
+    ok: int  # answered 200 with the right id and one prediction per text
+    errors: int  # everything else: 4xx/5xx, timeouts, connection errors, wrong answers
+    duration_s: float
+    requests_per_s: float  # ok requests per second of the run
+    texts_per_s: float
+    p50_ms: float  # latency of ok requests, as a client sees it (queueing included)
+    p95_ms: float
+    p99_ms: float
+    mean_batch_size: float | None  # from the server's /stats, over this run; None if it has none
+    outcomes: dict[str, int]  # "200", "500", "ReadTimeout", "wrong id", …: how many of each
+    latencies_ms: np.ndarray = field(repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        row = asdict(self)
+        row.pop("latencies_ms")
+        return row
+
+
+def _require_loopback(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme not in ("http", "https") or not loopback:
+        raise ValueError(f"url={url!r}: load_test only sends to this machine (http://127.0.0.1:PORT, ::1 or "
+                         "localhost), so that it cannot flood someone else's server. Fix: start the server with "
+                         "minikit.server.background_server(...) and pass its url.")
+    return url.rstrip("/")
+
+
+def _run_coroutine(coroutine):
+    """Run ``coroutine`` to the end, also from Jupyter, where an event loop already runs in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _server_stats(client) -> dict | None:
+    try:
+        response = await client.get("/stats")
+        return response.json() if response.status_code == 200 else None
+    except Exception:  # a server without /stats is still load-testable
+        return None
+
+
+async def _load_test(url: str, texts: Sequence[str], clients: int, requests: int, timeout_s: float,
+                     texts_per_request: int, warmup: int) -> LoadTestResult:
+    import httpx
+
+    outcomes, latencies, answered = Counter(), [], Counter()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # trust_env=False: a proxy set in the environment must not see (or break) loopback traffic.
+    async with httpx.AsyncClient(base_url=url, trust_env=False, limits=limits, timeout=timeout_s) as client:
+        for i in range(warmup):  # untimed: first runs of ONNX Runtime allocate memory
+            try:
+                await client.post("/predict", json={"texts": [texts[i % len(texts)]]})
+            except httpx.HTTPError:  # no server: the timed requests will count it
+                break
+        before = await _server_stats(client)
+        ids = iter(range(requests))
+        start = time.perf_counter()
+        deadline = start + timeout_s
+
+        async def client_loop() -> None:
+            for i in ids:  # one shared iterator: each id is sent by exactly one client
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return
+                batch = [texts[(i * texts_per_request + j) % len(texts)] for j in range(texts_per_request)]
+                sent_at = time.perf_counter()
+                try:
+                    response = await client.post("/predict", json={"id": str(i), "texts": batch}, timeout=left)
+                except httpx.HTTPError as problem:
+                    outcomes[type(problem).__name__] += 1
+                    answered[i] += 1
+                    continue
+                answered[i] += 1
+                if response.status_code != 200:
+                    outcomes[str(response.status_code)] += 1
+                    continue
+                body = response.json()
+                if body.get("id") != str(i) or len(body.get("predictions", ())) != len(batch):
+                    outcomes["wrong answer"] += 1
+                    continue
+                outcomes["200"] += 1
+                latencies.append((time.perf_counter() - sent_at) * 1e3)
+
+        await asyncio.gather(*(client_loop() for _ in range(clients)))
+        duration = time.perf_counter() - start
+        after = await _server_stats(client)
+    assert all(n == 1 for n in answered.values()), "a request was counted twice"  # by construction; cheap to check
+    mean_batch = None
+    if before and after and after["batches"] > before["batches"]:
+        mean_batch = (after["texts"] - before["texts"]) / (after["batches"] - before["batches"])
+    ok, sent = outcomes["200"], len(answered)
+    lat = np.array(latencies)
+    pct = (lambda q: float(np.percentile(lat, q))) if ok else (lambda q: float("nan"))
+    return LoadTestResult(url=url, clients=clients, texts_per_request=texts_per_request, sent=sent, ok=ok,
+                          errors=sent - ok, duration_s=duration, requests_per_s=ok / duration,
+                          texts_per_s=ok * texts_per_request / duration, p50_ms=pct(50), p95_ms=pct(95),
+                          p99_ms=pct(99), mean_batch_size=mean_batch, outcomes=dict(outcomes), latencies_ms=lat)
+
+
+def load_test(url: str, texts: Sequence[str], clients: int = 16, requests: int = 200, timeout_s: float = 60.0,
+              texts_per_request: int = 1, warmup: int = 4) -> LoadTestResult:
+    """Send ``requests`` POST /predict from ``clients`` concurrent clients; latency percentiles and throughput.
+
+    Loopback only (127.0.0.1, ::1, localhost); at most ``MAX_LOAD_REQUESTS`` requests and
+    ``timeout_s`` seconds (no new request after that, and none waits past it). Each request
+    carries an id the server echoes; an answer with the wrong id or the wrong number of
+    predictions counts as an error, as do non-200 answers, timeouts and refused connections.
+    """
+    url = _require_loopback(url)
+    if isinstance(texts, str) or not texts:
+        raise ValueError("texts: expected a non-empty list of strings.")
+    for name, value, top in (("clients", clients, MAX_LOAD_CLIENTS), ("requests", requests, MAX_LOAD_REQUESTS),
+                             ("texts_per_request", texts_per_request, 64)):
+        if not (isinstance(value, int) and 1 <= value <= top):
+            raise ValueError(f"{name}={value!r}: expected a whole number from 1 to {top}.")
+    if not 0 < timeout_s <= MAX_LOAD_SECONDS:
+        raise ValueError(f"timeout_s={timeout_s!r}: expected more than 0 and at most {MAX_LOAD_SECONDS:g} seconds.")
+    return _run_coroutine(_load_test(url, list(texts), clients, requests, timeout_s, texts_per_request, warmup))
+
+
+def batching_comparison(model, texts: Sequence[str], clients: int = 16, requests: int = 200,
+                        timeout_s: float = 60.0, settings: Mapping[str, Mapping] | None = None,
+                        threads: int = 1) -> pd.DataFrame:
+    """Start a server per setting (default: batching off, then on), load-test each; one row per setting.
+
+    ``model`` is a served folder or a ``predict(texts)``; a folder is loaded once and shared.
+    The ratios column compares throughput with the first setting's.
+    """
+    from minikit.server import background_server, load_served_model
+
+    settings = settings or {"off": {"max_batch_size": 1}, "on": {"max_batch_size": 16, "max_wait_ms": 5.0}}
+    predict = model if callable(model) else load_served_model(model, threads=threads)
+    rows = []
+    for name, options in settings.items():
+        with background_server(predict, **options) as server:
+            result = load_test(server.url, texts, clients=clients, requests=requests, timeout_s=timeout_s)
+        rows.append({"batching": name, **{k: v for k, v in options.items()}, **result.as_dict()})
+    table = pd.DataFrame(rows)
+    table["throughput_ratio"] = table["requests_per_s"] / table["requests_per_s"].iloc[0]
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# A container for the served model
+# --------------------------------------------------------------------------------------------
+
+
+def dockerfile(folder: str | Path, port: int = 8000, threads: int = 1, max_batch_size: int = 16,
+               max_wait_ms: float = 5.0, python: str | None = None) -> str:
+    """A Dockerfile serving ``folder`` (copied in as ``model/``) with ``server.py``; read its comments.
+
+    Pins the packages to the versions installed here, so the container runs what you measured.
+    """
+    from minikit.server import MANIFEST_FILE
+
+    manifest_path = Path(folder) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path} not found. Fix: write the folder with export_for_serving first.")
+    name = json.loads(manifest_path.read_text()).get("name", "model")
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    return f"""\
+# A container serving the minikit model {name!r}: ONNX Runtime on CPU, no PyTorch (about 10× smaller).
+# Build and run:  docker build -t minikit-{name} .  &&  docker run --rm -p 127.0.0.1:{port}:{port} minikit-{name}
+# The slim Debian image has Python and little else; for builds that never change, pin it by digest
+# (python:{python}-slim@sha256:…).
+FROM python:{python}-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Requirements first: this layer is rebuilt only when the pins change, not when the model does.
+COPY requirements.txt /app/requirements.txt
+RUN pip install --no-cache-dir -r /app/requirements.txt
+
+# The server is one file that needs no torch; the model folder is checked against its sha256 at start.
+# Files stay owned by root, so the server (which runs as `app`) can read them but not change them.
+COPY server.py /app/server.py
+COPY model/ /app/model/
+
+# Never run the server as root: a bug in it then cannot change the image or the model.
+RUN useradd --create-home --uid 10001 app
+USER app
+
+ENV MODEL_DIR=/app/model THREADS={threads} MAX_BATCH_SIZE={max_batch_size} MAX_WAIT_MS={max_wait_ms:g}
+EXPOSE {port}
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \\
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=2)"]
+
+# 0.0.0.0 here, unlike on your machine: inside the container the server must listen on the
+# container's own network interface, or `docker run -p` cannot forward to it. Who can reach it
+# from outside is decided by -p: `-p 127.0.0.1:{port}:{port}` keeps it on this machine.
+# One worker process: adaptive batching groups requests that reach the same process.
+CMD ["uvicorn", "server:app_from_env", "--factory", "--host", "0.0.0.0", "--port", "{port}", "--workers", "1"]
+"""
+
+
+def write_container(folder: str | Path, out_dir: str | Path, **dockerfile_options) -> Path:
+    """A Docker build context in ``out_dir``: Dockerfile, requirements.txt, server.py, model/ (a copy of ``folder``)."""
+    from minikit import server
+
+    out = Path(out_dir)
+    text = dockerfile(folder, **dockerfile_options)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty. Fix: pass a new folder (it is written from scratch).")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "Dockerfile").write_text(text)
+    (out / "requirements.txt").write_text("".join(f"{p}=={metadata.version(p)}\n" for p in CONTAINER_PACKAGES))
+    (out / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
+    shutil.copyfile(server.__file__, out / "server.py")
+    shutil.copytree(folder, out / "model", ignore=shutil.ignore_patterns("__pycache__"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Edge, cloud or hybrid: the trade-off from measured numbers
+# --------------------------------------------------------------------------------------------
+
+
+def measure_served(folder: str | Path, texts: Sequence[str], threads: int = 1, confidence: float = 0.9,
+                   repeats: int = 30) -> dict:
+    """The numbers ``deployment_scenarios`` needs, measured here for a served folder.
+
+    model_mb (the ONNX file), ram_mb (peak memory added by loading it and running it on one text
+    at a time), p50_ms and p95_ms (one text at a time), request_bytes (mean JSON body of one
+    text), and low_confidence_share (of the first 256 texts, those whose top score is below
+    ``confidence``).
+    """
+    from minikit.metrics import _PeakRSS
+    from minikit.server import MODEL_FILE, load_served_model
+
+    texts = list(texts)
+    with _PeakRSS() as rss:  # as a device would run it: one text at a time
+        served = load_served_model(folder, threads=threads)
+        for text in texts[:8]:
+            served.predict([text])
+    predictions = [p for start in range(0, min(len(texts), 256), 16) for p in served.predict(texts[start:start + 16])]
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        served.predict([texts[i % len(texts)]])
+        times.append((time.perf_counter() - start) * 1e3)
+    times = times[2:]  # the first two allocate
+    scores = np.array([p["score"] for p in predictions])
+    return {"model_mb": (Path(folder) / MODEL_FILE).stat().st_size / 1e6, "ram_mb": rss.peak_mb,
+            "p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
+            "request_bytes": float(np.mean([len(json.dumps({"text": t}).encode()) for t in texts])),
+            "low_confidence_share": float((scores < confidence).mean())}
+
+
+def deployment_scenarios(measurements: Mapping[str, float], network_rtt_ms: float = 50.0,
+                         device_slowdown: float = 1.0, cloud_p50_ms: float | None = None) -> pd.DataFrame:
+    """Edge, cloud and hybrid side by side, from ``measure_served``'s numbers and stated assumptions.
+
+    Measured: model_mb, ram_mb, p50_ms, request_bytes, low_confidence_share. Assumed (say so
+    when you show the table): ``network_rtt_ms``, the round trip to the cloud (50 ms: a good
+    mobile or home connection to a nearby region); ``device_slowdown``, how much slower the
+    device is than this machine; ``cloud_p50_ms``, the cloud model's time per text (default:
+    this model's p50 here). Hybrid: the device answers when it is confident and sends the rest
+    (low_confidence_share of texts) to the cloud.
+    """
+    m = dict(measurements)
+    missing = {"model_mb", "ram_mb", "p50_ms", "request_bytes", "low_confidence_share"} - set(m)
+    if missing:
+        raise ValueError(f"measurements lack {sorted(missing)}. Fix: pass measure_served(folder, texts), "
+                         "or a dict with those keys.")
+    if network_rtt_ms < 0 or device_slowdown <= 0:
+        raise ValueError(f"network_rtt_ms={network_rtt_ms}, device_slowdown={device_slowdown}: expected ≥ 0 and > 0.")
+    device_ms = m["p50_ms"] * device_slowdown
+    cloud_ms = network_rtt_ms + (m["p50_ms"] if cloud_p50_ms is None else cloud_p50_ms)
+    share = m["low_confidence_share"]
+    rows = [
+        {"scenario": "edge", "model_runs_on": "device", "latency_ms": device_ms, "device_download_mb": m["model_mb"],
+         "device_ram_mb": m["ram_mb"], "texts_leaving_device": 0.0, "bytes_sent_per_text": 0.0,
+         "works_offline": True, "what_leaves_the_device": "nothing: the model comes to the data"},
+        {"scenario": "cloud", "model_runs_on": "server", "latency_ms": cloud_ms, "device_download_mb": 0.0,
+         "device_ram_mb": 0.0, "texts_leaving_device": 1.0, "bytes_sent_per_text": m["request_bytes"],
+         "works_offline": False, "what_leaves_the_device": "every text, in full"},
+        {"scenario": "hybrid", "model_runs_on": "device, then server if unsure",
+         "latency_ms": device_ms + share * cloud_ms, "device_download_mb": m["model_mb"],
+         "device_ram_mb": m["ram_mb"], "texts_leaving_device": share, "bytes_sent_per_text": share * m["request_bytes"],
+         "works_offline": "partly", "what_leaves_the_device": f"the {share:.0%} of texts the device is unsure of"},
+    ]
+    return pd.DataFrame(rows)
+
+
+def __getattr__(name: str):
+    if name in _SERVER_NAMES:
+        from minikit import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'minikit.deployment' has no attribute {name!r}")
+
+
+__all__ = [
+    "CHECK_TEXTS", "CONTAINER_PACKAGES", "LoadTestResult", "MAX_LOAD_CLIENTS", "MAX_LOAD_REQUESTS",
+    "MAX_LOAD_SECONDS", "batching_comparison", "deployment_scenarios", "dockerfile", "export_for_serving",
+    "latency_vs_batch", "load_test", "measure_served", "served_gap", "write_container", *_SERVER_NAMES,
+]

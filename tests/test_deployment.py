@@ -1,0 +1,467 @@
+"""minikit.deployment and minikit.server: the served folder against PyTorch, its checksums, the HTTP
+API's answers to bad input, adaptive batching, the load test's limits, the container."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from transformers import BertConfig
+
+import minikit
+from minikit import deployment, server
+from minikit.deployment import (
+    CHECK_TEXTS,
+    deployment_scenarios,
+    dockerfile,
+    export_for_serving,
+    latency_vs_batch,
+    load_test,
+    served_gap,
+    write_container,
+)
+from minikit.errors import OnnxMismatchError
+from minikit.quantization import EXPORT_TOLERANCE
+from minikit.server import ModelFolderError, background_server, create_app, load_served_model
+
+TEXTS = list(CHECK_TEXTS) + ["Short.", "The central bank held interest rates at five per cent for a sixth month."]
+
+
+@pytest.fixture(scope="module")
+def classifier(tokenizer):
+    """conftest's tiny BERT (2 layers, 32 wide) with the embedded tokenizer's vocabulary, so real texts go
+    through it; built once per module (as are the folders below): an export takes ~2 s."""
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=len(tokenizer), max_position_embeddings=128)
+    return minikit.build_model(config, num_labels=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def int8_folder(classifier, tokenizer, tmp_path_factory) -> Path:
+    return export_for_serving(classifier, tokenizer, tmp_path_factory.mktemp("int8") / "served", max_length=64,
+                              name="tiny")
+
+
+@pytest.fixture(scope="module")
+def float_folder(classifier, tokenizer, tmp_path_factory) -> Path:
+    return export_for_serving(classifier, tokenizer, tmp_path_factory.mktemp("f32") / "served", quantize=False,
+                              max_length=64)
+
+
+@pytest.fixture
+def served_dir(int8_folder, tmp_path) -> Path:
+    """A copy of the int8 folder this test may change."""
+    return Path(shutil.copytree(int8_folder, tmp_path / "served"))
+
+
+def torch_logits(model, tokenizer, texts, max_length=64) -> np.ndarray:
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.inference_mode():
+        return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.numpy()
+
+
+def echo(texts: list[str]) -> list[dict]:
+    """A stand-in model: each text's label is the text itself, so a misrouted answer shows."""
+    time.sleep(0.01)  # like a model: the same time for a batch of 1 or 16
+    return [{"label": t, "score": 1.0} for t in texts]
+
+
+# --------------------------------------------------------------------------------------------
+# The served folder
+# --------------------------------------------------------------------------------------------
+
+
+def test_float_export_matches_pytorch_through_the_served_tokenizer(classifier, tokenizer, float_folder):
+    folder = float_folder
+    served = load_served_model(folder)
+    expected = torch_logits(classifier, tokenizer, TEXTS)
+    got = served.logits(TEXTS)
+    assert got.shape == (len(TEXTS), 3)
+    atol, rtol = EXPORT_TOLERANCE
+    assert np.abs(got - expected).max() <= atol + rtol * np.abs(expected).max()
+    # a text alone (no padding) and in a padded batch get the same logits
+    np.testing.assert_allclose(served.logits([TEXTS[6]])[0], got[6], atol=1e-5)
+    fixed = load_served_model(folder, padding="max_length")
+    assert fixed.encode(TEXTS[:2])["input_ids"].shape == (2, 64)
+    np.testing.assert_allclose(fixed.logits(TEXTS), got, atol=1e-5)
+    # truncation at max_length, as the PyTorch tokenizer does it
+    long_text = " ".join(["market"] * 300)
+    np.testing.assert_allclose(served.logits([long_text]), torch_logits(classifier, tokenizer, [long_text]), atol=1e-4)
+
+
+def test_int8_folder_manifest_and_predictions(int8_folder, classifier, tokenizer):
+    manifest = json.loads((int8_folder / "manifest.json").read_text())
+    assert manifest["labels"] == ["LABEL_0", "LABEL_1", "LABEL_2"] and manifest["max_length"] == 64
+    assert manifest["inputs"] == ["input_ids", "attention_mask"] and manifest["int8"] is True
+    assert set(manifest["sha256"]) == {"model.onnx", "tokenizer.json"}
+    assert sorted(p.name for p in int8_folder.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
+    served = load_served_model(int8_folder)
+    assert served_gap(served, classifier, tokenizer, TEXTS) == pytest.approx(manifest["checked"]["max_logit_gap"],
+                                                                             abs=1e-6)
+    predictions = served.predict(TEXTS)
+    logits = served.logits(TEXTS)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert [p["label"] for p in predictions] == [served.labels[i] for i in logits.argmax(axis=1)]
+    np.testing.assert_allclose([p["score"] for p in predictions], probs.max(axis=1), rtol=1e-5)
+    with pytest.raises(TypeError, match="list of texts"):
+        served.predict("one string")
+
+
+def test_served_gap_catches_a_tokenizer_that_does_not_match(classifier, tokenizer, float_folder):
+    served = load_served_model(float_folder)
+    assert served_gap(served, classifier, tokenizer, TEXTS, EXPORT_TOLERANCE) < 1e-4
+    served.tokenizer.enable_truncation(4)  # as if the folder's tokenizer cut texts shorter than training did
+    with pytest.raises(OnnxMismatchError, match="differ"):
+        served_gap(served, classifier, tokenizer, TEXTS, EXPORT_TOLERANCE)
+
+
+def test_tampered_or_incomplete_folder_is_refused(served_dir):
+    model_file = served_dir / "model.onnx"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match=r"model\.onnx: sha256 .* does not match"):
+        load_served_model(served_dir)
+    model_file.unlink()
+    with pytest.raises(ModelFolderError, match=r"lacks \['model\.onnx'\]"):
+        load_served_model(served_dir)
+
+
+def test_changed_tokenizer_is_refused(served_dir):
+    path = served_dir / "tokenizer.json"
+    path.write_text(path.read_text().replace('"[UNK]": 100', '"[UNK]": 101', 1))
+    with pytest.raises(ModelFolderError, match=r"tokenizer\.json: sha256"):
+        load_served_model(served_dir)
+
+
+def test_export_refuses_a_tokenizer_bigger_than_the_model(tiny_bert_config, tokenizer, tmp_path):
+    small = minikit.build_model(tiny_bert_config(vocab_size=1000), num_labels=2, seed=0)
+    with pytest.raises(ValueError, match="tokenizer has 30522 tokens"):
+        export_for_serving(small, tokenizer, tmp_path / "x")
+
+
+def test_latency_vs_batch_table():
+    calls = []
+    table = latency_vs_batch(lambda texts: calls.append(len(texts)), ["a", "b", "c"], batch_sizes=(1, 4), repeats=3,
+                             warmup=1)
+    assert calls == [1] * 4 + [4] * 4  # warmup + repeats, batches cycled from the texts
+    assert list(table.columns) == ["batch_size", "p50_ms", "p95_ms", "ms_per_text", "texts_per_s"]
+    np.testing.assert_allclose(table["texts_per_s"], table["batch_size"] * 1e3 / table["p50_ms"])
+    with pytest.raises(ValueError, match="repeats"):
+        latency_vs_batch(print, ["a"], repeats=0)
+
+
+# --------------------------------------------------------------------------------------------
+# The HTTP API
+# --------------------------------------------------------------------------------------------
+
+
+BAD_REQUESTS = [  # (body or raw bytes, status, words the reason must contain)
+    (b'{"texts": ["unclosed"', 400, "Malformed JSON"),
+    (b"not json at all", 400, "Malformed JSON"),
+    ({"texts": [1, 2]}, 422, "texts.0"),
+    ({"texts": "a string, not a list"}, 422, "texts"),
+    ({"text": ["a list"]}, 422, "text"),
+    ({"text": ""}, 422, "at least 1 character"),
+    ({"texts": ["fine", "   "]}, 422, "whitespace"),
+    ({"texts": []}, 422, "at least 1 item"),
+    ({"text": "a", "texts": ["b"]}, 422, "exactly one"),
+    ({}, 422, "exactly one"),
+    ({"texts": ["ok"], "extra": 1}, 422, "extra"),
+    ({"text": "x" * 101}, 413, "at most 100 characters"),
+    ({"texts": ["x"] * 5}, 413, "at most 4 items"),
+    ([1, 2, 3], 422, "must be a JSON object"),
+    (b'{"text": "\\ud800"}', 422, "unicode string"),  # a lone surrogate: the tokenizer could not take it
+    ({"text": "\u3000\ufeff"}, 422, "whitespace"),  # blank in JSON Schema's \S sense, as documented
+]
+
+
+def test_bad_requests_get_4xx_with_a_reason_and_the_server_keeps_serving():
+    app = create_app(echo, max_batch_size=4, max_wait_ms=1, max_text_chars=100, max_texts_per_request=4)
+    with TestClient(app) as client:  # as a context manager, so the lifespan starts the batcher
+        for body, status, words in BAD_REQUESTS:
+            if isinstance(body, bytes):
+                response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+            else:
+                response = client.post("/predict", json=body)
+            assert response.status_code == status, (body, response.text)
+            assert words in response.json()["detail"], (body, response.json())
+        for headers in ({"content-type": "text/plain"}, {}):  # JSON without the JSON content type, or no body
+            response = client.post("/predict", content=b'{"text": "a"}' if headers else b"", headers=headers)
+            assert response.status_code == 422 and "Content-Type: application/json" in response.json()["detail"]
+        huge = json.dumps({"texts": ["x" * 100] * 4}).encode() + b" " * 70_000
+        response = client.post("/predict", content=huge, headers={"content-type": "application/json"})
+        assert response.status_code == 413 and "bytes" in response.json()["detail"]
+        response = client.post("/predict", json={"texts": ["still", "working"], "id": "r1"})
+        assert response.status_code == 200
+        assert response.json()["id"] == "r1"
+        assert [p["label"] for p in response.json()["predictions"]] == ["still", "working"]
+        assert client.post("/predict", json={"text": "one"}).json()["predictions"][0]["label"] == "one"
+        assert client.get("/health").json()["status"] == "ok"
+        stats = client.get("/stats").json()
+        assert stats["requests"] == 2 and stats["texts"] == 3 and stats["failed_texts"] == 0
+
+
+def test_a_model_error_is_a_500_and_the_batcher_survives():
+    def fragile(texts):
+        if "boom" in texts:
+            raise RuntimeError("cannot classify boom")
+        return echo(texts)
+
+    with TestClient(create_app(fragile, max_batch_size=1)) as client:
+        response = client.post("/predict", json={"text": "boom"})
+        assert response.status_code == 500
+        assert "RuntimeError: cannot classify boom" in response.json()["detail"]
+        assert client.post("/predict", json={"text": "fine"}).status_code == 200
+        assert client.get("/health").status_code == 200
+        assert client.get("/stats").json()["failed_texts"] == 1
+
+
+def test_a_bad_text_does_not_fail_the_others_in_its_batch():
+    def fragile(texts):
+        if "boom" in texts:
+            raise RuntimeError("cannot classify boom")
+        return echo(texts)
+
+    async def run():
+        app = create_app(fragile, max_batch_size=8, max_wait_ms=50)
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+                answers = await asyncio.gather(*(client.post("/predict", json={"text": t})
+                                                 for t in ["a", "boom", "b", "c"]))
+                return answers, (await client.get("/stats")).json()
+
+    answers, stats = asyncio.run(run())
+    assert [r.status_code for r in answers] == [200, 500, 200, 200]
+    assert [r.json()["predictions"][0]["label"] for r in answers if r.status_code == 200] == ["a", "b", "c"]
+    assert stats["batches"] == 1 and stats["failed_texts"] == 1  # grouped, then each retried alone
+
+
+def test_openapi_documents_the_error_answers_and_limits():
+    schema = create_app(echo, max_text_chars=100, max_texts_per_request=4).openapi()
+    predict = schema["paths"]["/predict"]["post"]
+    assert {"200", "400", "413", "422", "500", "503"} <= set(predict["responses"])
+    assert predict["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    request = schema["components"]["schemas"]["PredictRequest"]
+    texts = next(s for s in request["properties"]["texts"]["anyOf"] if s.get("type") == "array")
+    assert texts["maxItems"] == 4 and texts["minItems"] == 1
+    assert texts["items"]["maxLength"] == 100 and texts["items"]["minLength"] == 1
+    assert request["additionalProperties"] is False
+
+
+async def _concurrent_posts(app, n: int) -> tuple[list[dict], dict]:
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):  # ASGITransport does not run the lifespan itself
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            responses = await asyncio.gather(*(client.post("/predict", json={"text": f"text {i}"}) for i in range(n)))
+            stats = (await client.get("/stats")).json()
+    assert all(r.status_code == 200 for r in responses)
+    return [r.json()["predictions"][0] for r in responses], stats
+
+
+@pytest.mark.parametrize("max_batch_size", [1, 16])
+def test_batching_groups_concurrent_requests_and_routes_each_answer(max_batch_size):
+    app = create_app(echo, max_batch_size=max_batch_size, max_wait_ms=20)
+    predictions, stats = asyncio.run(_concurrent_posts(app, 16))
+    assert [p["label"] for p in predictions] == [f"text {i}" for i in range(16)]  # each got its own answer
+    assert stats["requests"] == stats["texts"] == 16
+    if max_batch_size == 1:
+        assert stats["batches"] == 16 and stats["mean_batch_size"] == 1
+        assert {p["batch_size"] for p in predictions} == {1}
+    else:
+        assert stats["mean_batch_size"] > 1 and stats["largest_batch"] <= 16
+        assert max(p["batch_size"] for p in predictions) > 1
+
+
+def test_create_app_checks_its_settings():
+    with pytest.raises(ValueError, match="max_batch_size=0"):
+        create_app(echo, max_batch_size=0)
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        create_app(echo, max_wait_ms=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# A real server on 127.0.0.1, and the load test
+# --------------------------------------------------------------------------------------------
+
+
+def test_served_folder_over_http_with_load_test(int8_folder):
+    served = load_served_model(int8_folder)
+    with background_server(int8_folder, max_batch_size=8, max_wait_ms=5) as running:
+        assert running.url.startswith("http://127.0.0.1:")
+        result = load_test(running.url, TEXTS, clients=8, requests=40, timeout_s=30)
+        direct = served.predict([TEXTS[0]])[0]
+        answer = httpx.post(f"{running.url}/predict", json={"text": TEXTS[0]}, trust_env=False).json()
+    assert result.sent == result.ok == 40 and result.errors == 0 and result.outcomes == {"200": 40}
+    assert len(result.latencies_ms) == 40 and result.p50_ms <= result.p95_ms <= result.p99_ms
+    assert result.mean_batch_size is not None and result.mean_batch_size >= 1
+    assert answer["predictions"][0]["label"] == direct["label"]
+    assert answer["predictions"][0]["score"] == pytest.approx(direct["score"], abs=1e-5)
+    assert not running.thread.is_alive()  # stopped when the with block ended
+
+
+def test_batching_comparison_with_a_stand_in_model():
+    def slow_echo(texts):  # 30 ms a call whatever the batch: one at a time caps at ~33 requests/s
+        time.sleep(0.03)
+        return [{"label": t, "score": 1.0} for t in texts]
+
+    table = deployment.batching_comparison(slow_echo, [f"t{i}" for i in range(8)], clients=16, requests=64,
+                                           timeout_s=30)
+    off, on = table.set_index("batching").loc["off"], table.set_index("batching").loc["on"]
+    assert off["ok"] == on["ok"] == 64
+    assert off["mean_batch_size"] == 1 and on["mean_batch_size"] > 2
+    # measured 3.6× on 2 busy cores, where HTTP handling in Python (client and server) limits batching
+    assert on["throughput_ratio"] > 2
+
+
+@pytest.mark.parametrize("url", ["http://example.com:8000", "http://10.0.0.5:8000", "http://0.0.0.0:8000",
+                                 "ftp://127.0.0.1:21", "http://127.0.0.1.example.com"])
+def test_load_test_refuses_other_hosts(url):
+    with pytest.raises(ValueError, match="only sends to this machine"):
+        load_test(url, ["a"], requests=1)
+
+
+def test_load_test_bounds_and_counts_failures():
+    with pytest.raises(ValueError, match="requests=100000"):
+        load_test("http://127.0.0.1:1", ["a"], requests=100_000)
+    with pytest.raises(ValueError, match="timeout_s"):
+        load_test("http://127.0.0.1:1", ["a"], timeout_s=3600)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = load_test(f"http://127.0.0.1:{port}", ["a"], clients=2, requests=3, timeout_s=10, warmup=0)
+    assert result.sent == 3 and result.ok == 0 and result.errors == 3 and result.outcomes == {"ConnectError": 3}
+    assert np.isnan(result.p50_ms) and result.mean_batch_size is None
+
+
+def test_load_test_from_inside_a_running_event_loop():
+    async def notebook_cell():  # Jupyter runs cells inside an event loop
+        return load_test("http://127.0.0.1:1", ["a"], requests=1, timeout_s=5, warmup=0)
+
+    assert asyncio.run(notebook_cell()).sent == 1
+
+
+def test_serve_refuses_remote_hosts_unless_asked():
+    with pytest.raises(ValueError, match="allow_remote=True"):
+        server.serve(echo, host="0.0.0.0")
+    with pytest.raises(ValueError, match="allow_remote=True"):
+        with background_server(echo, host="192.168.1.2"):
+            pass
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--model-dir", "nowhere", "--host", "0.0.0.0"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_reports_a_missing_folder(capsys):
+    with pytest.raises(SystemExit):
+        server.main(["--model-dir", "/nonexistent/minikit-model", "--port", "0"])
+    assert "lacks" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# The container, checked without a Docker engine
+# --------------------------------------------------------------------------------------------
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per Dockerfile instruction, comments dropped, continuations joined."""
+    logical, current = [], ""
+    for line in text.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        current += line.rstrip("\\").strip() + " "
+        if not line.endswith("\\"):
+            logical.append(current.strip())
+            current = ""
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in logical]
+
+
+def test_container_context_builds_from_what_is_there(int8_folder, tmp_path):
+    context = write_container(int8_folder, tmp_path / "ctx", port=8080)
+    steps = instructions((context / "Dockerfile").read_text())
+    kinds = [k for k, _ in steps]
+    assert kinds[0] == "FROM" and steps[0][1] == f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+    for args in (a for k, a in steps if k == "COPY"):
+        *sources, _ = shlex.split(args)
+        assert all((context / s).exists() for s in sources), args
+    user = [a for k, a in steps if k == "USER"]
+    assert user and user[-1] not in ("root", "0")
+    assert kinds.index("USER") < kinds.index("CMD")
+    assert ("EXPOSE", "8080") in steps and "HEALTHCHECK" in kinds
+    assert "127.0.0.1:8080/health" in dict(steps)["HEALTHCHECK"]
+    cmd = json.loads(dict(steps)["CMD"])
+    assert cmd[:3] == ["uvicorn", "server:app_from_env", "--factory"]
+    assert cmd[cmd.index("--port") + 1] == "8080" and cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    pins = dict(line.split("==") for line in (context / "requirements.txt").read_text().split())
+    assert pins == {p: metadata.version(p) for p in deployment.CONTAINER_PACKAGES}
+    assert "torch" not in pins
+    assert load_served_model(context / "model").labels == ["LABEL_0", "LABEL_1", "LABEL_2"]  # checksums hold
+    with pytest.raises(FileExistsError):
+        write_container(int8_folder, context)
+
+
+def test_container_entry_point_runs_without_torch_or_minikit(int8_folder, tmp_path):
+    context = write_container(int8_folder, tmp_path / "ctx")
+    script = (  # what `uvicorn server:app_from_env --factory` does in the container, then one request
+        "import sys; sys.path.insert(0, '.'); import server\n"
+        "from starlette.testclient import TestClient\n"
+        "with TestClient(server.app_from_env()) as c:\n"
+        "    r = c.post('/predict', json={'text': 'Shares fell.'}); assert r.status_code == 200, r.text\n"
+        "    assert c.get('/health').json()['status'] == 'ok'\n"
+        "bad = [m for m in ('torch', 'transformers', 'minikit', 'pandas') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=context, capture_output=True, text=True, timeout=60,
+                          env={"MODEL_DIR": "model", "MAX_BATCH_SIZE": "4", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_dockerfile_needs_a_served_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="export_for_serving"):
+        dockerfile(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Edge, cloud, hybrid
+# --------------------------------------------------------------------------------------------
+
+
+def test_deployment_scenarios_arithmetic():
+    m = {"model_mb": 20.0, "ram_mb": 80.0, "p50_ms": 4.0, "request_bytes": 500.0, "low_confidence_share": 0.1}
+    table = deployment_scenarios(m, network_rtt_ms=50, device_slowdown=3, cloud_p50_ms=10).set_index("scenario")
+    assert table.loc["edge", "latency_ms"] == 12  # 4 ms × 3
+    assert table.loc["cloud", "latency_ms"] == 60  # 50 + 10
+    assert table.loc["hybrid", "latency_ms"] == pytest.approx(12 + 0.1 * 60)
+    assert table.loc["edge", "bytes_sent_per_text"] == 0 and table.loc["cloud", "bytes_sent_per_text"] == 500
+    assert table.loc["hybrid", "texts_leaving_device"] == 0.1 and "10%" in table.loc["hybrid", "what_leaves_the_device"]
+    assert table.loc["cloud", "device_download_mb"] == 0 and table.loc["edge", "device_ram_mb"] == 80
+    with pytest.raises(ValueError, match="low_confidence_share"):
+        deployment_scenarios({k: v for k, v in m.items() if k != "low_confidence_share"})
+
+
+def test_measure_served_feeds_the_scenarios(int8_folder):
+    m = deployment.measure_served(int8_folder, TEXTS, repeats=5, confidence=0.99)
+    assert m["model_mb"] == pytest.approx((int8_folder / "model.onnx").stat().st_size / 1e6)
+    assert m["p50_ms"] > 0 and m["p95_ms"] >= m["p50_ms"] and m["ram_mb"] >= 0
+    assert m["low_confidence_share"] == 1.0  # a random 3-class model is never 99 % sure
+    assert len(deployment_scenarios(m)) == 3
+
+
+def test_server_names_are_reachable_from_deployment():
+    assert deployment.load_served_model is server.load_served_model
+    assert deployment.create_app is server.create_app
+    with pytest.raises(AttributeError):
+        deployment.no_such_name  # noqa: B018
