@@ -544,6 +544,7 @@ def fine_tune(
         net.config.id2label = dict(enumerate(splits["train"].features["label"].names))
         net.config.label2id = {name: i for i, name in net.config.id2label.items()}
         result = train_classifier(net, tokenizer, splits, config, callback, progress)
+        _release_freed_memory()  # the optimizer's state and the activations: hand them back before the next run
         accuracy = evaluate_accuracy(net, tokenizer, splits["test"], config.max_length,
                                      truncation=config.truncation)
         return net, tokenizer, result, accuracy
