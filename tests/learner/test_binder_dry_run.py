@@ -1,0 +1,208 @@
+"""A Binder dry-run: build the course from ``binder/`` only, as repo2docker does, run the notebooks in it.
+
+repo2docker, given a ``binder/`` folder, reads nothing else at the root: it installs Python from
+``runtime.txt``, runs ``pip install -r requirements.txt``, runs ``postBuild`` from the repository
+root, and starts every process through ``start``. This test does the same in a fresh virtual
+environment (no Docker, no conda), then executes every notebook, in course order, each in a
+fresh kernel through ``binder/start``, with ``bench/notebook_budgets.py``: by default the first
+notebook and the second (both have widgets), which is what proves the build; every notebook's
+budget is already measured during nbval's run (see ``conftest.py``), so running them all again here
+would only cost CI time. Their time and memory here go to ``artifacts/binder/notebook_budgets.json``
+and must stay within the same budgets (warm cache: this runs after nbval, in the same
+``MINIKIT_CACHE``).
+
+Differences from mybinder.org, on purpose:
+
+* an index URL in ``requirements.txt`` that does not answer here (PyTorch's CPU wheel index, on
+  CI's closed network) is dropped, and pip's own configured indexes supply the same pinned wheel;
+  the file actually used is saved as ``artifacts/binder/requirements.txt``;
+* ``MINIKIT_THREADS`` is set to this machine's cores (``start`` would default to 1): the time
+  budgets are for 2 cores, which is what CI has.
+
+``BINDER_NOTEBOOKS="all"`` runs every notebook; ``BINDER_NOTEBOOKS="01_model_selection 04_metrics"``
+runs those. Build logs, ``pip freeze`` and step timings go to ``artifacts/binder/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .course import ARTIFACTS, ROOT, course_notebooks
+
+BINDER = ROOT / "binder"
+OUT = ARTIFACTS / "binder"
+BUDGETS_JSON = OUT / "notebook_budgets.json"
+DEFAULT_NOTEBOOKS = "01_model_selection 02_preprocessing"
+INDEX_OPTION = re.compile(r"^\s*(--extra-index-url|--index-url|-i|--find-links|-f)[\s=]+(\S+)")
+
+
+def _python_for_runtime() -> tuple[str, str]:
+    """The interpreter ``runtime.txt`` asks for (``python-3.11`` → ``python3.11``), or this one, with a note."""
+    spec = (BINDER / "runtime.txt").read_text().strip() if (BINDER / "runtime.txt").exists() else ""
+    version = spec.removeprefix("python-")
+    # Not the test run's own virtual environment's interpreter: the build starts from a bare Python.
+    own_bin = Path(sys.prefix) / "bin"
+    search = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                             if sys.prefix == sys.base_prefix or Path(p).resolve() != own_bin.resolve())
+    found = shutil.which(f"python{version}", path=search) if version else None
+    if found:
+        return found, f"runtime.txt asks for {spec}: using {found}"
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return sys.executable, f"runtime.txt asks for {spec or 'nothing'}; python{version} not found, using Python {here}"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/", timeout=5):
+            return True
+    except Exception:  # DNS failure, refused, timeout, HTTP error: not usable from here
+        return False
+
+
+def _requirements_as_used(dest: Path) -> tuple[Path, list[str]]:
+    """Copy requirements.txt, dropping index lines whose URL does not answer from this machine."""
+    kept, notes = [], []
+    for line in (BINDER / "requirements.txt").read_text().splitlines():
+        match = INDEX_OPTION.match(line)
+        if match and match[2].startswith(("http://", "https://")) and not _answers(match[2]):
+            notes.append(f"dropped `{line.strip()}`: {match[2]} does not answer here; pip's configured "
+                         "indexes provide the pinned wheels instead")
+            kept.append(f"# {line}  (dropped by the dry-run: unreachable here)")
+        else:
+            kept.append(line)
+    dest.write_text("\n".join(kept) + "\n")
+    return dest, notes
+
+
+def _run(command: list[str], log: Path, timeout: float, check: bool = True, **kwargs) -> tuple[float, int | str]:
+    """Run a step, appending its output to ``log``; return (seconds, exit code); fail with the log's tail if ``check``."""
+    start = time.monotonic()
+    with open(log, "a") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the step and everything it started (kernels)
+            process.wait()
+            code = f"killed after {timeout:.0f} s"
+    if check and code != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"Binder dry-run step failed ({code}): {' '.join(command)}\n{tail}", pytrace=False)
+    return time.monotonic() - start, code
+
+
+def _selected_notebooks() -> list[Path]:
+    everything = course_notebooks()
+    wanted = (os.environ.get("BINDER_NOTEBOOKS") or DEFAULT_NOTEBOOKS).split()
+    if wanted == ["all"]:
+        return everything
+    chosen = [path for path in everything if path.stem in wanted or path.name in wanted]
+    missing = set(wanted) - {path.stem for path in chosen} - {path.name for path in chosen}
+    if missing:
+        pytest.fail(f"BINDER_NOTEBOOKS names {sorted(missing)}, which are not in notebooks/.", pytrace=False)
+    return chosen
+
+
+@pytest.mark.binder
+def test_binder_dry_run(tmp_path: Path) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = OUT / "build.log"
+    log.write_text("")
+    report: dict = {"seconds": {}, "notes": []}
+    python, note = _python_for_runtime()
+    report["notes"].append(note)
+    requirements, notes = _requirements_as_used(OUT / "requirements.txt")
+    report["notes"] += notes
+
+    env_dir = tmp_path / "binder-env"
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "JUPYTER_PATH", "PIP_REQUIRE_VIRTUALENV"}}
+    env.update(PATH=f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(env_dir),
+               PIP_DISABLE_PIP_VERSION_CHECK="1",
+               # No user kernelspec or config may stand in for the environment's own "python3" kernel.
+               JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
+    env_python = str(env_dir / "bin" / "python")
+    try:
+        report["seconds"]["venv"], _ = _run([python, "-m", "venv", str(env_dir)], log, 300)
+        report["seconds"]["requirements"], _ = _run(
+            [env_python, "-m", "pip", "install", "-r", str(requirements)], log, 1200, cwd=ROOT, env=env)
+        report["seconds"]["postBuild"], _ = _run(["bash", str(BINDER / "postBuild")], log, 1200, cwd=ROOT, env=env)
+
+        # What the build produced: minikit from this repository, CPU-only torch, a consistent set,
+        # and a "python3" kernel that is the environment's own interpreter.
+        probe = subprocess.run([env_python, "-c", (
+            "import json, sys, torch, minikit; from jupyter_client.kernelspec import KernelSpecManager as K;"
+            "print(json.dumps({'python': sys.version.split()[0], 'minikit': minikit.__file__,"
+            "'torch': torch.__version__, 'cuda': torch.version.cuda,"
+            "'kernel': K().get_kernel_spec('python3').resource_dir}))")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert probe.returncode == 0, f"the Binder environment cannot import the course:\n{probe.stderr[-3000:]}"
+        built = json.loads(probe.stdout.strip().splitlines()[-1])
+        report["environment"] = built
+        assert Path(built["minikit"]).resolve().is_relative_to(ROOT), f"minikit imported from {built['minikit']}"
+        assert built["cuda"] is None, f"binder/requirements.txt gave a CUDA build of torch ({built['torch']})"
+        assert Path(built["kernel"]).resolve().is_relative_to(env_dir.resolve()), (
+            f"the python3 kernel comes from {built['kernel']}, not from the Binder environment")
+        freeze = subprocess.run([env_python, "-m", "pip", "freeze"], env=env, capture_output=True, text=True)
+        (OUT / "pip-freeze.txt").write_text(freeze.stdout)
+        check = subprocess.run([env_python, "-m", "pip", "check"], env=env, capture_output=True, text=True)
+        assert check.returncode == 0, f"pip check finds broken requirements in the Binder environment:\n{check.stdout}"
+
+        # The run a Binder learner would do (through `start`), measured against the budgets.
+        notebooks = _selected_notebooks()
+        run_env = dict(env, MINIKIT_THREADS=os.environ.get("MINIKIT_THREADS") or str(os.cpu_count() or 1))
+        report["minikit_threads"] = run_env["MINIKIT_THREADS"]
+        report["minikit_cache"] = run_env.get("MINIKIT_CACHE", "(user cache)")
+        BUDGETS_JSON.unlink(missing_ok=True)
+        budget_log = OUT / "notebooks.log"
+        budget_log.write_text("")
+        command = ["bash", str(BINDER / "start"), env_python, str(ROOT / "bench" / "notebook_budgets.py"),
+                   "--json", str(BUDGETS_JSON), *map(str, notebooks)]
+        load_before = os.getloadavg()[0]
+        report["seconds"]["notebooks"], code = _run(command, budget_log, 3600, check=False, cwd=ROOT, env=run_env)
+        # The run's own kernel accounts for about MINIKIT_THREADS of the load; more means other
+        # processes competed for the cores, and the times are not the notebooks' alone.
+        report["load_average"] = {"cores": os.cpu_count(), "before": round(load_before, 2),
+                                  "after_1min": round(os.getloadavg()[0], 2), "after_5min": round(os.getloadavg()[1], 2)}
+        assert BUDGETS_JSON.exists(), (f"bench/notebook_budgets.py wrote no results ({code}):\n"
+                                       + "\n".join(budget_log.read_text(errors="replace").splitlines()[-40:]))
+        rows = json.loads(BUDGETS_JSON.read_text())
+        report["budgets"] = rows
+    finally:
+        report["seconds"] = {step: round(seconds, 1) for step, seconds in report["seconds"].items()}
+        (OUT / "dry_run.json").write_text(json.dumps(report, indent=2))
+        shutil.rmtree(env_dir, ignore_errors=True)  # ~2 GB; its logs and `pip freeze` are in artifacts/binder/
+
+    table = "\n".join(
+        f"  {row['notebook']:<24} {row['seconds']:>7.1f} s (budget {row['time_budget_s']} s)  "
+        f"{row['peak_mb']:>5} MB (budget {row['memory_budget_mb']} MB)"
+        + (f"  ERROR {row['error']}" if row["error"] else "") for row in rows)
+    load = report["load_average"]
+    if load["after_5min"] > (load["cores"] or 1) + 0.5:
+        table += (f"\n  Note: load average {load['after_5min']} on {load['cores']} cores during the run: other "
+                  "processes competed for the CPU, so these times overstate the notebooks' own.")
+    print(f"\nBinder dry-run: {report['seconds']}\n{table}")
+    assert [row["notebook"] for row in rows] == [path.stem for path in notebooks], "not every notebook was run"
+    problems = [f"{row['notebook']}: {row['error']}" for row in rows if row["error"]]
+    problems += [f"{row['notebook']}: no time budget; add one to TIME_BUDGET_S in bench/notebook_budgets.py"
+                 for row in rows if row["time_budget_s"] is None]
+    problems += [f"{row['notebook']}: {row['seconds']} s, over its {row['time_budget_s']} s budget"
+                 for row in rows if row["time_budget_s"] is not None and row["seconds"] > row["time_budget_s"]]
+    problems += [f"{row['notebook']}: peak {row['peak_mb']} MB, over the {row['memory_budget_mb']} MB budget"
+                 for row in rows if row["peak_mb"] > row["memory_budget_mb"]]
+    assert not problems, "In the Binder environment:\n" + "\n".join(problems) + f"\n{table}"
+    assert code == 0, f"bench/notebook_budgets.py exited {code}; see {budget_log}"
