@@ -44,8 +44,9 @@ TIME_BUDGET_S = {
 # CI's nbval run is cold for the first notebook that needs each artifact (see conftest.py).
 COLD_TIME_BUDGET_S = {
     # Issue 3 asks for 240 s. Not met: the notebook fine-tunes four models and adapts one encoder,
-    # ~6 min on 2 quiet cores, and the full fine-tune alone (157 s) is at the CPU's compute limit.
-    "03_fine_tuning": 420,
+    # 306-396 s in CI's runs on 2 cores, and the full fine-tune alone (157 s) is at the CPU's
+    # compute limit. The budget leaves room for a slower CI machine; it guards against regressions.
+    "03_fine_tuning": 540,
     "03b_multi_task": 240,
     "04_metrics": 240,
 }
