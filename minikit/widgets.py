@@ -230,7 +230,7 @@ class QuantizationExplorer:
         self.originals = {name: m.weight for name, m in linears.items()}  # the float weights, never written
         self.targets = {name: m for name, m in self.work.named_modules() if isinstance(m, nn.Linear)}
         self._layer_of = {id(m): i for i, layer in enumerate(encoder_layers(self.work)) for m in layer.modules()}
-        self.batches, self.labels = self._subset(tokenizer, dataset, n_examples, max_length, batch_size, seed)
+        self.batches, self.labels = _fixed_subset(tokenizer, dataset, n_examples, max_length, batch_size, seed)
         self.n_examples, self.max_length = len(self.labels), max_length
         self.reference_accuracy = self.accuracy(model)
         self.reference_size_mb = sum(t.numel() * t.element_size() for t in
@@ -264,20 +264,6 @@ class QuantizationExplorer:
                               W.HBox([self.grid_chart, self.error_chart])])
 
     # --- measuring -------------------------------------------------------------------------------
-
-    @staticmethod
-    def _subset(tokenizer, dataset, n: int, max_length: int, batch_size: int, seed: int):
-        rows = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])  # fixed: same seed, same rows
-        subset = dataset.select(rows)
-        texts, labels = list(subset["text"]), np.asarray(subset["label"])
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
-        batches = []
-        for start in range(0, len(order), batch_size):
-            enc = tokenizer([texts[i] for i in order[start:start + batch_size]], truncation=True,
-                            max_length=max_length, padding=True, return_tensors="pt")
-            batches.append({k: enc[k] for k in ("input_ids", "attention_mask")})  # all three architectures take these
-        return batches, labels[order]
 
     def accuracy(self, model=None) -> float:
         """Accuracy of ``model`` (default: the working copy as it is now) on the explorer's subset."""
