@@ -116,10 +116,11 @@ def verify_entry(folder: str | Path) -> str | None:
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
         return f"{MANIFEST} is missing"
-    try:
-        files = _read_manifest(folder)["files"]
-    except (ValueError, KeyError, TypeError) as err:
-        return f"{MANIFEST} is unreadable ({err})"
+    try:  # a damaged manifest (a key renamed by one flipped bit, say) is a damaged entry, not a crash
+        listed = _read_manifest(folder)["files"]
+        files = {name: {"size": e["size"], "sha256": e["sha256"]} for name, e in listed.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        return f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
     for name, expected in files.items():
         path = folder / name
         if not path.is_file():

@@ -416,3 +416,98 @@ def pruning_heatmap(table: pd.DataFrame, title: str | None = None) -> alt.LayerC
         color=alt.condition("datum.removed > 0.6", alt.value("white"), alt.value("black")))
     return alt.layer(cells, text).properties(width=64 * len(roles), height=24 * data["layer"].nunique(),
                                              title=title or "Share of weights removed per layer and role")
+
+
+# --- 07 distillation ---------------------------------------------------------------------------------
+
+
+def softened_chart(table: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
+    """One article's class distribution at a temperature (bars) and at T = 1 (black ticks).
+
+    ``table`` has columns label, probability, probability_t1 and is_true (the article's label).
+    """
+    data = table.assign(kind=np.where(table["is_true"], "true label", "other"))
+    x = alt.X("label:N", title=None, sort=list(data["label"]))
+    bars = alt.Chart(data).mark_bar().encode(
+        x=x, y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["true label", "other"],
+                                                                range=["#2ca02c", "#9ecae1"])),
+        tooltip=["label", alt.Tooltip("probability:Q", format=".3f"), alt.Tooltip("probability_t1:Q", format=".3f")])
+    ticks = alt.Chart(data).mark_tick(color="black", thickness=2, size=40).encode(
+        x=x, y="probability_t1:Q", tooltip=[alt.Tooltip("probability_t1:Q", format=".3f", title="at T = 1")])
+    return alt.layer(bars, ticks).properties(width=360, height=220, title=title or "")
+
+
+def training_runs_chart(histories: dict, title: str = "Validation accuracy during training") -> alt.Chart:
+    """Validation accuracy against the step, one line per run (``{name: TrainResult.history}``)."""
+    frames = [h.dropna(subset=["val_accuracy"]).assign(run=name)[["run", "step", "val_accuracy"]]
+              for name, h in histories.items()]
+    data = pd.concat(frames, ignore_index=True)
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="training step", scale=alt.Scale(domainMin=0)),
+        y=alt.Y("val_accuracy:Q", title="validation accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", title="run"),
+        tooltip=["run", "step", alt.Tooltip("val_accuracy:Q", format=".1%")],
+    ).properties(width=420, height=220, title=title)
+
+
+def distillation_runs_chart(table: pd.DataFrame, current: tuple | None = None,
+                            teacher_accuracy: float | None = None) -> alt.LayerChart:
+    """Validation accuracy of short distillation runs against student depth, one line per α.
+
+    ``table`` has columns layers, alpha, val_accuracy, params_m (``DistillationExplorer.table``);
+    ``current`` is (alpha, layers), ringed; the teacher's accuracy at the same setting is dashed.
+    """
+    data = table.assign(val_pct=100 * table["val_accuracy"], alpha_label=table["alpha"].map(lambda a: f"α = {a:g}"))
+    x = alt.X("layers:Q", scale=alt.Scale(domain=[0.5, 6.5]), axis=alt.Axis(tickMinStep=1, values=list(range(1, 7))),
+              title="student layers (of the teacher's 6)")
+    y = alt.Y("val_pct:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False))
+    lines = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=70)).encode(
+        x=x, y=y, color=alt.Color("alpha_label:N", title="α (weight on true labels)"),
+        tooltip=["alpha_label", "layers", alt.Tooltip("val_pct:Q", format=".1f"), alt.Tooltip("params_m:Q", format=".1f"),
+                 alt.Tooltip("seconds:Q", format=".0f")])
+    layers = [lines]
+    if current is not None:
+        alpha, depth = current
+        here = data[(data["alpha"] == alpha) & (data["layers"] == depth)]
+        layers.append(alt.Chart(here).mark_point(size=300, filled=False, color="black", strokeWidth=2).encode(x=x, y=y))
+    if teacher_accuracy is not None:
+        layers.insert(0, alt.Chart(pd.DataFrame({"val_pct": [100 * teacher_accuracy]})).mark_rule(
+            color="gray", strokeDash=[4, 3]).encode(y="val_pct:Q"))
+    return alt.layer(*layers).properties(
+        width=420, height=240, title="Short distillation runs (ring: the current setting; dashed: the teacher)")
+
+
+# --- 08 deployment -----------------------------------------------------------------------------------
+
+
+def batch_size_chart(table: pd.DataFrame, title: str = "Latency and throughput by batch size") -> alt.HConcatChart:
+    """``deployment.latency_vs_batch``'s table: p50 latency per call and texts per second, against batch size."""
+    x = alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), axis=alt.Axis(values=list(table["batch_size"])),
+              title="batch size")
+    tooltip = ["batch_size", alt.Tooltip("p50_ms:Q", format=".1f"), alt.Tooltip("ms_per_text:Q", format=".2f"),
+               alt.Tooltip("texts_per_s:Q", format=".0f")]
+    latency = alt.Chart(table).mark_line(point=True, color="#d62728").encode(
+        x=x, y=alt.Y("p50_ms:Q", title="latency of one call, p50 (ms)"), tooltip=tooltip).properties(
+        width=280, height=200, title="a bigger batch takes longer…")
+    throughput = alt.Chart(table).mark_line(point=True, color="#1f77b4").encode(
+        x=x, y=alt.Y("texts_per_s:Q", title="texts per second"), tooltip=tooltip).properties(
+        width=280, height=200, title="…but serves more texts per second")
+    return alt.hconcat(latency, throughput).properties(title=title)
+
+
+def load_test_chart(table: pd.DataFrame, current: str | None = None) -> alt.HConcatChart:
+    """Throughput and p95 latency per server setting (rows of ``load_test`` results with a ``setting`` column)."""
+    data = table.assign(is_current=table["setting"] == current)
+    tooltip = ["setting", alt.Tooltip("requests_per_s:Q", format=".0f"), alt.Tooltip("p50_ms:Q", format=".1f"),
+               alt.Tooltip("p95_ms:Q", format=".1f"), alt.Tooltip("mean_batch_size:Q", format=".1f"), "errors"]
+    y = alt.Y("setting:N", title=None, sort=list(data["setting"]))
+    color = alt.condition("datum.is_current", alt.value("#ff7f0e"), alt.value("#1f77b4"))
+    throughput = alt.Chart(data).mark_bar().encode(
+        x=alt.X("requests_per_s:Q", title="requests per second (higher is better)"), y=y, color=color,
+        tooltip=tooltip).properties(width=260, height=alt.Step(22))
+    p95 = alt.Chart(data).mark_bar().encode(
+        x=alt.X("p95_ms:Q", title="p95 latency, ms (lower is better)"), y=alt.Y("setting:N", axis=None,
+                                                                                sort=list(data["setting"])),
+        color=color, tooltip=tooltip).properties(width=260, height=alt.Step(22))
+    return alt.hconcat(throughput, p95).properties(title="Load test: every setting tried (orange: the current one)")

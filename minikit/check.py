@@ -346,3 +346,141 @@ def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accurac
         return CheckResult(False, f"At {truth} bits the loss is already more than {points:g} points: scan from 8 "
                            "downwards and stop at the first one.")
     return CheckResult(False, f"At {int(answer)} bits the loss is still within {points:g} points.")
+
+
+# --- 07 distillation ---------------------------------------------------------------------------------
+
+
+def kd_loss(answer: float | None, student_logits, teacher_logits, label: int, alpha: float = 0.5,
+            temperature: float = 2.0) -> CheckResult:
+    """The distillation loss of one example: α·CE + (1−α)·T²·KL(teacher_T ‖ student_T)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import torch
+
+    from minikit.distillation import distillation_loss
+
+    s = torch.as_tensor(np.asarray([student_logits], dtype=np.float64))
+    t = torch.as_tensor(np.asarray([teacher_logits], dtype=np.float64))
+    y = torch.as_tensor([label])
+    truth = float(distillation_loss(s, t, y, alpha, temperature))
+    ce = float(distillation_loss(s, t, y, 1.0, temperature))
+    soft = (truth - alpha * ce) / (1 - alpha) if alpha < 1 else 0.0
+    got = float(answer)
+    if abs(got - truth) <= 1e-3 * max(1.0, abs(truth)):
+        return CheckResult(True, f"{truth:.4f} = {alpha:g} × {ce:.4f} (cross-entropy) + {1 - alpha:g} × {soft:.4f} "
+                           f"(T² × KL at T = {temperature:g}).")
+    if alpha < 1 and abs(got - (alpha * ce + (1 - alpha) * soft / temperature ** 2)) <= 1e-3 * max(1.0, abs(truth)):
+        return CheckResult(False, f"Almost: the soft term is multiplied by T² = {temperature ** 2:g}, which keeps its "
+                           "gradients as large as the hard term's when T grows.")
+    if abs(got - ce) <= 1e-3 * max(1.0, ce):
+        return CheckResult(False, "That is the cross-entropy alone; add (1 − α) × T² × KL of the softened distributions.")
+    return CheckResult(False, "Soften both with softmax(logits / T); KL(p_teacher ‖ p_student) = Σ p_t · log(p_t / p_s); "
+                       "cross-entropy = −log softmax(student)[label] at T = 1.")
+
+
+def student_parameters(answer: int | None, teacher, student) -> CheckResult:
+    """Parameters of ``student`` (fewer layers, pruned vocabulary) worked out from the teacher's."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.metrics import count_parameters
+    from minikit.training import encoder_layers
+
+    truth = count_parameters(student)
+    if int(answer) == truth:
+        return CheckResult(True, f"{truth:,} parameters, {truth / count_parameters(teacher):.0%} of the teacher's.")
+    layer = count_parameters(encoder_layers(teacher)[0])
+    dim = teacher.get_input_embeddings().embedding_dim
+    rows = teacher.get_input_embeddings().num_embeddings - student.get_input_embeddings().num_embeddings
+    off = int(answer) - truth
+    if abs(off) in (layer, dim * rows):
+        part = "one encoder layer" if abs(off) == layer else "the removed embedding rows"
+        return CheckResult(False, f"Off by exactly {part} ({abs(off):,}): count again.")
+    return CheckResult(False, f"You are off by {off:+,}. Start from the teacher's count, take away the dropped encoder "
+                       f"layers ({layer:,} each) and the dropped vocabulary rows ({dim} numbers each).")
+
+
+def temperature_for_top(answer: float | None, logits, share: float = 0.5, tolerance: float = 0.05) -> CheckResult:
+    """The temperature at which the top class's probability falls to ``share`` (within ``tolerance`` relative)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    import numpy as np
+
+    z = np.asarray(logits, dtype=np.float64)
+
+    def top(t: float) -> float:
+        p = np.exp((z - z.max()) / t)
+        return float((p / p.sum()).max())
+
+    if top(1e-3) <= share or top(1e3) >= share:
+        return CheckResult(False, f"The top class never crosses {share:.0%} for this article; pick another one.")
+    lo, hi = 1e-3, 1e3  # the top class's share falls as T grows: bisect on log T
+    for _ in range(100):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if top(mid) > share else (lo, mid)
+    truth = (lo * hi) ** 0.5
+    got = float(answer)
+    if got > 0 and abs(got - truth) <= tolerance * truth:
+        return CheckResult(True, f"At T ≈ {truth:.2f} the top class holds {share:.0%}; above it the runner-ups "
+                           "together outweigh it.")
+    hint = "higher" if got < truth else "lower"
+    return CheckResult(False, f"At T = {got:g} the top class holds {top(got):.0%}: try a {hint} temperature.")
+
+
+# --- 08 deployment -----------------------------------------------------------------------------------
+
+
+def texts_per_second(answer: float | None, by_batch: pd.DataFrame, batch_size: int = 16) -> CheckResult:
+    """Throughput at one batch size from ``latency_vs_batch``'s table: batch_size texts per p50 call."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    rows = by_batch.set_index("batch_size")
+    if batch_size not in rows.index:
+        return CheckResult(False, f"The table has no batch size {batch_size}; it has {list(rows.index)}.")
+    truth = batch_size * 1000 / float(rows.loc[batch_size, "p50_ms"])
+    got = float(answer)
+    if abs(got - truth) <= max(1.0, 0.01 * truth):
+        per_one = 1000 / float(rows.loc[1, "p50_ms"]) if 1 in rows.index else None
+        extra = f", against {per_one:.0f} one text at a time" if per_one else ""
+        return CheckResult(True, f"{truth:.0f} texts per second{extra}.")
+    if abs(got - 1000 / float(rows.loc[batch_size, "p50_ms"])) <= 1:
+        return CheckResult(False, "That is calls per second: each call carries batch_size texts.")
+    return CheckResult(False, "One call of batch_size texts takes p50_ms milliseconds: texts per second = "
+                       "batch_size × 1000 / p50_ms.")
+
+
+def refused_with(answer: dict | None, predict, status: int = 413, **app_options) -> CheckResult:
+    """Whether the server (``create_app`` around ``predict``) answers the JSON body ``answer`` with ``status``."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from fastapi.testclient import TestClient
+
+    from minikit.server import create_app
+
+    with TestClient(create_app(predict, **app_options)) as client:
+        reply = client.post("/predict", json=answer)
+        still = client.post("/predict", json={"text": "The match ended in a draw."}).status_code
+    detail = reply.json().get("detail") if reply.headers.get("content-type", "").startswith("application/json") else ""
+    if reply.status_code == status:
+        return CheckResult(True, f"{status}: {detail} — and the next request was answered {still}.")
+    if reply.status_code == 200:
+        return CheckResult(False, "The server accepted it (200). Go over one of its limits.")
+    return CheckResult(False, f"The server answered {reply.status_code} ({detail}), not {status}. 422 is for "
+                       "wrong types and empty text; 413 is for something too large.")
+
+
+def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float = 50.0) -> CheckResult:
+    """Mean hybrid latency: device p50 + low-confidence share × (round trip + cloud model p50)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.deployment import deployment_scenarios
+
+    truth = float(deployment_scenarios(measured, network_rtt_ms=network_rtt_ms).set_index("scenario")
+                  .loc["hybrid", "latency_ms"])
+    got = float(answer)
+    if abs(got - truth) <= max(0.05, 0.01 * truth):
+        return CheckResult(True, f"{truth:.2f} ms: the device answers every text, and "
+                           f"{measured['low_confidence_share']:.0%} of them also wait for the cloud.")
+    if abs(got - (measured["p50_ms"] + network_rtt_ms + measured["p50_ms"])) <= 0.05:
+        return CheckResult(False, "That sends every text to the cloud; only the low-confidence share goes.")
+    return CheckResult(False, "d = measured['p50_ms'], s = measured['low_confidence_share'], c = round trip + d.")

@@ -8,6 +8,7 @@ warning says how many rows went.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -172,7 +173,7 @@ def load_table(
     else:
         text = _decode_or_report(path, encoding)
         if kind == "csv":
-            frame, first_lines = _read_csv(text, "\t" if path.suffix.lower() == ".tsv" else ",")
+            frame, first_lines = _read_csv(text, "\t" if path.suffix.lower() == ".tsv" else ",", path.name)
         else:
             frame = pd.read_json(io.StringIO(text), lines=path.suffix.lower() == ".jsonl", dtype=False)
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
@@ -187,28 +188,39 @@ def load_table(
     return _frame_to_dataset(frame, text_column, label_column, labels, source=path.name, drop_empty=drop_empty)
 
 
-def _read_csv(text: str, sep: str) -> tuple[pd.DataFrame, list[int]]:
+def _read_csv(text: str, sep: str, source: str = "CSV") -> tuple[pd.DataFrame, list[int]]:
     """Parse CSV text; also return the line number where each record starts (header is line 1)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     header = next(reader, None)
     if header is None:
         return pd.DataFrame(), []
-    rows, starts, previous_end = [], [], reader.line_num
+    rows, starts, overlong, previous_end = [], [], [], reader.line_num
     for record in reader:
         if record:  # a blank line is not a record (as in pandas and the csv module)
+            if any(field.strip() for field in record[len(header):]):
+                overlong.append(previous_end + 1)
             rows.append(record + [""] * (len(header) - len(record)))
             starts.append(previous_end + 1)
         previous_end = reader.line_num
+    if overlong:  # cutting them to the header's width would lose text silently, or shift it into the label
+        delimiter = "tab" if sep == "\t" else repr(sep)
+        raise DataError(
+            f"{source}: {len(overlong)} row(s) have more fields than the header's {len(header)} (lines "
+            f"{_first(overlong)}): a text with a {delimiter} in it that is not in quotes. Fix: put such texts in "
+            'double quotes ("like, this"), as spreadsheet programs do when they save a CSV.'
+        )
     return pd.DataFrame([r[:len(header)] for r in rows], columns=header, dtype=str), starts
 
 
 def _decode_or_report(path: Path, encoding: str) -> str:
     raw = path.read_bytes()
+    if raw.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name == "utf-8":
+        raw = raw[len(codecs.BOM_UTF8):]  # Excel's "CSV UTF-8" starts with a byte-order mark: not part of the header
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError:
         bad_lines = []
-        for number, line in enumerate(raw.split(b"\n"), start=1):
+        for number, line in enumerate(raw.splitlines(), start=1):  # \n, \r\n or \r, as an editor counts
             try:
                 line.decode(encoding)
             except UnicodeDecodeError:
@@ -272,8 +284,9 @@ def normalize_text(text: str, lowercase: bool = False) -> str:
     Idempotent: normalizing twice gives the same string as normalizing once.
     """
     for _ in range(4):  # lowercasing or NFKC can each expose work for the other; a few passes settle it
-        new = text.lower() if lowercase else text
-        new = " ".join(unicodedata.normalize("NFKC", new).split())
+        # NFKC first: lower() reads context (a final Σ becomes ς), so equivalent spellings must meet before it.
+        new = unicodedata.normalize("NFKC", text)
+        new = " ".join((new.lower() if lowercase else new).split())
         if new == text:
             break
         text = new
@@ -407,12 +420,23 @@ def split_dataset(ds: datasets.Dataset, test_size: float = 0.15, validation_size
         raise DataError(f"Classes {small} have fewer than 3 rows: a stratified 3-way split needs at least 3 "
                         "per class. Fix: add rows or merge those classes.")
     n_classes = len(counts)
-    for name, share in (("test", test_size), ("validation", validation_size)):
-        if math.ceil(share * len(ds)) < n_classes:
-            raise DataError(f"A {name} split of {share:.0%} of {len(ds)} rows is smaller than the {n_classes} "
-                            f"classes: a stratified split needs one row per class. Fix: raise {name}_size "
-                            "or add rows.")
+    # The sizes train_test_split cuts below: the test split first, then validation from the rest.
+    n_test = math.ceil(test_size * len(ds))
+    n_validation = math.ceil(validation_size / (1 - test_size) * (len(ds) - n_test))
+    n_train = len(ds) - n_test - n_validation
+    for name, share, size, fix in (("test", test_size, n_test, "raise test_size"),
+                                   ("validation", validation_size, n_validation, "raise validation_size"),
+                                   ("train", 1 - test_size - validation_size, n_train,
+                                    "lower test_size or validation_size")):
+        if size < n_classes:
+            raise DataError(f"A {name} split of {share:.0%} of {len(ds)} rows ({size}) is smaller than the {n_classes} "
+                            f"classes: a stratified split needs one row per class. Fix: {fix}, or add rows.")
     first = ds.train_test_split(test_size=test_size, stratify_by_column="label", seed=seed)
+    left = Counter(first["train"]["label"])
+    short = {ds.features["label"].names[k]: left[k] for k in counts if left[k] < 2}
+    if short:  # the second cut needs two rows of each class
+        raise DataError(f"After the {test_size:.0%} test split, classes {short} have fewer than 2 rows left for "
+                        "train and validation. Fix: add rows to those classes, or lower test_size.")
     rest = first["train"].train_test_split(test_size=validation_size / (1 - test_size),
                                            stratify_by_column="label", seed=seed)
     return datasets.DatasetDict(train=rest["train"], validation=rest["test"], test=first["test"])

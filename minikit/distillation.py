@@ -572,3 +572,38 @@ def distill(
 def train_without_teacher(student: PreTrainedModel, teacher: FineTuned | None = None, **kwargs) -> FineTuned:
     """The comparison for ``distill``: the same student and data trained on the labels alone (alpha=1)."""
     return distill(student, teacher, **{**kwargs, "alpha": 1.0, "hidden_weight": 0.0})
+
+
+# --------------------------------------------------------------------------------------------
+# The course's student: what chapters 7-9 and bench/compressed_model.py compress and serve
+# --------------------------------------------------------------------------------------------
+
+# Chosen on the validation split among a few candidates (bench/distill_candidates.py prints them):
+# every other teacher layer from the bottom, the vocabulary pruned to the tokens the train split uses at
+# least STUDENT_MIN_COUNT times (rarer words are spelled out from kept pieces), two epochs without
+# activation checkpointing (a 3-layer student at batch 8 fits Binder's memory without it).
+STUDENT_LAYERS = (0, 2, 4)
+STUDENT_MIN_COUNT = 20
+STUDENT_CONFIG = TrainConfig(epochs=2, activation_checkpointing=False)
+
+
+def student_start(teacher: FineTuned, layers: Sequence[int] = STUDENT_LAYERS,
+                  min_count: int = STUDENT_MIN_COUNT) -> PrunedVocabulary:
+    """The untrained student: ``layers`` of the teacher, its vocabulary pruned to the train split's tokens."""
+    student = select_layers(teacher.model, layers)
+    return prune_vocabulary(student, teacher.tokenizer, list(teacher.splits["train"]["text"]), min_count=min_count)
+
+
+def get_student(teacher: FineTuned | None = None, *, use_teacher: bool = True,
+                callback: Callable[[pd.DataFrame], None] | None = None, progress: bool = True) -> FineTuned:
+    """The course's compressed student (``STUDENT_*`` above), distilled from ``teacher`` (default: the baseline).
+
+    ``use_teacher=False`` trains the same start on the labels alone (the no-teacher comparison).
+    Cached like ``distill``: about 2 minutes the first time on 2 cores, seconds after.
+    The returned ``tokenizer`` is the pruned one; use it with the returned ``model``.
+    """
+    teacher = get_baseline(progress=progress) if teacher is None else teacher
+    start = student_start(teacher)
+    train = distill if use_teacher else train_without_teacher
+    return train(start.model, teacher, tokenizer=start.tokenizer, config=STUDENT_CONFIG, callback=callback,
+                 progress=progress)

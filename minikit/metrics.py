@@ -14,7 +14,7 @@ import re
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -550,6 +550,7 @@ class _Variant:
     size_source: str
     params: tuple[int, int] | None  # (all, non-zero)
     config: Any  # a transformers config where known: the FLOP estimate needs it
+    tokenizer: Any = None  # its own tokenizer (e.g. a pruned vocabulary); None: the benchmark's
 
     def __call__(self, **batch: np.ndarray) -> np.ndarray:  # the calling convention of measure_latency
         return self.predict(batch)
@@ -711,7 +712,7 @@ class Benchmark:
         self.rows: list[BenchResult] = []
         self._baseline = baseline
         self._variants: dict[str, _Variant] = {}
-        self._data: _BenchInputs | None = None
+        self._data: dict[int, _BenchInputs] = {}  # per tokenizer (by id): most benchmarks have one
         self._runs = 0
 
     def __repr__(self) -> str:
@@ -724,17 +725,20 @@ class Benchmark:
         return self._baseline or next(iter(self._variants), None)
 
     def add(self, name: str, model, *, size_mb: float | None = None, path: str | Path | None = None,
-            config=None) -> "Benchmark":
+            config=None, tokenizer=None) -> "Benchmark":
         """Register a variant: a torch model, an ONNX Runtime session (or .onnx path), or a callable.
 
         A session needs ``path=`` (its file gives size and parameters) or ``size_mb=``; a callable
         (given a dict of int64 NumPy arrays, returning logits) needs ``size_mb=``. ``config=`` (a
         transformers config) lets a non-torch variant get a FLOP-based energy estimate. A torch
-        model is put in eval mode (dropout off), as inference would run it.
+        model is put in eval mode (dropout off), as inference would run it. ``tokenizer=`` gives a
+        variant its own tokenizer (a pruned vocabulary): it reads the same texts, encoded its way,
+        and is timed on them at the same ``max_length``.
         """
         if name in self._variants:
             raise ValueError(f"A variant named {name!r} was already added. Fix: give this one another name.")
-        self._variants[name] = _make_variant(name, model, size_mb, path, config)
+        variant = _make_variant(name, model, size_mb, path, config)
+        self._variants[name] = replace(variant, tokenizer=tokenizer) if tokenizer is not None else variant
         return self
 
     def run(self) -> pd.DataFrame:
@@ -743,17 +747,17 @@ class Benchmark:
         new = [v for v in self._variants.values() if v.name not in done]
         if not new:
             return self.results
-        data = self._inputs()
         self._runs += 1
         base = self._variants.get(self.baseline)
         timed = new if base is None or base.name not in done else [base, *new]
-        quality = {v.name: self._quality(v, data) for v in new}
-        single = self._time(timed, data.single, self.repeats, self.warmup)
-        full = self._time(timed, data.full, self.batch_repeats, 1)
+        quality = {v.name: self._quality(v, self._inputs(v.tokenizer)) for v in new}
+        single = self._time(timed, "single", self.repeats, self.warmup)
+        full = self._time(timed, "full", self.batch_repeats, 1)
         reference = float(np.percentile(single[base.name][0], 50)) if base is not None else float("nan")
         for v in new:
             single_ms, (full_ms, joules) = single[v.name][0], full[v.name]
-            self.rows.append(self._row(v, quality[v.name], single_ms, full_ms, joules, reference, len(data.labels)))
+            self.rows.append(self._row(v, quality[v.name], single_ms, full_ms, joules, reference,
+                                       len(self._inputs(v.tokenizer).labels)))
         return self.results
 
     @property
@@ -783,27 +787,28 @@ class Benchmark:
 
     # --- the measurements ---------------------------------------------------------------------
 
-    def _encode(self, texts: list[str], padding: bool | str) -> Batch:
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=padding, return_tensors="np")
+    def _encode(self, tokenizer, texts: list[str], padding: bool | str) -> Batch:
+        enc = tokenizer(texts, truncation=True, max_length=self.max_length, padding=padding, return_tensors="np")
         return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
 
-    def _inputs(self) -> _BenchInputs:
-        if self._data is None:
+    def _inputs(self, tokenizer=None) -> _BenchInputs:
+        tokenizer = self.tokenizer if tokenizer is None else tokenizer
+        if id(tokenizer) not in self._data:
             n = len(self.dataset) if self.n_eval is None else min(self.n_eval, len(self.dataset))
             # A random subset: loaders may sort rows by class, and the first n would then be one class.
             rows = np.sort(np.random.default_rng(self.seed).permutation(len(self.dataset))[:n])
             subset = self.dataset.select(rows)
             texts, labels = list(subset["text"]), np.asarray(subset["label"])
-            encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+            encoded = tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
             lengths = [len(ids) for ids in encoded]
             order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
             chunks = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
-            full = self._encode([texts[i % n] for i in range(self.batch_size)], padding="max_length")
-            self._data = _BenchInputs(
-                batches=[self._encode([texts[i] for i in chunk], padding=True) for chunk in chunks],
+            full = self._encode(tokenizer, [texts[i % n] for i in range(self.batch_size)], padding="max_length")
+            self._data[id(tokenizer)] = _BenchInputs(
+                batches=[self._encode(tokenizer, [texts[i] for i in chunk], padding=True) for chunk in chunks],
                 labels=labels[order], single={k: v[:1] for k, v in full.items()}, full=full,
             )
-        return self._data
+        return self._data[id(tokenizer)]
 
     def _quality(self, v: _Variant, data: _BenchInputs) -> tuple[float, float, float]:
         """(accuracy, macro F1, extra peak memory in MB) of one variant."""
@@ -813,21 +818,25 @@ class Benchmark:
         return (accuracy(data.labels, predictions), macro_f1(data.labels, predictions, self.num_labels),
                 max(rss.peak_mb, 0.0))
 
-    def _time(self, variants: list[_Variant], inputs: Batch, repeats: int,
+    def _time(self, variants: list[_Variant], which: str, repeats: int,
               warmup: int) -> dict[str, tuple[np.ndarray, float | None]]:
         """{name: (milliseconds per call, RAPL joules or None)}; calls alternate A B, B A, A B, …
+
+        ``which`` is "single" (batch 1) or "full" (batch_size): each variant gets those inputs
+        encoded by its own tokenizer, with the same shape.
 
         One call per variant per round, so a burst of load from another process, or a CPU
         warming up and throttling, falls on every variant alike instead of on one of them.
         """
+        inputs = {v.name: getattr(self._inputs(v.tokenizer), which) for v in variants}
         for v in variants:
-            measure_latency(v, inputs, warmup=warmup, repeats=1)
+            measure_latency(v, inputs[v.name], warmup=warmup, repeats=1)
         times: dict[str, list[np.ndarray]] = {v.name: [] for v in variants}
         joules: dict[str, float | None] = {v.name: 0.0 for v in variants}
         for r in range(repeats):
             for v in variants if r % 2 == 0 else variants[::-1]:
                 with energy_reading(self.rapl_root) as reading:
-                    times[v.name].append(measure_latency(v, inputs, warmup=0, repeats=1))
+                    times[v.name].append(measure_latency(v, inputs[v.name], warmup=0, repeats=1))
                 spent = joules[v.name]
                 joules[v.name] = None if spent is None or reading.joules is None else spent + reading.joules
         return {name: (np.concatenate(times[name]), joules[name]) for name in times}

@@ -628,3 +628,279 @@ class PruningExplorer:
         finally:
             self._syncing = False
         return point
+
+
+# --- 07 distillation ---------------------------------------------------------------------------------
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _entropy_bits(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+class TemperatureExplorer:
+    """A temperature slider and an article picker → the teacher's softened distribution, redrawn live.
+
+    ``logits`` (N, C) are the teacher's for ``texts`` (computed once, e.g. with
+    ``distillation.teacher_logits``); each move only divides them by T and takes a softmax.
+    ``examples`` picks the articles offered (default: six, from the most to the least confident).
+    """
+
+    def __init__(self, logits, texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str],
+                 examples: Sequence[int] | None = None, temperature: float = 2.0):
+        self.logits = np.asarray(logits, dtype=np.float64)
+        if self.logits.ndim != 2 or len(self.logits) != len(texts) or len(texts) != len(labels):
+            raise ValueError(f"logits {self.logits.shape}, {len(texts)} texts and {len(labels)} labels: expected "
+                             "logits of shape (N, classes) for N texts and N labels.")
+        self.texts, self.labels, self.label_names = list(texts), np.asarray(labels), list(label_names)
+        if examples is None:  # spread over confidence at T = 1: from sure to unsure
+            order = np.argsort(-_softmax(self.logits, 1.0).max(axis=1))
+            examples = [int(order[round(q * (len(order) - 1))]) for q in np.linspace(0, 1, min(6, len(order)))]
+        self.examples = [int(i) for i in examples]
+        for i in self.examples:
+            if not 0 <= i < len(self.texts):
+                raise ValueError(f"examples: index {i} is outside the {len(self.texts)} texts.")
+        options = [(f"#{i} ({self.label_names[self.labels[i]]}): {self.texts[i].splitlines()[0][:60]}", i)
+                   for i in self.examples]
+        self.picker = W.Dropdown(options=options, value=self.examples[0], description="article",
+                                 layout=W.Layout(width="520px"))
+        self.slider = W.FloatLogSlider(value=temperature, base=10, min=-0.5, max=1.3, step=0.05,
+                                       description="T", continuous_update=True, readout_format=".2f")
+        self.label = W.HTML()
+        table = self.update(self.examples[0], temperature, redraw=False)
+        self.chart = _jupyter_chart(charts.softened_chart(table, self._title(table)))
+        self.picker.observe(self._on_widget, names="value")
+        self.slider.observe(self._on_widget, names="value")
+        self.widget = W.VBox([W.HBox([self.slider, self.picker]), self.label, self.chart])
+
+    def distribution(self, example: int, temperature: float) -> pd.DataFrame:
+        """Columns label, probability (at T), probability_t1 (at T = 1), is_true."""
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature={temperature!r}: expected a number > 0.")
+        row = self.logits[example]
+        return pd.DataFrame({"label": self.label_names, "probability": _softmax(row, temperature),
+                             "probability_t1": _softmax(row, 1.0),
+                             "is_true": np.arange(len(row)) == self.labels[example]})
+
+    def _title(self, table: pd.DataFrame) -> str:
+        return (f"T = {self.temperature:.2f}: entropy {_entropy_bits(table['probability'].to_numpy()):.2f} bits "
+                f"(at most {np.log2(len(table)):.2f})")
+
+    def _on_widget(self, _change) -> None:
+        self.update(self.picker.value, self.slider.value)
+
+    def update(self, example: int, temperature: float, redraw: bool = True) -> pd.DataFrame:
+        """Redraw the chart for one article at one temperature; returns its distribution."""
+        table = self.distribution(example, temperature)
+        self.example, self.temperature = example, float(temperature)
+        if redraw:
+            self.chart.chart = charts.softened_chart(table, self._title(table))
+        runner_up = table.drop(index=int(table["probability"].idxmax()))["probability"].max()
+        self.label.value = (f"top class <b>{table.loc[table['probability'].idxmax(), 'label']}</b> at "
+                            f"{table['probability'].max():.1%}; runner-up {runner_up:.1%}. What the student learns "
+                            f"beyond the label is in the runner-ups.")
+        return table
+
+
+# ~360 articles × 64 tokens, one pass at a raised learning rate (45 steps): about 10 s a run on 2 cores.
+QUICK_DISTILL = dict(epochs=1, train_fraction=0.25, max_length=64, batch_size=8, learning_rate=1e-4,
+                     eval_every=10_000, activation_checkpointing=False)
+
+
+@dataclass(frozen=True)
+class DistillationPoint:
+    alpha: float
+    layers: int
+    temperature: float
+    val_accuracy: float
+    params_m: float
+    seconds: float  # training + evaluation, or loading from the cache
+    from_cache: bool
+
+
+class DistillationExplorer:
+    """α and student-depth sliders → a short distillation run, its validation accuracy on a chart of all runs.
+
+    Each setting trains a student made of ``spread_layers`` of the teacher's layers for one epoch
+    on a quarter of the train split at 64 tokens (``QUICK_DISTILL``, about 10 s on 2 cores), then
+    scores it on the validation split at 64 tokens. Runs are cached on disk by ``distill``, so a
+    setting tried before (in any session) comes back at once. The teacher is scored the same way
+    once, as the dashed reference.
+    """
+
+    def __init__(self, teacher, alpha: float = 0.5, layers: int = 3, temperature: float = 2.0,
+                 config=None, progress: bool = False):
+        from minikit.distillation import _check_kd
+        from minikit.training import TrainConfig, evaluate_accuracy
+
+        _check_kd(alpha, temperature)
+        self.teacher, self.temperature, self.progress = teacher, float(temperature), progress
+        self.config = config or TrainConfig(**QUICK_DISTILL)
+        self.num_layers = len(encoder_layers(teacher.model))
+        self.teacher_accuracy = evaluate_accuracy(teacher.model, teacher.tokenizer, teacher.splits["validation"],
+                                                  self.config.max_length)
+        self.cache: dict[tuple, DistillationPoint] = {}
+        self.current: DistillationPoint | None = None
+        self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.25, description="α",
+                                   continuous_update=False, readout_format=".2f")
+        self.depth = W.IntSlider(value=layers, min=1, max=self.num_layers, step=1, description="layers",
+                                 continuous_update=False)
+        self.status, self.label = W.HTML(), W.HTML()
+        self._syncing = False
+        point = self.update(alpha, layers, redraw=False)
+        self.chart = _jupyter_chart(charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
+                                                                   self.teacher_accuracy))
+        for control in (self.alpha, self.depth):
+            control.observe(self._on_widget, names="value")
+        self.widget = W.VBox([W.HBox([self.alpha, self.depth]), W.HBox([self.status, self.label]), self.chart])
+
+    def measure(self, alpha: float, layers: int) -> DistillationPoint:
+        """Train (or load) the short run for one setting; no widget is touched."""
+        from minikit.distillation import _check_kd, distill, select_layers, spread_layers
+
+        _check_kd(alpha, self.temperature)
+        if not (isinstance(layers, (int, np.integer)) and 1 <= layers <= self.num_layers):
+            raise ValueError(f"layers={layers!r}: expected a whole number from 1 to {self.num_layers} (the teacher's).")
+        key = (round(float(alpha), 4), int(layers))
+        if key in self.cache:
+            return self.cache[key]
+        start = time.perf_counter()
+        student = select_layers(self.teacher.model, spread_layers(self.num_layers, int(layers)))
+        run = distill(student, self.teacher, alpha=key[0], temperature=self.temperature, config=self.config,
+                      progress=self.progress)
+        point = DistillationPoint(alpha=key[0], layers=key[1], temperature=self.temperature,
+                                  val_accuracy=float(run.result.best_val_accuracy),
+                                  params_m=count_parameters(run.model) / 1e6,
+                                  seconds=time.perf_counter() - start, from_cache=run.from_cache)
+        del student, run
+        self.cache[key] = point
+        return point
+
+    def table(self) -> pd.DataFrame:
+        """Every setting measured so far, one row each."""
+        columns = [f.name for f in fields(DistillationPoint)]
+        return pd.DataFrame([p.__dict__ for p in self.cache.values()], columns=columns)
+
+    def sweep(self, alphas: Sequence[float] = (0.5,), layers: Sequence[int] = (3,)) -> pd.DataFrame:
+        """Measure every (α, layers) pair (cached ones cost nothing); returns their rows."""
+        points = [self.measure(a, n) for a in alphas for n in layers]
+        return pd.DataFrame([p.__dict__ for p in points])
+
+    def _on_widget(self, _change) -> None:
+        if not self._syncing:
+            self.update(self.alpha.value, self.depth.value)
+
+    def update(self, alpha: float, layers: int, redraw: bool = True) -> DistillationPoint:
+        """Train (or recall) one setting, then redraw the chart and the label; returns the point."""
+        self.status.value = f"<i>distilling a {layers}-layer student, α = {alpha:g} (about 10 s)…</i>"
+        for control in (self.alpha, self.depth):
+            control.disabled = True
+        try:
+            point = self.measure(alpha, layers)
+        finally:
+            for control in (self.alpha, self.depth):
+                control.disabled = False
+            self.status.value = ""
+        self.current = point
+        if redraw:
+            self.chart.chart = charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
+                                                              self.teacher_accuracy)
+        how = "from the cache" if point.from_cache else f"trained in {point.seconds:.0f} s"
+        self.label.value = (f"<b>{layers} layers</b>, α = {point.alpha:g}, T = {point.temperature:g}: validation "
+                            f"accuracy <b>{point.val_accuracy:.1%}</b> (teacher {self.teacher_accuracy:.1%}) · "
+                            f"{point.params_m:.1f} M parameters · {how}")
+        self._syncing = True
+        try:
+            self.alpha.value, self.depth.value = point.alpha, point.layers
+        finally:
+            self._syncing = False
+        return point
+
+
+# --- 08 deployment -----------------------------------------------------------------------------------
+
+
+class BatchingExplorer:
+    """Max batch size and max wait sliders → a short load test of the server with those settings.
+
+    Each setting starts the server (in a thread, on 127.0.0.1) around ``predict`` (a served
+    model), sends ``requests`` requests from ``clients`` concurrent clients, stops it, and adds a
+    row to the chart of every setting tried. ``max_batch_size=1`` is batching off. A few seconds a
+    move with a small model; settings tried before are answered from memory.
+    """
+
+    def __init__(self, predict, texts: Sequence[str], clients: int = 16, requests: int = 160,
+                 max_batch_size: int = 16, max_wait_ms: float = 5.0, timeout_s: float = 60.0):
+        if isinstance(texts, str) or not texts:
+            raise ValueError("texts: expected a non-empty list of strings.")
+        self.predict, self.texts = predict, list(texts)
+        self.clients, self.requests, self.timeout_s = clients, requests, timeout_s
+        self.cache: dict[tuple, dict] = {}
+        self.batch = W.SelectionSlider(options=[1, 2, 4, 8, 16, 32], value=max_batch_size,
+                                       description="max batch", continuous_update=False)
+        self.wait = W.SelectionSlider(options=[0.0, 1.0, 2.0, 5.0, 10.0, 20.0], value=float(max_wait_ms),
+                                      description="max wait ms", continuous_update=False)
+        self.status, self.label = W.HTML(), W.HTML()
+        self._syncing = False
+        row = self.update(max_batch_size, max_wait_ms, redraw=False)
+        self.chart = _jupyter_chart(charts.load_test_chart(self.table(), row["setting"]))
+        for control in (self.batch, self.wait):
+            control.observe(self._on_widget, names="value")
+        self.widget = W.VBox([W.HBox([self.batch, self.wait]), W.HBox([self.status, self.label]), self.chart])
+
+    @staticmethod
+    def setting(max_batch_size: int, max_wait_ms: float) -> str:
+        return "batching off" if max_batch_size == 1 else f"batch ≤ {max_batch_size}, wait ≤ {max_wait_ms:g} ms"
+
+    def measure(self, max_batch_size: int, max_wait_ms: float) -> dict:
+        """Load-test one setting (or recall it); returns its row."""
+        from minikit.deployment import load_test
+        from minikit.server import background_server
+
+        key = (int(max_batch_size), 0.0 if max_batch_size == 1 else float(max_wait_ms))
+        if key not in self.cache:
+            with background_server(self.predict, max_batch_size=key[0], max_wait_ms=key[1]) as server:
+                result = load_test(server.url, self.texts, clients=self.clients, requests=self.requests,
+                                   timeout_s=self.timeout_s)
+            self.cache[key] = {"setting": self.setting(*key), "max_batch_size": key[0], "max_wait_ms": key[1],
+                               **result.as_dict()}
+        return self.cache[key]
+
+    def table(self) -> pd.DataFrame:
+        """Every setting tried so far, one row each (batching off first, then by batch size and wait)."""
+        rows = [self.cache[k] for k in sorted(self.cache)]
+        return pd.DataFrame(rows)
+
+    def _on_widget(self, _change) -> None:
+        if not self._syncing:
+            self.update(self.batch.value, self.wait.value)
+
+    def update(self, max_batch_size: int, max_wait_ms: float, redraw: bool = True) -> dict:
+        """Load-test (or recall) one setting, then redraw the chart and the label; returns its row."""
+        self.status.value = f"<i>load-testing {self.setting(max_batch_size, max_wait_ms)}…</i>"
+        for control in (self.batch, self.wait):
+            control.disabled = True
+        try:
+            row = self.measure(max_batch_size, max_wait_ms)
+        finally:
+            for control in (self.batch, self.wait):
+                control.disabled = False
+            self.status.value = ""
+        if redraw:
+            self.chart.chart = charts.load_test_chart(self.table(), row["setting"])
+        batch = f"mean batch {row['mean_batch_size']:.1f}" if row["mean_batch_size"] is not None else ""
+        self.label.value = (f"<b>{row['setting']}</b>: {row['requests_per_s']:.0f} requests/s · p50 "
+                            f"{row['p50_ms']:.0f} ms · p95 <b>{row['p95_ms']:.0f} ms</b> · {batch} · "
+                            f"{row['ok']}/{row['sent']} answered, {row['errors']} errors ({self.clients} clients)")
+        self._syncing = True
+        try:
+            self.batch.value, self.wait.value = int(max_batch_size), float(max_wait_ms)
+        finally:
+            self._syncing = False
+        return row

@@ -465,3 +465,44 @@ def test_server_names_are_reachable_from_deployment():
     assert deployment.create_app is server.create_app
     with pytest.raises(AttributeError):
         deployment.no_such_name  # noqa: B018
+
+
+# --- chapter 8's widget and exercise checks --------------------------------------------------------
+
+
+def _slow_echo(texts):
+    time.sleep(0.03)  # the same time for a batch of 1 or 8: batching pays
+    return echo(texts)
+
+
+def test_batching_explorer_load_tests_each_setting_once_and_charts_them():
+    explorer = minikit.widgets.BatchingExplorer(_slow_echo, [f"t{i}" for i in range(8)], clients=8, requests=32,
+                                                max_batch_size=8, max_wait_ms=2.0)
+    first = explorer.chart.chart.to_dict()
+    off = explorer.update(1, 5.0)  # batching off: the wait does not matter, so it is stored as 0
+    assert off["setting"] == "batching off" and off["max_wait_ms"] == 0.0
+    assert off["ok"] == off["sent"] == 32 and off["errors"] == 0
+    assert explorer.chart.chart.to_dict() != first
+    assert explorer.update(1, 20.0) is off  # the same setting: recalled, not measured again
+    table = explorer.table()
+    assert list(table["setting"]) == ["batching off", "batch ≤ 8, wait ≤ 2 ms"]
+    assert table.set_index("setting").loc["batch ≤ 8, wait ≤ 2 ms", "mean_batch_size"] > 1  # requests were grouped
+    assert "requests/s" in explorer.label.value and (explorer.batch.value, explorer.wait.value) == (1, 20.0)
+    with pytest.raises(ValueError, match="non-empty list"):
+        minikit.widgets.BatchingExplorer(_slow_echo, "one string")
+
+
+def test_chapter_8_checks_recompute_the_answers():
+    import pandas as pd
+
+    by_batch = pd.DataFrame({"batch_size": [1, 16], "p50_ms": [4.0, 32.0]})
+    assert minikit.check.texts_per_second(500, by_batch, batch_size=16)
+    assert "calls per second" in minikit.check.texts_per_second(31, by_batch, batch_size=16).message
+    assert not minikit.check.texts_per_second(None, by_batch)
+    assert minikit.check.refused_with({"texts": ["a"] * 65}, echo, status=413)
+    wrong = minikit.check.refused_with({"text": "   "}, echo, status=413)
+    assert not wrong and "422" in wrong.message
+    assert not minikit.check.refused_with({"text": "fine"}, echo, status=413)
+    measured = {"model_mb": 9.0, "ram_mb": 50.0, "p50_ms": 4.0, "request_bytes": 2000.0, "low_confidence_share": 0.1}
+    assert minikit.check.hybrid_latency(4.0 + 0.1 * 54.0, measured, network_rtt_ms=50.0)
+    assert "every text" in minikit.check.hybrid_latency(58.0, measured, network_rtt_ms=50.0).message

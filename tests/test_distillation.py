@@ -366,3 +366,95 @@ def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_con
         distill(pruned.model, teacher, progress=False)
     with pytest.raises(ValueError, match="hidden_weight=-1"):
         distill(teacher.model, teacher, hidden_weight=-1, progress=False)
+
+
+# --- chapter 7's widgets, Benchmark with a pruned tokenizer, exercise checks ------------------------------
+
+
+def test_temperature_explorer_softens_and_redraws(teacher):
+    texts = teacher.splits["validation"]["text"]
+    logits = teacher_logits(teacher, texts)
+    explorer = minikit.widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"],
+                                                   list(TOPICS), temperature=1.0)
+    assert len(explorer.examples) == 6
+    sure, unsure = explorer.examples[0], explorer.examples[-1]
+    top = lambda i: explorer.distribution(i, 1.0)["probability"].max()  # noqa: E731
+    assert top(sure) >= top(unsure)  # ordered from the surest to the least sure
+    cold, hot = explorer.distribution(sure, 1e-4), explorer.distribution(sure, 1e4)  # tiny logits: go far
+    assert cold["probability"].max() == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_allclose(hot["probability"], 1 / 3, atol=1e-3)
+    np.testing.assert_allclose(cold["probability_t1"], hot["probability_t1"])
+    before = explorer.chart.chart.to_dict()
+    table = explorer.update(unsure, 4.0)
+    assert table["probability"].sum() == pytest.approx(1.0) and table["is_true"].sum() == 1
+    assert explorer.chart.chart.to_dict() != before and "T = 4.00" in str(explorer.chart.chart.to_dict())
+    with pytest.raises(ValueError, match="temperature"):
+        explorer.distribution(sure, 0.0)
+    with pytest.raises(ValueError, match="outside"):
+        minikit.widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"], list(TOPICS),
+                                            examples=[len(texts)])
+
+
+def test_distillation_explorer_trains_each_setting_once_and_caches_it(teacher):
+    config = TrainConfig(**{**FAST, "epochs": 1, "eval_every": 1000})
+    explorer = minikit.widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
+    assert explorer.num_layers == 4 and 0 <= explorer.teacher_accuracy <= 1
+    first = explorer.current
+    assert (first.alpha, first.layers, first.from_cache) == (0.5, 2, False)
+    before = explorer.chart.chart.to_dict()
+    point = explorer.update(1.0, 1)
+    assert point.params_m < first.params_m and explorer.chart.chart.to_dict() != before
+    assert explorer.update(0.5, 2) is first  # recalled from memory
+    again = minikit.widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
+    assert again.current.from_cache and again.current.val_accuracy == first.val_accuracy  # from the disk cache
+    assert list(explorer.table()["layers"]) == [2, 1]
+    with pytest.raises(ValueError, match="layers=7"):
+        explorer.measure(0.5, 7)
+    with pytest.raises(ValueError, match="alpha"):
+        explorer.measure(1.5, 2)
+
+
+def test_benchmark_gives_a_pruned_student_its_own_tokenizer(teacher):
+    texts = list(teacher.splits["train"]["text"])
+    pruned = prune_vocabulary(teacher.model, teacher.tokenizer, texts)
+    bench = minikit.Benchmark(teacher.splits["test"], teacher.tokenizer, max_length=32, repeats=2, batch_repeats=1,
+                              batch_size=4)
+    bench.add("teacher", teacher.model)
+    bench.add("pruned", pruned.model, tokenizer=pruned.tokenizer)
+    table = bench.run().set_index("name")
+    # Every test text uses only kept tokens, so the pruned copy predicts exactly what the teacher does.
+    assert table.loc["pruned", "accuracy"] == table.loc["teacher", "accuracy"]
+    assert table.loc["pruned", "size_mb"] < table.loc["teacher", "size_mb"]
+    with pytest.raises(IndexError):  # the teacher's ids are out of the pruned embedding's range
+        bad = minikit.Benchmark(teacher.splits["test"], teacher.tokenizer, max_length=32, repeats=1, batch_repeats=1)
+        bad.add("pruned, wrong tokenizer", pruned.model)
+        bad.run()
+
+
+def test_student_start_keeps_the_layers_and_prunes_the_vocabulary(teacher):
+    start = distillation.student_start(teacher, layers=(1, 3), min_count=1)
+    assert len(encoder_layers(start.model)) == 2 and start.new_vocab_size < start.old_vocab_size
+    assert start.model.get_input_embeddings().num_embeddings == len(start.tokenizer)
+
+
+def test_chapter_7_checks_recompute_the_answers(teacher):
+    s, t = [1.0, 0.0, -1.0], [3.0, 1.0, -2.0]
+    truth = _hand_loss(np.array([s]), np.array([t]), np.array([0]), 0.5, 2.0)
+    assert minikit.check.kd_loss(truth, s, t, label=0)
+    ce = _hand_loss(np.array([s]), np.array([t]), np.array([0]), 1.0, 2.0)
+    assert "cross-entropy alone" in minikit.check.kd_loss(ce, s, t, label=0).message
+    assert not minikit.check.kd_loss(None, s, t, label=0)
+    student = select_layers(teacher.model, [0, 2])
+    assert minikit.check.student_parameters(minikit.count_parameters(student), teacher.model, student)
+    layer = minikit.count_parameters(encoder_layers(teacher.model)[0])
+    assert "one encoder layer" in minikit.check.student_parameters(
+        minikit.count_parameters(student) + layer, teacher.model, student).message
+    logits = [2.0, 0.5, -1.0]
+    p = lambda T: np.exp(np.array(logits) / T).max() / np.exp(np.array(logits) / T).sum()  # noqa: E731
+    lo, hi = 0.01, 100.0
+    for _ in range(60):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if p(mid) > 0.5 else (lo, mid)
+    assert minikit.check.temperature_for_top(lo, logits, share=0.5)
+    assert "higher" in minikit.check.temperature_for_top(lo / 2, logits, share=0.5).message
+    assert "never crosses" in minikit.check.temperature_for_top(1.0, [1.0, 1.0, 1.0], share=0.5).message
