@@ -397,7 +397,8 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
         part = "one encoder layer" if abs(off) == layer else "the removed embedding rows"
         return CheckResult(False, f"Off by exactly {part} ({abs(off):,}): count again.")
     return CheckResult(False, f"You are off by {off:+,}. Start from the teacher's count, take away the dropped encoder "
-                       f"layers ({layer:,} each) and the dropped vocabulary rows ({dim} numbers each).")
+                       f"layers ({layer:,} each), the pruned feed-forward neurons in the kept layers ({2 * dim + 1} "
+                       f"numbers each) and the dropped vocabulary rows ({dim} numbers each).")
 
 
 def temperature_for_top(answer: float | None, logits, share: float = 0.5, tolerance: float = 0.05) -> CheckResult:

@@ -583,6 +583,24 @@ def _torch_predict(model: torch.nn.Module) -> Callable[[Batch], np.ndarray]:
     return predict
 
 
+def benchmark_session_options(threads: int | None = None):
+    """ONNX Runtime session options for timing beside other variants: worker threads do not spin.
+
+    By default ONNX Runtime's idle worker threads keep spinning for a while after each run, to
+    answer the next run sooner. Timed in alternation with a PyTorch model, that spinning takes
+    the cores the PyTorch call needs: measured on 2 cores, it doubled MiniLM-L6's float32 batch-1
+    latency (16 → 35 ms) and so inflated every ONNX Runtime speedup. A session made here waits
+    instead. ``threads`` sets the intra-op threads (default: ONNX Runtime's, one per core).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
 def _onnx_predict(session) -> Callable[[Batch], np.ndarray]:
     dtypes = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
@@ -652,7 +670,7 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
         path = Path(model)
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist. Fix: pass the path of an exported .onnx file.")
-        model = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        model = ort.InferenceSession(str(path), benchmark_session_options(), providers=["CPUExecutionProvider"])
     if isinstance(model, torch.nn.Module):
         model.eval()  # dropout off: a benchmark measures inference
         size, how = (size_mb, "given") if size_mb is not None else _torch_size_mb(model)
@@ -688,25 +706,29 @@ class Benchmark:
     All variants see the same inputs: accuracy on the same examples (batched by length), timing
     on real texts padded or truncated to exactly ``max_length`` tokens, so every variant sees
     identical shapes. Timing alternates variants in rounds (A B, then B A, …) so that drift of
-    the machine hits all alike. ``run()`` again measures only the variants added since, and
+    the machine hits all alike; in each round a variant runs ``burst`` timed calls back to back
+    after one untimed call, as a served model does (called one at a time in turn, a small model
+    would always start with the other model's weights in the CPU caches, which it never does in
+    service). ``run()`` again measures only the variants added since, and
     times the baseline again beside them: a row's speedup uses the baseline timed in its run.
     """
 
     def __init__(self, dataset, tokenizer, max_length: int = 128, baseline: str | None = None,
                  n_eval: int | None = None, repeats: int = 20, warmup: int = 3, batch_size: int = 32,
-                 batch_repeats: int = 3, seed: int = 0, rapl_root: str | Path = RAPL_ROOT):
+                 batch_repeats: int = 3, seed: int = 0, rapl_root: str | Path = RAPL_ROOT, burst: int = 5):
         missing = {"text", "label"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"The dataset has columns {dataset.column_names}, not {sorted(missing)}. "
                              "Fix: pass a split of prepare_dataset(), e.g. splits['test'].")
         if len(dataset) == 0 or (n_eval is not None and n_eval < 1):
             raise ValueError(f"{len(dataset)} examples, n_eval={n_eval}: need at least one example to score.")
-        if repeats < 1 or batch_repeats < 1 or batch_size < 1:
-            raise ValueError(f"repeats={repeats}, batch_repeats={batch_repeats}, batch_size={batch_size}: "
-                             "all must be at least 1.")
+        if repeats < 1 or batch_repeats < 1 or batch_size < 1 or burst < 1:
+            raise ValueError(f"repeats={repeats}, batch_repeats={batch_repeats}, batch_size={batch_size}, "
+                             f"burst={burst}: all must be at least 1.")
         self.dataset, self.tokenizer, self.max_length = dataset, tokenizer, max_length
         self.n_eval, self.repeats, self.warmup = n_eval, repeats, warmup
         self.batch_size, self.batch_repeats, self.seed, self.rapl_root = batch_size, batch_repeats, seed, rapl_root
+        self.burst = burst
         label = dataset.features["label"]
         self.num_labels = getattr(label, "num_classes", None) or int(max(dataset["label"])) + 1
         self.rows: list[BenchResult] = []
@@ -728,7 +750,10 @@ class Benchmark:
             config=None, tokenizer=None) -> "Benchmark":
         """Register a variant: a torch model, an ONNX Runtime session (or .onnx path), or a callable.
 
-        A session needs ``path=`` (its file gives size and parameters) or ``size_mb=``; a callable
+        A session needs ``path=`` (its file gives size and parameters) or ``size_mb=``; pass the path
+        itself rather than your own session, so the session is made with
+        ``benchmark_session_options()`` (a session whose threads spin slows the variants timed
+        beside it). A callable
         (given a dict of int64 NumPy arrays, returning logits) needs ``size_mb=``. ``config=`` (a
         transformers config) lets a non-torch variant get a FLOP-based energy estimate. A torch
         model is put in eval mode (dropout off), as inference would run it. ``tokenizer=`` gives a
@@ -825,18 +850,23 @@ class Benchmark:
         ``which`` is "single" (batch 1) or "full" (batch_size): each variant gets those inputs
         encoded by its own tokenizer, with the same shape.
 
-        One call per variant per round, so a burst of load from another process, or a CPU
-        warming up and throttling, falls on every variant alike instead of on one of them.
+        A few calls per variant per round (``burst``, after one untimed call), so a burst of load
+        from another process, or a CPU warming up and throttling, falls on every variant alike
+        instead of on one of them, while each variant is timed with its own weights in cache.
         """
         inputs = {v.name: getattr(self._inputs(v.tokenizer), which) for v in variants}
         for v in variants:
             measure_latency(v, inputs[v.name], warmup=warmup, repeats=1)
         times: dict[str, list[np.ndarray]] = {v.name: [] for v in variants}
         joules: dict[str, float | None] = {v.name: 0.0 for v in variants}
-        for r in range(repeats):
+        done = 0
+        for r in range(-(-repeats // self.burst)):
+            calls = min(self.burst, repeats - done)
+            done += calls
             for v in variants if r % 2 == 0 else variants[::-1]:
+                measure_latency(v, inputs[v.name], warmup=0, repeats=1)  # untimed: back in the caches
                 with energy_reading(self.rapl_root) as reading:
-                    times[v.name].append(measure_latency(v, inputs[v.name], warmup=0, repeats=1))
+                    times[v.name].append(measure_latency(v, inputs[v.name], warmup=0, repeats=calls))
                 spent = joules[v.name]
                 joules[v.name] = None if spent is None or reading.joules is None else spent + reading.joules
         return {name: (np.concatenate(times[name]), joules[name]) for name in times}

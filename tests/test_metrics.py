@@ -170,3 +170,11 @@ def test_compare_models_one_catalog_model():
     assert row["size_mb"] == pytest.approx(4 * row["params_m"], rel=0.02)
     assert row["latency_p95_ms"] >= row["latency_p50_ms"] > 0
     assert (row["seq_len"], row["batch_size"]) == (16, 2)
+
+
+def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them():
+    from minikit.metrics import benchmark_session_options
+
+    options = benchmark_session_options(threads=2)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2

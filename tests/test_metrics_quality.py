@@ -7,6 +7,7 @@ hand-made dataset, so its accuracies are chance, and timings are only checked fo
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import altair as alt
@@ -409,3 +410,21 @@ def test_threshold_explorer(probs):
     assert explorer.table.equals(precision_recall_curve_table(p, y, 2))
     explorer.slider.value = 0.7  # the chart's parameter follows the slider (re-linked after the class change)
     assert explorer.chart.params.threshold == 0.7 and "0.70" in explorer.label.value
+
+
+def test_benchmark_times_each_variant_in_bursts_of_calls_and_counts_every_repeat(tiny_dataset, tok, bench_models):
+    small, wide = bench_models
+    bench = Benchmark(tiny_dataset, tok, max_length=32, repeats=7, batch_repeats=1, batch_size=4, burst=3)
+    bench.add("small", small).add("wide", wide)
+    calls = []
+    for v in bench._variants.values():
+        predict = v.predict
+        object.__setattr__(v, "predict", lambda batch, predict=predict, name=v.name: (calls.append(name), predict(batch))[1])
+    timed = bench._time(list(bench._variants.values()), "single", repeats=7, warmup=0)
+    assert {name: len(t[0]) for name, t in timed.items()} == {"small": 7, "wide": 7}
+    # one warm-up call each, then rounds of 3, 3, 1 timed calls, each after one untimed call, in the
+    # order A B, B A, A B
+    runs = [(name, len(list(group))) for name, group in itertools.groupby(calls)]
+    assert runs == [("small", 1), ("wide", 1), ("small", 4), ("wide", 8), ("small", 6), ("wide", 2)]
+    with pytest.raises(ValueError, match="burst=0"):
+        Benchmark(tiny_dataset, tok, burst=0)
