@@ -6,6 +6,7 @@ without a browser; ``.widget`` is what a notebook displays.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -42,6 +43,30 @@ from minikit.training import encoder_layers
 def _jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
     charts.enable_offline_charts()
     return alt.JupyterChart(chart)
+
+
+@contextlib.contextmanager
+def _busy(controls: Sequence[W.DOMWidget], status: W.HTML, text: str):
+    """While a measurement runs: ``text`` in the status line and the knobs disabled; both restored even if it raises."""
+    status.value = text
+    for control in controls:
+        control.disabled = True
+    try:
+        yield
+    finally:
+        for control in controls:
+            control.disabled = False
+        status.value = ""
+
+
+@contextlib.contextmanager
+def _moving_knobs(explorer):
+    """Set an explorer's knobs from code without their observers calling ``update`` again."""
+    explorer._syncing = True
+    try:
+        yield
+    finally:
+        explorer._syncing = False
 
 
 class ModelExplorer:
@@ -150,11 +175,8 @@ class ThresholdExplorer:
                             f"<b>{scores.precision:.1%}</b>, recall <b>{scores.recall:.1%}</b>, F1 "
                             f"<b>{scores.f1:.1%}</b> ({scores.predicted} flagged, {scores.positives} truly "
                             f"{self.names[cls]})")
-        self._syncing = True  # a call from code moves the widgets too, without running update twice
-        try:
+        with _moving_knobs(self):  # a call from code moves the widgets too, without running update twice
             self.dropdown.value, self.slider.value = cls, threshold
-        finally:
-            self._syncing = False
         return scores
 
 
@@ -355,11 +377,8 @@ class QuantizationExplorer:
         except ValueError:
             self.status.value = ""
             raise
-        self._syncing = True  # a call from code moves the widgets too, without running update again
-        try:
+        with _moving_knobs(self):  # a call from code moves the widgets too, without running update again
             self.slider.value, self.granularity.value, self.symmetry.value = key
-        finally:
-            self._syncing = False
         self._draw(point)
         self._show(point)
         return point
@@ -604,15 +623,8 @@ class PruningExplorer:
 
     def update(self, method: str, amount: float, redraw: bool = True) -> PruningPoint:
         """Measure (or recall) one setting, then redraw both charts and the label; returns the point."""
-        self.status.value = f"<i>computing {method} at {amount:.0%}…</i>"
-        for control in (self.slider, self.method):
-            control.disabled = True
-        try:
+        with _busy((self.slider, self.method), self.status, f"<i>computing {method} at {amount:.0%}…</i>"):
             point = self.measure(method, amount)
-        finally:
-            for control in (self.slider, self.method):
-                control.disabled = False
-            self.status.value = ""
         self.current = point
         if redraw:
             self.chart.chart = charts.pruning_tradeoff_chart(self.table(), point)
@@ -622,11 +634,8 @@ class PruningExplorer:
                             f"{point.nonzero_m:.1f} M non-zero of {point.params_m:.1f} M · dense "
                             f"{point.dense_mb:.0f} MB, sparse {point.sparse_mb:.0f} MB · "
                             f"<b>{point.latency_ms:.1f} ms</b> at batch 1")
-        self._syncing = True  # a call from code moves the widgets too, without measuring twice
-        try:
+        with _moving_knobs(self):  # a call from code moves the widgets too, without measuring twice
             self.method.value, self.slider.value = method, amount
-        finally:
-            self._syncing = False
         return point
 
 
@@ -798,15 +807,9 @@ class DistillationExplorer:
 
     def update(self, alpha: float, layers: int, redraw: bool = True) -> DistillationPoint:
         """Train (or recall) one setting, then redraw the chart and the label; returns the point."""
-        self.status.value = f"<i>distilling a {layers}-layer student, α = {alpha:g} (about 10 s)…</i>"
-        for control in (self.alpha, self.depth):
-            control.disabled = True
-        try:
+        busy = f"<i>distilling a {layers}-layer student, α = {alpha:g} (about 10 s)…</i>"
+        with _busy((self.alpha, self.depth), self.status, busy):
             point = self.measure(alpha, layers)
-        finally:
-            for control in (self.alpha, self.depth):
-                control.disabled = False
-            self.status.value = ""
         self.current = point
         if redraw:
             self.chart.chart = charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
@@ -815,11 +818,8 @@ class DistillationExplorer:
         self.label.value = (f"<b>{layers} layers</b>, α = {point.alpha:g}, T = {point.temperature:g}: validation "
                             f"accuracy <b>{point.val_accuracy:.1%}</b> (teacher {self.teacher_accuracy:.1%}) · "
                             f"{point.params_m:.1f} M parameters · {how}")
-        self._syncing = True
-        try:
+        with _moving_knobs(self):
             self.alpha.value, self.depth.value = point.alpha, point.layers
-        finally:
-            self._syncing = False
         return point
 
 
@@ -883,24 +883,15 @@ class BatchingExplorer:
 
     def update(self, max_batch_size: int, max_wait_ms: float, redraw: bool = True) -> dict:
         """Load-test (or recall) one setting, then redraw the chart and the label; returns its row."""
-        self.status.value = f"<i>load-testing {self.setting(max_batch_size, max_wait_ms)}…</i>"
-        for control in (self.batch, self.wait):
-            control.disabled = True
-        try:
+        busy = f"<i>load-testing {self.setting(max_batch_size, max_wait_ms)}…</i>"
+        with _busy((self.batch, self.wait), self.status, busy):
             row = self.measure(max_batch_size, max_wait_ms)
-        finally:
-            for control in (self.batch, self.wait):
-                control.disabled = False
-            self.status.value = ""
         if redraw:
             self.chart.chart = charts.load_test_chart(self.table(), row["setting"])
         batch = f"mean batch {row['mean_batch_size']:.1f}" if row["mean_batch_size"] is not None else ""
         self.label.value = (f"<b>{row['setting']}</b>: {row['requests_per_s']:.0f} requests/s · p50 "
                             f"{row['p50_ms']:.0f} ms · p95 <b>{row['p95_ms']:.0f} ms</b> · {batch} · "
                             f"{row['ok']}/{row['sent']} answered, {row['errors']} errors ({self.clients} clients)")
-        self._syncing = True
-        try:
+        with _moving_knobs(self):
             self.batch.value, self.wait.value = int(max_batch_size), float(max_wait_ms)
-        finally:
-            self._syncing = False
         return row
