@@ -181,18 +181,21 @@ def find(kind: str, parts: dict) -> Path | None:
         return root / key if _complete_or_removed(root / key) else None
 
 
-def load_or_build(kind: str, parts: dict, build: Callable[[Path], None]) -> Path:
+def load_or_build(kind: str, parts: dict, build: Callable[[Path], None], rebuild: bool = False) -> Path:
     """Return the folder of the complete entry for ``parts``, calling ``build(tmp_dir)`` if needed.
 
     ``build`` writes its files into the temporary folder it is given. A file lock makes
     concurrent callers (two notebooks, two scripts) build an entry once: the second waits for
     the first, then loads. If ``build`` raises, nothing is cached and the error propagates.
+
+    ``rebuild=True`` builds even when a complete entry exists, and replaces it only once the new
+    one is complete: an interrupted or failed rebuild leaves the old entry as it was.
     """
     root = _kind_dir(kind)
     key = cache_key(**parts)
     final = root / key
     with FileLock(str(root / f"{key}.lock")):
-        if _complete_or_removed(final):
+        if not rebuild and _complete_or_removed(final):
             return final
         _remove_stale_temps(root, key)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}{_TMP_MARK}", dir=root))
@@ -201,6 +204,9 @@ def load_or_build(kind: str, parts: dict, build: Callable[[Path], None]) -> Path
             if (tmp / MANIFEST).exists():
                 raise ValueError(f"build() wrote {MANIFEST}, a name the cache reserves. Fix: rename that file.")
             _write_manifest(tmp, kind, key, parts)
+            # A folder cannot be renamed onto a non-empty one, so a rebuild removes the old entry
+            # first; the lock is held throughout, so no reader sees the key without an entry.
+            _remove(final)
             os.replace(tmp, final)  # atomic: the entry appears complete or not at all
         except BaseException:  # KeyboardInterrupt too: never leave a half-built folder behind
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,9 +7,12 @@ thread-pool start-up are not the model's cost), then repeats, then percentiles.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import inspect
+import json
 import os
+import platform
 import re
 import tempfile
 import threading
@@ -22,8 +25,10 @@ import numpy as np
 import pandas as pd
 import psutil
 import torch
+import transformers
 from transformers import PreTrainedModel
 
+from minikit.cache import load_or_build
 from minikit.settings import quiet_transformers
 
 
@@ -152,21 +157,91 @@ def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 12
     )
 
 
+PROFILES_KIND = "profiles"  # cache kind of compare_models' tables
+_PROFILES_FILE = "profiles.json"
+# Bump when profile_model or compare_models measure differently: tables taken the old way are then
+# measured again instead of being shown beside new ones as if comparable.
+_PROFILES_METHOD = 1
+_ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab")
+
+
+def _cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``, else "unknown"."""
+    try:
+        info = Path(cpuinfo).read_text(errors="replace")
+    except OSError:  # macOS, Windows, or a sandbox that hides /proc
+        info = ""
+    fields_seen: dict[str, str] = {}
+    for line in info.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.strip():
+            fields_seen.setdefault(key.strip(), value.strip())
+    # x86 says "model name"; ARM boards often say only "Hardware" or the implementer and part ids.
+    for key in ("model name", "Hardware", "cpu model", "Processor", "cpu"):
+        if key in fields_seen:
+            return fields_seen[key]
+    if "CPU implementer" in fields_seen:
+        return f"implementer {fields_seen['CPU implementer']}, part {fields_seen.get('CPU part', '?')}"
+    return platform.processor() or "unknown"
+
+
+def machine_description() -> dict[str, Any]:
+    """What about this computer sets the speed figures: processor architecture, core count, CPU model.
+
+    Part of ``compare_models``' cache key, so a table measured on one machine is never shown as
+    another's when they share a cache folder (a laptop's and a Binder server's, say). Each field
+    falls back to a placeholder where the platform does not say.
+    """
+    return {"machine": platform.machine() or "unknown", "system": platform.system() or "unknown",
+            "cpu_count": os.cpu_count() or 0, "cpu_model": _cpu_model_name()}
+
+
+def _profiles_table(payload: dict[str, Any]) -> pd.DataFrame:
+    """The stored rows as a table: ModelProfile's columns in order, then ``measured_at``."""
+    columns = [f.name for f in fields(ModelProfile)]
+    table = pd.DataFrame(payload["rows"], columns=columns)
+    table["measured_at"] = payload["measured_at"]
+    return table
+
+
 def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch_size: int = 32,
-                   repeats: int = 10, batch_repeats: int = 2, seed: int = 0) -> pd.DataFrame:
+                   repeats: int = 10, batch_repeats: int = 2, seed: int = 0, refresh: bool = False) -> pd.DataFrame:
     """Profile catalog architectures with random weights, one at a time; one row per model.
 
     Random weights cost exactly what trained ones do, so size and speed are real; accuracy is not.
-    """
-    from minikit.models import CATALOG, build_model
 
-    rows = []
-    for name in list(names) if names is not None else list(CATALOG):
-        model = build_model(name, num_labels=5, seed=seed)
-        rows.append(asdict(profile_model(model, name, seq_len, batch_size, repeats, batch_repeats)))
-        del model
-        gc.collect()
-    return pd.DataFrame(rows)
+    Measuring every model takes a minute or two, so the table is measured once and then read from
+    the cache (kind ``"profiles"``); the ``measured_at`` column says when its numbers were taken.
+    The cache key holds everything that changes them: the names and their architectures, every
+    argument, torch's thread count, the torch and transformers versions and this machine
+    (``machine_description()``). ``refresh=True`` measures again and replaces the cached table.
+    """
+    from minikit.models import CATALOG, build_model, get_card
+
+    names = list(names) if names is not None else list(CATALOG)
+    cards = [get_card(name) for name in names]  # an unknown name fails here, before any measuring
+    parts = {
+        "names": names,
+        "architectures": [{f: getattr(card, f) for f in _ARCHITECTURE_FIELDS} for card in cards],
+        "seq_len": seq_len, "batch_size": batch_size, "repeats": repeats, "batch_repeats": batch_repeats,
+        "seed": seed, "num_labels": 5, "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "machine": machine_description(), "method": _PROFILES_METHOD,
+    }
+
+    def measure(folder: Path) -> None:
+        rows = []
+        for name in names:
+            model = build_model(name, num_labels=5, seed=seed)
+            rows.append(asdict(profile_model(model, name, seq_len, batch_size, repeats, batch_repeats)))
+            del model
+            gc.collect()
+        measured_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        # JSON keeps every float exactly (shortest repr), so the cached table equals the measured one.
+        (folder / _PROFILES_FILE).write_text(json.dumps({"measured_at": measured_at, "rows": rows}, indent=1))
+
+    entry = load_or_build(PROFILES_KIND, parts, measure, rebuild=refresh)
+    return _profiles_table(json.loads((entry / _PROFILES_FILE).read_text()))
 
 
 def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:

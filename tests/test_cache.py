@@ -102,6 +102,32 @@ def test_miss_on_different_parts_builds_a_second_entry(cache_root):
     assert set(table.columns) >= {"kind", "key", "created", "size_mb", "files", "path", "parts"}
 
 
+def test_rebuild_replaces_a_complete_entry(cache_root):
+    old = cache.load_or_build("test", PARTS, Builder(b"old"))
+    build = Builder(b"new")
+    new = cache.load_or_build("test", PARTS, build, rebuild=True)
+    assert new == old and build.calls == 1
+    assert (new / "model.safetensors").read_bytes() == b"new"
+    assert cache.verify_entry(new) is None
+    assert complete_entries(cache_root) == [new]
+    assert not list((cache_root / "test").glob(".*"))  # no temp folder left behind
+
+
+@pytest.mark.parametrize("error", [RuntimeError("build failed"), KeyboardInterrupt()])
+def test_a_failed_rebuild_keeps_the_old_entry(cache_root, error):
+    old = cache.load_or_build("test", PARTS, Builder(b"old"))
+
+    def failing(folder: Path) -> None:
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise error
+
+    with pytest.raises(type(error)):
+        cache.load_or_build("test", PARTS, failing, rebuild=True)
+    assert cache.find("test", PARTS) == old
+    assert (old / "model.safetensors").read_bytes() == b"old"
+    assert not list((cache_root / "test").glob(".*"))
+
+
 def test_find_returns_none_until_built():
     assert cache.find("test", PARTS) is None
     path = cache.load_or_build("test", PARTS, Builder())

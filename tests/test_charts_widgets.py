@@ -178,8 +178,11 @@ def test_model_explorer_update_measures_and_redraws():
     assert new["name"].tolist() == ["tinybert-4"]
     assert new["seq_len"].tolist() == [32] and new["batch_size"].tolist() == [1]
     assert new.loc[0, "params_m"] == pytest.approx(14.35, rel=0.01)
-    assert explorer.status.value == "done"
+    assert explorer.status.value == f"measured at {new.loc[0, 'measured_at']}"
     assert not explorer.button.disabled
+    again = explorer.update()  # a second press measures again rather than showing the cached table
+    assert again.loc[0, "measured_at"] >= new.loc[0, "measured_at"]
+    assert again.loc[0, "latency_p50_ms"] != new.loc[0, "latency_p50_ms"]
     after = _dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
     assert after != before
     assert [r["name"] for r in after] == ["tinybert-4"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 import minikit
+from minikit import cache, metrics
 from minikit.metrics import ModelProfile, dummy_inputs, measure_latency, profile_model
 
 
@@ -163,13 +166,119 @@ def test_profile_fields_are_what_charts_use():
 def test_compare_models_one_catalog_model():
     table = minikit.compare_models(["tinybert-4"], seq_len=16, batch_size=2, repeats=2, batch_repeats=1)
     assert isinstance(table, pd.DataFrame)
-    assert list(table.columns) == [f.name for f in dataclasses.fields(ModelProfile)]
+    assert list(table.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at"]
     assert table["name"].tolist() == ["tinybert-4"]
     row = table.iloc[0]
     assert row["params_m"] == pytest.approx(14.35, rel=0.01)  # 5-label head
     assert row["size_mb"] == pytest.approx(4 * row["params_m"], rel=0.02)
     assert row["latency_p95_ms"] >= row["latency_p50_ms"] > 0
     assert (row["seq_len"], row["batch_size"]) == (16, 2)
+
+
+# --- compare_models' cache ------------------------------------------------------------------------
+
+SMALL = dict(names=["tinybert-4"], seq_len=16, batch_size=2, repeats=2, batch_repeats=1)
+
+
+@pytest.fixture
+def counted_profiles(tmp_path, monkeypatch) -> list[tuple[str, int]]:
+    """An empty cache of its own, and a fake profile_model that records its calls.
+
+    Each call returns different latencies (1 ms, 2 ms, …), so a table measured again differs from
+    the cached one. build_model is stubbed too: these tests are about the cache, not the numbers
+    (test_compare_models_one_catalog_model measures for real).
+    """
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
+    calls: list[tuple[str, int]] = []
+
+    def fake_profile(model, name="model", seq_len=128, batch_size=32, repeats=10, batch_repeats=2):
+        calls.append((name, seq_len))
+        n = float(len(calls))
+        return ModelProfile(name, 14.35, 57.4, seq_len, n, n + 0.5, batch_size, 100.0 / n, 80.0 + n)
+
+    monkeypatch.setattr(metrics, "profile_model", fake_profile)
+    monkeypatch.setattr(minikit.models, "build_model", lambda name, num_labels=None, seed=None: object())
+    return calls
+
+
+def test_compare_models_second_call_reads_the_cache(counted_profiles):
+    first = minikit.compare_models(**SMALL)
+    second = minikit.compare_models(**SMALL)
+    assert counted_profiles == [("tinybert-4", 16)]  # measured once
+    pd.testing.assert_frame_equal(first, second)
+    assert list(first.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at"]
+    measured_at = dt.datetime.fromisoformat(first.loc[0, "measured_at"])
+    assert measured_at.tzinfo is not None
+    assert abs(dt.datetime.now(dt.timezone.utc) - measured_at) < dt.timedelta(minutes=5)
+    table = cache.entries(metrics.PROFILES_KIND)
+    assert len(table) == 1
+    assert table.loc[0, "parts"]["machine"] == metrics.machine_description()
+
+
+def test_compare_models_refresh_measures_again_and_replaces_the_entry(counted_profiles):
+    first = minikit.compare_models(**SMALL)
+    fresh = minikit.compare_models(**SMALL, refresh=True)
+    assert len(counted_profiles) == 2
+    assert fresh.loc[0, "latency_p50_ms"] == 2.0 != first.loc[0, "latency_p50_ms"]
+    later = minikit.compare_models(**SMALL)
+    assert len(counted_profiles) == 2
+    pd.testing.assert_frame_equal(later, fresh)  # the refreshed table replaced the old one
+    assert len(cache.entries(metrics.PROFILES_KIND)) == 1
+
+
+def test_compare_models_a_failed_refresh_keeps_the_cached_table(counted_profiles, monkeypatch):
+    first = minikit.compare_models(**SMALL)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(metrics, "profile_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        minikit.compare_models(**SMALL, refresh=True)
+    pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)
+
+
+@pytest.mark.parametrize("change", [
+    dict(seq_len=32), dict(batch_size=4), dict(repeats=3), dict(batch_repeats=2), dict(seed=1),
+    dict(names=["tinybert-4", "minilm-l6"]), dict(names=["minilm-l6"]), "threads", "machine",
+])
+def test_compare_models_anything_that_changes_the_numbers_is_a_new_entry(counted_profiles, monkeypatch, change):
+    first = minikit.compare_models(**SMALL)
+    with monkeypatch.context() as elsewhere:
+        if change == "threads":
+            threads = torch.get_num_threads()
+            elsewhere.setattr(torch, "get_num_threads", lambda: threads + 1)
+        elif change == "machine":
+            elsewhere.setattr(metrics, "_cpu_model_name", lambda: "Another CPU @ 1.0GHz")
+        other = minikit.compare_models(**(SMALL if isinstance(change, str) else {**SMALL, **change}))
+    assert len(counted_profiles) == 1 + len(other)  # measured again, not read from the cache
+    assert len(cache.entries(metrics.PROFILES_KIND)) == 2
+    pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)  # the first entry is still there
+
+
+def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_profiles):
+    with pytest.raises(minikit.models.UnknownNameError, match="Unknown model name 'no-such-model'"):
+        minikit.compare_models(["tinybert-4", "no-such-model"], seq_len=16, batch_size=2)
+    assert counted_profiles == []
+    assert cache.entries(metrics.PROFILES_KIND).empty
+
+
+def test_machine_description_has_every_field():
+    machine = metrics.machine_description()
+    assert set(machine) == {"machine", "system", "cpu_count", "cpu_model"}
+    assert all(machine[k] for k in ("machine", "system", "cpu_model"))
+    json.dumps(machine)  # it goes into a cache key
+
+
+def test_cpu_model_name_from_x86_arm_or_no_cpuinfo(tmp_path, monkeypatch):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-1165G7\n")
+    assert metrics._cpu_model_name(x86) == "Intel(R) Core(TM) i7-1165G7"
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n")
+    assert metrics._cpu_model_name(arm) == "implementer 0x41, part 0xd0c"
+    monkeypatch.setattr(metrics.platform, "processor", lambda: "")
+    assert metrics._cpu_model_name(tmp_path / "missing") == "unknown"
 
 
 def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them():
