@@ -53,6 +53,9 @@ COLD_TIME_BUDGET_S = {
     # teacher's logits: 321 s measured on 2 quiet cores; 08 then trains the distilled one if 07 did not.
     "07_distillation": 420,
     "08_deployment": 300,
+    # Cold, 10 computes every layer's features on the three splits (~40 s) and its latency curve
+    # (~15 s); with chapter 7's student not cached either, it distils it first (~3 min).
+    "10_adaptive_inference": 420,
 }
 
 

@@ -519,6 +519,15 @@ def _budget(value, name: str, unit: str) -> float:
     return number
 
 
+def _over(value: float, budget: float, unit: str, decimals: int) -> str:
+    """"16.00 ms > 3.5 ms"; where the two would read alike ("11.70 > 11.7"), more decimals for both."""
+    if f"{value:.{decimals}f}" != f"{budget:.{decimals}f}":
+        return f"{value:.{decimals}f} {unit} > {budget:g} {unit}"
+    while decimals < 6 and f"{value:.{decimals}f}" == f"{budget:.{decimals}f}":
+        decimals += 1
+    return f"{value:.{decimals}f} {unit} > {budget:.{decimals}f} {unit}"
+
+
 def pick_variant(results: pd.DataFrame, latency_budget_ms: float, memory_budget_mb: float | None = None,
                  latency_column: str = "latency_p50_ms", memory_column: str = "peak_memory_mb") -> Pick:
     """The most accurate variant whose batch-1 latency and memory fit the budgets (ties: faster, then smaller).
@@ -545,9 +554,9 @@ def pick_variant(results: pd.DataFrame, latency_budget_ms: float, memory_budget_
     for i, row in table.iterrows():
         why = []
         if over_latency[i] > 0:
-            why.append(f"{row['latency_ms']:.2f} ms > {latency_budget:g} ms")
+            why.append(_over(row["latency_ms"], latency_budget, "ms", 2))
         if memory_budget is not None and over_memory[i] > 0:
-            why.append(f"{row['memory_mb']:.1f} MB > {memory_budget:g} MB")
+            why.append(_over(row["memory_mb"], memory_budget, "MB", 1))
         reasons.append("; ".join(why))
     table["fits"] = [not r for r in reasons]
     fitting = table[table["fits"]]

@@ -511,3 +511,98 @@ def load_test_chart(table: pd.DataFrame, current: str | None = None) -> alt.HCon
                                                                                 sort=list(data["setting"])),
         color=color, tooltip=tooltip).properties(width=260, height=alt.Step(22))
     return alt.hconcat(throughput, p95).properties(title="Load test: every setting tried (orange: the current one)")
+
+
+# --- 10 adaptive inference ---------------------------------------------------------------------------
+
+
+def layer_accuracy_chart(table: pd.DataFrame, full_accuracy: float | None = None) -> alt.LayerChart:
+    """Accuracy of each layer's own answer (``EarlyExit.layer_accuracy``): how much each depth knows."""
+    data = table.assign(accuracy_pct=100 * table["accuracy"])
+    bars = alt.Chart(data).mark_bar().encode(
+        x=alt.X("layer:O", title="answer after layer"),
+        y=alt.Y("accuracy_pct:Q", title="validation accuracy (%)", scale=alt.Scale(zero=False)),
+        color=alt.Color("answer:N", title=None, scale=alt.Scale(range=["#9ecae1", "#1f77b4"])),
+        tooltip=["layer", "answer", alt.Tooltip("accuracy_pct:Q", format=".1f")])
+    layers = [bars]
+    if full_accuracy is not None:
+        layers.append(alt.Chart(pd.DataFrame({"accuracy_pct": [100 * full_accuracy]})).mark_rule(
+            color="gray", strokeDash=[4, 3]).encode(y="accuracy_pct:Q"))
+    return alt.layer(*layers).properties(width=320, height=200, title="What each layer already knows")
+
+
+def early_exit_chart(curve: pd.DataFrame, threshold: float | None = None) -> alt.HConcatChart:
+    """``adaptive.latency_curve``'s table: accuracy, mean layers and measured latency against the threshold.
+
+    The x axis is the grid's position (thresholds crowd near 1); the current threshold is ringed,
+    and the full model's accuracy and latency are dashed.
+    """
+    data = curve.assign(step=np.arange(len(curve)), label=[f"{t:g}" for t in curve["threshold"]],
+                        accuracy_pct=100 * curve["accuracy"], is_current=np.isclose(curve["threshold"],
+                                                                                    threshold if threshold is not None
+                                                                                    else -1))
+    x = alt.X("label:O", sort=list(data["label"]), title="max-prob threshold (exit when the top probability is above)")
+    tooltip = [alt.Tooltip("threshold:Q", format="g"), alt.Tooltip("accuracy_pct:Q", format=".1f"),
+               alt.Tooltip("mean_layers:Q", format=".2f"), alt.Tooltip("mean_ms:Q", format=".2f"),
+               alt.Tooltip("speedup:Q", format=".2f")]
+
+    def panel(column: str, title: str, reference: float | None, color: str) -> alt.LayerChart:
+        base = alt.Chart(data).encode(x=x, y=alt.Y(f"{column}:Q", title=title, scale=alt.Scale(zero=False)),
+                                      tooltip=tooltip)
+        layers = [base.mark_line(point=True, color=color)]
+        layers.append(base.transform_filter("datum.is_current").mark_point(size=260, filled=False, color="black",
+                                                                           strokeWidth=2))
+        if reference is not None:
+            layers.insert(0, alt.Chart(pd.DataFrame({column: [reference]})).mark_rule(
+                color="gray", strokeDash=[4, 3]).encode(y=f"{column}:Q"))
+        return alt.layer(*layers).properties(width=230, height=180)
+
+    full = curve.iloc[-1]  # the grid ends at 1.0: never exit early, i.e. the full model's answers
+    return alt.hconcat(
+        panel("accuracy_pct", "validation accuracy (%)", 100 * float(full["accuracy"]), "#2ca02c"),
+        panel("mean_layers", "mean layers run", None, "#9467bd"),
+        panel("mean_ms", "measured mean latency, batch 1 (ms)", float(full["full_ms"]), "#d62728"),
+    ).properties(title="Early exit: lower threshold → fewer layers, less time, some accuracy at risk "
+                       "(dashed: the full model)")
+
+
+def exit_layers_chart(layers: np.ndarray, labels: np.ndarray, label_names) -> alt.Chart:
+    """How many articles of each topic exit after each layer."""
+    names = list(getattr(label_names, "names", label_names))
+    data = pd.DataFrame({"layer": np.asarray(layers), "topic": [names[i] for i in np.asarray(labels)]})
+    return alt.Chart(data).mark_bar().encode(
+        x=alt.X("layer:O", title="exit after layer"), y=alt.Y("count():Q", title="articles"),
+        color=alt.Color("topic:N"), tooltip=["layer", "topic", "count()"]).properties(
+        width=320, height=200, title="Where articles exit")
+
+
+def budget_chart(table: pd.DataFrame, latency_budget_ms: float | None = None,
+                 memory_budget_mb: float | None = None) -> alt.HConcatChart:
+    """``adaptive.pick_variant``'s table: accuracy vs latency and vs memory, budgets as red lines.
+
+    Variants that fit are blue, the chosen one is ringed, rejected ones are grey.
+    """
+    chosen = table["reason"].eq("chosen") if "reason" in table else pd.Series(False, index=table.index)
+    fits = table["fits"] if "fits" in table else pd.Series(True, index=table.index)
+    data = table.assign(accuracy_pct=100 * table["accuracy"],
+                        status=np.where(chosen, "chosen", np.where(fits, "fits", "rejected")))
+    tooltip = ["name", alt.Tooltip("accuracy_pct:Q", format=".2f"), alt.Tooltip("latency_ms:Q", format=".2f"),
+               alt.Tooltip("memory_mb:Q", format=".1f"), *(["reason"] if "reason" in data else [])]
+    color = alt.Color("status:N", scale=alt.Scale(domain=["chosen", "fits", "rejected"],
+                                                  range=["#ff7f0e", "#1f77b4", "#bbbbbb"]), title=None)
+
+    def panel(column: str, title: str, budget: float | None) -> alt.LayerChart:
+        base = alt.Chart(data).encode(x=alt.X(f"{column}:Q", title=title, scale=alt.Scale(zero=True)),
+                                      y=alt.Y("accuracy_pct:Q", title="accuracy (%)", scale=alt.Scale(zero=False)))
+        layers = [base.mark_point(size=130, filled=True).encode(color=color, tooltip=tooltip),
+                  base.mark_text(align="left", dx=9, fontSize=11).encode(text="name:N"),
+                  base.transform_filter("datum.status == 'chosen'").mark_point(
+                      size=420, filled=False, color="black", strokeWidth=2)]
+        if budget is not None:
+            layers.insert(0, alt.Chart(pd.DataFrame({column: [budget]})).mark_rule(color="#d62728", strokeWidth=2)
+                          .encode(x=f"{column}:Q"))
+        return alt.layer(*layers).properties(width=280, height=220)
+
+    return alt.hconcat(panel("latency_ms", "latency p50, batch 1 (ms)", latency_budget_ms),
+                       panel("memory_mb", "peak memory (MB)", memory_budget_mb)).properties(
+        title="The most accurate variant left of both red lines is chosen (ringed)")

@@ -485,3 +485,41 @@ def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float =
     if abs(got - (measured["p50_ms"] + network_rtt_ms + measured["p50_ms"])) <= 0.05:
         return CheckResult(False, "That sends every text to the cloud; only the low-confidence share goes.")
     return CheckResult(False, "d = measured['p50_ms'], s = measured['low_confidence_share'], c = round trip + d.")
+
+
+# --- 10 adaptive inference ------------------------------------------------------------------------
+
+
+def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: float) -> CheckResult:
+    """Mean exit layer (1-based) under max-prob > ``threshold``, from every layer's logits (N, L, C)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.adaptive import ExitRule, exit_layers
+
+    layers = exit_layers(layer_logits, ExitRule("max-prob", threshold))
+    truth = float(layers.mean())
+    got = float(answer)
+    if abs(got - truth) <= 0.005:
+        return CheckResult(True, f"{truth:.3f} layers on average: {np.mean(layers == 1):.0%} of the texts stop "
+                           f"after layer 1, {np.mean(layers == layer_logits.shape[1]):.0%} run every layer.")
+    if abs(got - (truth - 1)) <= 0.005:
+        return CheckResult(False, "Count layers from 1: a text that stops after the first layer used 1 layer.")
+    return CheckResult(False, "Softmax each layer's logits, find the first layer whose top probability is above "
+                       "the threshold (the last layer if none is), and average those layer numbers.")
+
+
+def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: float,
+                  memory_budget_mb: float) -> CheckResult:
+    """The variant the picker would choose for these budgets (most accurate among those that fit)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.adaptive import pick_variant
+
+    pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
+    table = pick.table.set_index("name")
+    if answer == pick.chosen:
+        return CheckResult(True, f"{pick.chosen!r}: the most accurate of the {int(table['fits'].sum())} "
+                           f"variant(s) within {latency_budget_ms:.2f} ms and {memory_budget_mb:g} MB.")
+    if answer not in table.index:
+        return CheckResult(False, f"{answer!r} is not a variant here; the names are {list(table.index)}.")
+    return CheckResult(False, f"{answer!r}: {table.loc[answer, 'reason']}.")

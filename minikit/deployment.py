@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -36,6 +36,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from minikit.cache import file_sha256
 from minikit.errors import OnnxMismatchError
 from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE, export_onnx, quantize_onnx
+
+if TYPE_CHECKING:  # imported when used: adaptive pulls in the training stack
+    from minikit.adaptive import Pick
 
 # The server module is imported lazily (see __getattr__ at the end): ``python -m minikit.server``
 # would warn if importing the minikit package had already imported it.
@@ -71,9 +74,23 @@ def _torch_inputs(tokenizer, texts: Sequence[str], max_length: int) -> dict[str,
     return {k: encoded[k] for k in ("input_ids", "attention_mask")}
 
 
+def _check_accuracy(value: Any, where: str) -> float:
+    """``value`` as a fraction in [0, 1], or a ValueError saying what was wrong (``where``: whose value it is)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{where}: accuracy={value!r} is not a number. Fix: give the measured accuracy as a "
+                         "fraction, e.g. accuracy=0.915.")
+    number = float(value)
+    if not 0.0 <= number <= 1.0:  # also refuses NaN
+        hint = f" (a percentage? then accuracy={number / 100:g})" if 1.0 < number <= 100.0 else ""
+        raise ValueError(f"{where}: accuracy={value!r} is outside [0, 1]{hint}. Fix: give it as a fraction, "
+                         "e.g. accuracy=0.915 for 91.5 %.")
+    return number
+
+
 def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path,
                        quantize: bool = True, max_length: int = 128, texts: Sequence[str] | None = None,
-                       name: str = "model") -> Path:
+                       name: str = "model", *, accuracy: float | None = None,
+                       accuracy_note: str | None = None) -> Path:
     """Write ``model.onnx`` (int8 unless ``quantize=False``), ``tokenizer.json`` and ``manifest.json`` to ``out_dir``.
 
     The manifest holds the labels, ``max_length``, the ONNX inputs and each file's sha256,
@@ -81,11 +98,27 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     ONNX model, as served, must give the PyTorch model's logits on ``texts`` (default
     ``CHECK_TEXTS``) within ``INT8_TOLERANCE`` (int8) or ``EXPORT_TOLERANCE`` (float), else
     ``OnnxMismatchError``.
+
+    ``accuracy`` (a fraction in [0, 1]) and ``accuracy_note`` (what it was measured on, e.g.
+    "BBC News test split, 311 articles") go into the manifest, so that the folder carries its own
+    quality and ``pick_served`` (``python -m minikit.server --latency-budget-ms``) can choose among
+    folders without the data. The export cannot check this number: measure it on the model you
+    export (for int8, on the quantized model), and say on what in the note. The manifest is not
+    in the checksums, so the accuracy is a claim of whoever wrote the folder.
     """
     import onnxruntime
 
     from minikit.server import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, load_served_model
 
+    if accuracy is not None:  # checked before the export's seconds of work
+        accuracy = _check_accuracy(accuracy, "export_for_serving")
+    if accuracy_note is not None:
+        if not isinstance(accuracy_note, str):
+            raise ValueError(f"accuracy_note={accuracy_note!r}: expected a short text saying what the accuracy was "
+                             "measured on, e.g. 'BBC News test split, 311 articles'.")
+        if accuracy is None:
+            raise ValueError("accuracy_note was given without accuracy: the note describes a measured accuracy. "
+                             "Fix: pass accuracy=<fraction> as well, or drop the note.")
     if getattr(tokenizer, "backend_tokenizer", None) is None:
         raise ValueError(f"{type(tokenizer).__name__} has no tokenizer.json form (a slow tokenizer). Fix: load the "
                          "fast one, e.g. AutoTokenizer.from_pretrained(..., use_fast=True).")
@@ -114,6 +147,10 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
         "exported_with": {p: metadata.version(p) for p in ("torch", "onnxruntime", "tokenizers")},
         "architecture": type(model).__name__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+    if accuracy is not None:
+        manifest["accuracy"] = accuracy
+        if accuracy_note is not None:
+            manifest["accuracy_note"] = accuracy_note
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     gap = served_gap(load_served_model(out), model, tokenizer, texts, INT8_TOLERANCE if quantize else EXPORT_TOLERANCE)
     manifest["checked"] = {"texts": len(texts), "max_logit_gap": gap}  # the manifest is not in the checksums
@@ -487,6 +524,130 @@ def deployment_scenarios(measurements: Mapping[str, float], network_rtt_ms: floa
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------------------------
+# Which folder to serve: the most accurate one that fits a budget, measured on this machine
+# --------------------------------------------------------------------------------------------
+
+
+def _candidate_names(folders: Sequence[Path], manifests: Sequence[dict]) -> list[str]:
+    """One name per folder for the table: the manifest's name, qualified by the folder where names repeat.
+
+    Exports often keep the default name "model", so names alone may clash; the picker keys its
+    rows by name, so they must differ.
+    """
+    bases = [str(m.get("name", "model")) for m in manifests]
+    counts = Counter(bases)
+    names = [b if counts[b] == 1 else f"{b} ({f.name})" for b, f in zip(bases, folders)]
+    counts = Counter(names)
+    return [n if counts[n] == 1 else f"{b} ({f})" for n, b, f in zip(names, bases, folders)]  # paths are distinct
+
+
+def _served_manifest(folder: Path) -> dict:
+    """The manifest of a candidate folder, with a recorded accuracy, or a ``ModelFolderError`` saying what to fix."""
+    from minikit.server import MANIFEST_FILE, ModelFolderError
+
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ModelFolderError(f"{folder} has no {MANIFEST_FILE}, so it is not a served folder. Fix: write it with "
+                               "minikit.deployment.export_for_serving(model, tokenizer, folder, accuracy=...).")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as problem:
+        raise ModelFolderError(f"{path} is not valid JSON ({problem}). Fix: export the folder again.") from None
+    if not isinstance(manifest, dict) or manifest.get("accuracy") is None:
+        raise ModelFolderError(
+            f"{folder}: its manifest records no accuracy, so it cannot be weighed against the other candidates. "
+            "Fix: export it again with export_for_serving(..., accuracy=<measured fraction, e.g. 0.915>, "
+            "accuracy_note='<what it was measured on>').")
+    manifest["accuracy"] = _check_accuracy(manifest["accuracy"], str(path))
+    return manifest
+
+
+def pick_served(folders: Sequence[str | Path], latency_budget_ms: float, memory_budget_mb: float | None = None,
+                texts: Sequence[str] | None = None, threads: int = 1, repeats: int = 30) -> Pick:
+    """Measure each served folder here and pick the most accurate one that fits the budgets.
+
+    This is ``adaptive.pick_variant`` for folders from ``export_for_serving``: the budget is met
+    on the machine that will serve, so the numbers must come from this machine, not from a
+    notebook's Benchmark. Each folder is measured with ``measure_served`` (``threads`` as the
+    server will use them, ``repeats`` timed calls on ``texts``, default ``CHECK_TEXTS``: pass
+    texts like the ones you will serve, since latency grows with length up to ``max_length``).
+    Accuracy is read from each manifest (``export_for_serving(..., accuracy=...)``): it cannot
+    be measured here without labelled data.
+
+    - latency_ms: batch-1 p50, what one request costs without batching;
+    - memory_mb: the peak resident memory that loading the folder and serving one text at a time
+      added to this process (``ram_mb``). It already holds the weights (ONNX Runtime keeps its
+      own copy), so adding ``model_mb`` would count them twice; it is floored at ``model_mb``,
+      because the weights must be resident and a process reusing freed memory can read low.
+      The Python process itself (~100 MB or more) is not counted: set a memory budget for the
+      model, not for the whole server.
+
+    Folders are checked (manifest, accuracy, no repeats) and the budgets validated before any
+    measuring. Returns the ``Pick``; its table also has p95_ms, model_mb, ram_mb,
+    accuracy_note and folder. ``NoVariantFitsError`` when none fits, naming the closest.
+    """
+    from minikit.adaptive import pick_variant
+    from minikit.server import load_served_model
+
+    if isinstance(folders, (str, Path)):
+        folders = [folders]
+    paths = [Path(f) for f in folders]
+    if not paths:
+        raise ValueError("No folders to choose from. Fix: pass the served folders (from export_for_serving), "
+                         "e.g. pick_served(['served/int8', 'served/float'], latency_budget_ms=20).")
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path.resolve() in seen:
+            raise ValueError(f"{path} is given twice (also as {seen[path.resolve()]}): each candidate must be a "
+                             "different folder. Fix: drop the repeat.")
+        seen[path.resolve()] = path
+    # The budgets are checked by pick_variant itself, on a row that always fits, before seconds of measuring.
+    pick_variant(pd.DataFrame({"name": ["budget check"], "accuracy": [1.0], "latency_p50_ms": [0.0],
+                               "peak_memory_mb": [0.0]}), latency_budget_ms, memory_budget_mb)
+    if texts is None:
+        texts = CHECK_TEXTS
+    if isinstance(texts, str) or not texts:
+        raise ValueError("texts: expected a non-empty list of strings (like the texts you will serve).")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats={repeats!r}: expected a whole number ≥ 1 of timed calls per folder.")
+    manifests = [_served_manifest(path) for path in paths]
+    names = _candidate_names(paths, manifests)
+
+    # ONNX Runtime's import and its process-wide environment are paid once; untimed here, they
+    # would land in the memory of whichever folder is measured first.
+    load_served_model(paths[0], threads=threads)
+    rows = []
+    for path, manifest, name in zip(paths, manifests, names):
+        measured = measure_served(path, list(texts), threads=threads, repeats=repeats)
+        rows.append({"name": name, "accuracy": manifest["accuracy"], "latency_p50_ms": measured["p50_ms"],
+                     "peak_memory_mb": max(measured["ram_mb"], measured["model_mb"]), "p95_ms": measured["p95_ms"],
+                     "model_mb": measured["model_mb"], "ram_mb": measured["ram_mb"],
+                     "accuracy_note": manifest.get("accuracy_note"), "folder": str(path)})
+    results = pd.DataFrame(rows)
+    pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
+    for column in ("p95_ms", "model_mb", "ram_mb", "accuracy_note", "folder"):  # same order: one row per folder
+        pick.table[column] = results[column].to_numpy()
+    return pick
+
+
+def format_pick(pick: Pick) -> str:
+    """A plain-text table of every candidate and its verdict (chosen, fits, or rejected and why), for a terminal."""
+    budget = f"{pick.latency_budget_ms:g} ms" + (f" and {pick.memory_budget_mb:g} MB"
+                                                 if pick.memory_budget_mb is not None else "")
+    rows = [("name", "accuracy", "p50 ms", "memory MB", "verdict", "folder")]
+    for _, row in pick.table.iterrows():
+        verdict = row["reason"] if row["fits"] else f"rejected: {row['reason']}"
+        rows.append((str(row["name"]), f"{row['accuracy']:.2%}", f"{row['latency_ms']:.2f}",
+                     f"{row['memory_mb']:.1f}", verdict, str(row.get("folder", ""))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    right = {1, 2, 3}  # numbers line up on the right
+    lines = ["  ".join([*(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))),
+                        r[-1]]).rstrip() for r in rows]
+    return (f"Candidates for a budget of {budget} (measured here: batch-1 p50 latency, peak memory added):\n  "
+            + "\n  ".join(lines))
+
+
 def __getattr__(name: str):
     if name in _SERVER_NAMES:
         from minikit import server
@@ -498,5 +659,6 @@ def __getattr__(name: str):
 __all__ = [
     "CHECK_TEXTS", "CONTAINER_PACKAGES", "LoadTestResult", "MAX_LOAD_CLIENTS", "MAX_LOAD_REQUESTS",
     "MAX_LOAD_SECONDS", "batching_comparison", "deployment_scenarios", "dockerfile", "export_for_serving",
-    "latency_vs_batch", "load_test", "measure_served", "served_gap", "write_container", *_SERVER_NAMES,
+    "format_pick", "latency_vs_batch", "load_test", "measure_served", "pick_served", "served_gap",
+    "write_container", *_SERVER_NAMES,
 ]

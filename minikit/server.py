@@ -12,6 +12,9 @@ model once on the whole batch in a worker thread (so the event loop keeps accept
 and resolves each future. ``max_batch_size=1`` turns batching off.
 
 Run it: ``python -m minikit.server --model-dir DIR --port 8000`` (127.0.0.1 unless ``--allow-remote``).
+With ``--latency-budget-ms MS`` and several ``--model-dir``, it measures each folder on this machine
+and serves the most accurate one within the budget (this needs minikit installed; see
+``choose_model_dir``).
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the request models defined inside
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -527,9 +531,55 @@ def background_server(model: str | Path | Predict, port: int = 0, host: str = "1
         sock.close()
 
 
+def choose_model_dir(args: argparse.Namespace, out=None) -> str:
+    """The folder ``main`` serves: the one given, or with a budget the most accurate that fits it here.
+
+    Without ``--latency-budget-ms`` exactly one ``--model-dir`` is served as given (checked when
+    it loads). With a budget, every ``--model-dir`` (one is fine: it is then only checked against
+    the budget) is measured on this machine with ``--threads`` (``minikit.deployment.pick_served``),
+    a table of every candidate and its verdict goes to ``out`` (default stderr), and the chosen
+    folder is returned. Raises ``ValueError`` with the fix for a bad combination, a bad budget, a
+    folder without a recorded accuracy, or no folder that fits (``NoVariantFitsError``).
+
+    The budget path imports minikit (pandas, torch), which the container's copy of this file does
+    not have: there, pick beforehand and serve the chosen folder.
+    """
+    dirs = list(args.model_dir)
+    if args.latency_budget_ms is None:
+        if args.memory_budget_mb is not None:
+            raise ValueError("--memory-budget-mb needs --latency-budget-ms as well: the pick is the most accurate "
+                             "folder within both. Fix: add e.g. --latency-budget-ms 50.")
+        if len(dirs) > 1:
+            raise ValueError(f"{len(dirs)} --model-dir given but no --latency-budget-ms, so there is no way to "
+                             "choose. Fix: add --latency-budget-ms MS (and optionally --memory-budget-mb MB) to "
+                             "serve the most accurate folder that fits, or give one --model-dir.")
+        return dirs[0]
+    try:
+        from minikit.deployment import format_pick, pick_served
+    except ImportError as problem:
+        raise ValueError(f"--latency-budget-ms measures the folders with minikit, which cannot be imported here "
+                         f"({problem}). Fix: pick with minikit installed and serve the chosen folder with one "
+                         "--model-dir.") from None
+    out = sys.stderr if out is None else out
+    print(f"Measuring {len(dirs)} folder(s) on this machine ({args.threads} thread(s))…", file=out, flush=True)
+    pick = pick_served(dirs, args.latency_budget_ms, args.memory_budget_mb, threads=args.threads)
+    chosen = str(pick.table.set_index("name").loc[pick.chosen, "folder"])
+    print(format_pick(pick), file=out)
+    print(f"Serving {pick.chosen!r} from {chosen}", file=out, flush=True)
+    return chosen
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m minikit.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", required=True, help="a folder written by export_for_serving")
+    parser.add_argument("--model-dir", required=True, action="append",
+                        help="a folder written by export_for_serving; give several with --latency-budget-ms to serve "
+                             "the most accurate one that fits")
+    parser.add_argument("--latency-budget-ms", type=float, default=None,
+                        help="measure every --model-dir here (batch-1 p50) and serve the most accurate one within "
+                             "this latency; the folders must record their accuracy (export_for_serving(..., "
+                             "accuracy=...))")
+    parser.add_argument("--memory-budget-mb", type=float, default=None,
+                        help="with --latency-budget-ms: also stay within this peak memory for the model")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--allow-remote", action="store_true", help="allow a host other than loopback")
@@ -538,7 +588,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     args = parser.parse_args(argv)
     try:
-        serve(args.model_dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
+        if args.latency_budget_ms is not None:
+            _check_host(args.host, args.allow_remote)  # before seconds of measuring; serve checks it again
+        model_dir = choose_model_dir(args)
+        serve(model_dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
               max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, threads=args.threads)
     except (ValueError, FileNotFoundError) as problem:
         parser.exit(2, f"error: {problem}\n")
@@ -549,4 +602,4 @@ if __name__ == "__main__":
 
 
 __all__ = ["Batcher", "BatchStats", "ModelFailure", "ModelFolderError", "RunningServer", "ServedModel",
-           "app_from_env", "background_server", "create_app", "load_served_model", "serve"]
+           "app_from_env", "background_server", "choose_model_dir", "create_app", "load_served_model", "serve"]

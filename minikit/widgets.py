@@ -7,6 +7,7 @@ without a browser; ``.widget`` is what a notebook displays.
 from __future__ import annotations
 
 import contextlib
+import html
 import copy
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -897,3 +898,103 @@ class BatchingExplorer:
         with _moving_knobs(self):
             self.batch.value, self.wait.value = int(max_batch_size), float(max_wait_ms)
         return row
+
+
+# --- 10 adaptive inference ---------------------------------------------------------------------------
+
+
+class EarlyExitExplorer:
+    """A threshold slider over ``adaptive.latency_curve``'s grid: accuracy, mean layers, measured latency.
+
+    Every position is a threshold whose latency was measured (once, cached); accuracy and layers
+    come from every layer's logits computed once, so a move only redraws (no model runs).
+    ``seconds`` keeps how long each update took.
+    """
+
+    def __init__(self, curve: pd.DataFrame, threshold: float = 0.99):
+        self.curve = curve.reset_index(drop=True)
+        options = [float(t) for t in self.curve["threshold"]]
+        if threshold not in options:
+            raise ValueError(f"threshold={threshold} is not on the measured grid {options}. "
+                             "Fix: pick one of them, or measure that threshold with latency_curve.")
+        self.slider = W.SelectionSlider(options=options, value=threshold, description="threshold",
+                                        continuous_update=False)
+        self.label = W.HTML()
+        self.seconds: list[float] = []
+        self.chart = _jupyter_chart(charts.early_exit_chart(self.curve, threshold))
+        self.slider.observe(lambda change: self.update(change["new"]), names="value")
+        self._describe(threshold)
+        self.widget = W.VBox([W.HBox([self.slider, self.label]), self.chart])
+
+    def row(self, threshold: float) -> pd.Series:
+        return self.curve[np.isclose(self.curve["threshold"], threshold)].iloc[0]
+
+    def _describe(self, threshold: float) -> str:
+        r, full = self.row(threshold), self.curve.iloc[-1]
+        self.label.value = (f"accuracy <b>{r['accuracy']:.1%}</b> (full model {full['accuracy']:.1%}), "
+                            f"<b>{r['mean_layers']:.2f}</b> of {int(round(full['mean_layers']))} layers on average, "
+                            f"<b>{r['mean_ms']:.1f} ms</b> vs {r['full_ms']:.1f} ms (<b>{r['speedup']:.2f}×</b>)")
+        return self.label.value
+
+    def update(self, threshold: float) -> str:
+        """Redraw for ``threshold`` (a grid value); returns the status line."""
+        start = time.perf_counter()
+        if self.slider.value != threshold:
+            self.slider.value = threshold  # its observer calls update again
+            return self.label.value
+        self.chart.chart = charts.early_exit_chart(self.curve, threshold)
+        text = self._describe(threshold)
+        self.seconds.append(time.perf_counter() - start)
+        return text
+
+
+class BudgetPicker:
+    """Latency and memory budget sliders → ``adaptive.pick_variant`` on a results table, redrawn.
+
+    The chosen variant is ringed; every rejected one says why. When nothing fits, the label says
+    which variant comes closest and by how much.
+    """
+
+    def __init__(self, results: pd.DataFrame, latency_budget_ms: float = 20.0, memory_budget_mb: float = 500.0,
+                 latency_column: str = "latency_p50_ms", memory_column: str = "peak_memory_mb"):
+        from minikit.adaptive import pick_variant
+
+        self.results, self.columns = results, (latency_column, memory_column)
+        pick_variant(results, latency_budget_ms, memory_budget_mb, *self.columns)  # bad input fails here
+        top_ms = float(np.ceil(results[latency_column].max() * 1.5))
+        top_mb = float(np.ceil(results[memory_column].max() * 1.5 / 10) * 10)
+        self.latency = W.FloatSlider(value=latency_budget_ms, min=0.5, max=max(top_ms, latency_budget_ms), step=0.5,
+                                     description="latency ms", continuous_update=False)
+        self.memory = W.FloatSlider(value=memory_budget_mb, min=10, max=max(top_mb, memory_budget_mb), step=10,
+                                    description="memory MB", continuous_update=False)
+        self.label = W.HTML()
+        self.pick = None
+        self.chart = _jupyter_chart(charts.budget_chart(self._table(latency_budget_ms, memory_budget_mb),
+                                                        latency_budget_ms, memory_budget_mb))
+        for control in (self.latency, self.memory):
+            control.observe(lambda _: self.update(self.latency.value, self.memory.value), names="value")
+        self.widget = W.VBox([W.HBox([self.latency, self.memory]), self.label, self.chart])
+
+    def _table(self, latency_budget_ms: float, memory_budget_mb: float) -> pd.DataFrame:
+        from minikit.adaptive import NoVariantFitsError, pick_variant
+
+        try:
+            self.pick = pick_variant(self.results, latency_budget_ms, memory_budget_mb, *self.columns)
+        except NoVariantFitsError as none:
+            self.pick = None
+            self.label.value = f"<b style='color:#b00'>{html.escape(str(none))}</b>"
+            lat, mem = self.columns
+            return pd.DataFrame({"name": self.results["name"], "accuracy": self.results["accuracy"],
+                                 "latency_ms": self.results[lat], "memory_mb": self.results[mem], "fits": False,
+                                 "reason": "over budget"})
+        row = self.pick.table.set_index("name").loc[self.pick.chosen]
+        self.label.value = (f"chosen: <b>{html.escape(self.pick.chosen)}</b> — accuracy {row['accuracy']:.2%}, "
+                            f"{row['latency_ms']:.2f} ms, {row['memory_mb']:.0f} MB; "
+                            f"{int((~self.pick.table['fits']).sum())} variant(s) over budget")
+        return self.pick.table
+
+    def update(self, latency_budget_ms: float, memory_budget_mb: float) -> str:
+        """Pick for these budgets and redraw; returns the status line."""
+        table = self._table(latency_budget_ms, memory_budget_mb)
+        self.chart.chart = charts.budget_chart(table, latency_budget_ms, memory_budget_mb)
+        return self.label.value

@@ -257,3 +257,52 @@ def test_choose_threshold_with_a_layer_budget_takes_the_most_cautious_threshold(
     assert A.choose_threshold(logits, y, thresholds=grid, max_layer_share=0.7).threshold == 0.99
     with pytest.raises(ValueError, match="fewest is 1.00 layers"):
         A.choose_threshold(logits, y, thresholds=grid, max_layer_share=0.2)
+
+
+# --- chapter 10's widgets ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def curve():
+    return pd.DataFrame({"threshold": [0.0, 0.9, 0.99, 1.0], "mean_ms": [3.0, 5.0, 8.0, 16.0], "full_ms": 16.0,
+                         "speedup": [5.3, 3.2, 2.0, 1.0], "mean_layers_timed": [1.0, 1.7, 2.6, 6.0],
+                         "accuracy": [0.95, 0.97, 0.978, 0.978], "mean_layers": [1.0, 1.7, 2.6, 6.0]})
+
+
+def test_early_exit_explorer_redraws_for_each_grid_threshold(curve):
+    explorer = minikit.widgets.EarlyExitExplorer(curve, threshold=0.99)
+    assert "2.60</b> of 6 layers" in explorer.label.value and "2.00×" in explorer.label.value
+    explorer.slider.value = 0.0
+    assert "95.0%" in explorer.label.value and "5.30×" in explorer.label.value
+    ringed = [d for d in explorer.chart.chart.to_dict()["datasets"].values() if any(r.get("is_current") for r in d)]
+    assert ringed and [r["threshold"] for r in ringed[0] if r["is_current"]] == [0.0]
+    explorer.update(0.9)
+    assert explorer.slider.value == 0.9 and "3.20×" in explorer.label.value
+    assert len(explorer.seconds) == 2
+    with pytest.raises(ValueError, match="not on the measured grid"):
+        minikit.widgets.EarlyExitExplorer(curve, threshold=0.95)
+
+
+def test_budget_picker_moves_the_choice_and_explains_no_fit(results):
+    picker = minikit.widgets.BudgetPicker(results, latency_budget_ms=20, memory_budget_mb=500)
+    assert picker.pick.chosen == "student" and "student" in picker.label.value
+    picker.memory.value = 50
+    assert picker.pick.chosen == "student int8"
+    picker.latency.value = 1.0
+    assert picker.pick is None and "Closest" in picker.label.value and "student int8" in picker.label.value
+    reasons = [r for d in picker.chart.chart.to_dict()["datasets"].values() for r in d if "reason" in r]
+    assert reasons and {r["reason"] for r in reasons} == {"over budget"}
+    assert picker.update(20, 500).count("student") == 1 and picker.pick.chosen == "student"
+    with pytest.raises(ValueError, match="budget"):
+        minikit.widgets.BudgetPicker(results, latency_budget_ms=0)
+
+
+def test_exercise_checks_recompute_the_answers(results):
+    logits = np.array([[[0.0, 0.0], [2.0, 0.0], [6.0, 0.0]], [[6.0, 0.0], [6.0, 0.0], [6.0, 0.0]]])
+    assert minikit.check.mean_exit_layer(2.0, logits, 0.9)  # layers 3 and 1
+    wrong = minikit.check.mean_exit_layer(1.0, logits, 0.9)
+    assert not wrong and "Count layers from 1" in wrong.message
+    assert not minikit.check.mean_exit_layer(None, logits, 0.9)
+    assert minikit.check.budget_choice("student int8", results, 3.5, 100)
+    assert "3.5 ms" in minikit.check.budget_choice("fp32", results, 3.5, 100).message
+    assert "not a variant" in minikit.check.budget_choice("tiny", results, 3.5, 100).message

@@ -1,5 +1,6 @@
 """minikit.deployment and minikit.server: the served folder against PyTorch, its checksums, the HTTP
-API's answers to bad input, adaptive batching, the load test's limits, the container."""
+API's answers to bad input, adaptive batching, the load test's limits, the container, and the
+folder a latency budget picks (``pick_served``, ``--latency-budget-ms``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from transformers import BertConfig
 
 import minikit
 from minikit import deployment, server
+from minikit.adaptive import NoVariantFitsError
 from minikit.deployment import (
     CHECK_TEXTS,
     deployment_scenarios,
@@ -369,6 +371,190 @@ def test_cli_reports_a_missing_folder(capsys):
     with pytest.raises(SystemExit):
         server.main(["--model-dir", "/nonexistent/minikit-model", "--port", "0"])
     assert "lacks" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# The folder a budget picks: accuracy in the manifest, pick_served, --latency-budget-ms
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def accurate_folder(classifier, tokenizer, tmp_path_factory) -> Path:
+    """A float export that records its accuracy: the slower, more accurate candidate."""
+    return export_for_serving(classifier, tokenizer, tmp_path_factory.mktemp("accurate") / "served", quantize=False,
+                              max_length=64, name="accurate", accuracy=0.9, accuracy_note="test split, 311 articles")
+
+
+def record_accuracy(folder: Path, accuracy: float, name: str) -> Path:
+    """Write an accuracy into a folder's manifest (it is not in the checksums, so the folder still loads)."""
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "accuracy": accuracy, "name": name}))
+    return folder
+
+
+@pytest.fixture
+def fast_folder(int8_folder, tmp_path) -> Path:
+    """A copy of the int8 folder recording a lower accuracy: the faster, less accurate candidate."""
+    return record_accuracy(Path(shutil.copytree(int8_folder, tmp_path / "fast")), 0.8, "fast")
+
+
+# What the stand-in measure_served reports, by manifest name: "accurate" is slower and larger.
+FIXED = {"accurate": {"p50_ms": 30.0, "model_mb": 0.5, "ram_mb": 60.0},
+         "fast": {"p50_ms": 8.0, "model_mb": 0.2, "ram_mb": 20.0}}
+
+
+@pytest.fixture
+def fixed_measurements(monkeypatch) -> list[tuple]:
+    """measure_served replaced by fixed numbers, so the picks are deterministic; returns its calls."""
+    calls = []
+
+    def measure(folder, texts, threads=1, confidence=0.9, repeats=30):
+        calls.append((Path(folder), threads, repeats))
+        numbers = FIXED[json.loads((Path(folder) / "manifest.json").read_text())["name"]]
+        return {**numbers, "p95_ms": numbers["p50_ms"] * 1.5, "request_bytes": 100.0, "low_confidence_share": 0.0}
+
+    monkeypatch.setattr(deployment, "measure_served", measure)
+    return calls
+
+
+def test_export_records_the_accuracy_in_the_manifest(accurate_folder, int8_folder):
+    manifest = json.loads((accurate_folder / "manifest.json").read_text())
+    assert manifest["accuracy"] == 0.9 and manifest["accuracy_note"] == "test split, 311 articles"
+    assert load_served_model(accurate_folder).labels == ["LABEL_0", "LABEL_1", "LABEL_2"]  # checksums still hold
+    assert not {"accuracy", "accuracy_note"} & set(json.loads((int8_folder / "manifest.json").read_text()))
+
+
+@pytest.mark.parametrize("accuracy, words", [(91.5, "accuracy=0.915"), (-0.1, "outside"), (float("nan"), "outside"),
+                                             ("high", "not a number"), (True, "not a number")])
+def test_export_refuses_an_accuracy_that_is_not_a_fraction(classifier, tokenizer, tmp_path, accuracy, words):
+    with pytest.raises(ValueError, match=words):
+        export_for_serving(classifier, tokenizer, tmp_path / "x", accuracy=accuracy)
+    assert not (tmp_path / "x").exists()  # refused before any work
+    with pytest.raises(ValueError, match="without accuracy"):
+        export_for_serving(classifier, tokenizer, tmp_path / "x", accuracy_note="test split")
+
+
+def test_pick_served_chooses_the_most_accurate_folder_within_the_budget(accurate_folder, fast_folder,
+                                                                        fixed_measurements):
+    folders = [accurate_folder, fast_folder]
+    generous = deployment.pick_served(folders, latency_budget_ms=100, threads=2, repeats=7)
+    assert generous.chosen == "accurate"
+    table = generous.table.set_index("name")
+    assert table.loc["fast", "fits"] and table.loc["fast", "reason"].startswith("fits, but less accurate")
+    assert table.loc["accurate", "memory_mb"] == 60.0 and table.loc["accurate", "latency_ms"] == 30.0
+    assert table.loc["accurate", "folder"] == str(accurate_folder)
+    assert table.loc["accurate", "accuracy_note"] == "test split, 311 articles"
+    assert [(c[1], c[2]) for c in fixed_measurements] == [(2, 7)] * 2  # measured as the server will run
+
+    tight = deployment.pick_served(folders, latency_budget_ms=20)
+    assert tight.chosen == "fast"
+    assert tight.table.set_index("name").loc["accurate", "reason"] == "30.00 ms > 20 ms"
+    small = deployment.pick_served(folders, latency_budget_ms=100, memory_budget_mb=50)
+    assert small.chosen == "fast" and small.table.set_index("name").loc["accurate", "reason"] == "60.0 MB > 50 MB"
+    with pytest.raises(NoVariantFitsError, match="Closest: 'fast'"):
+        deployment.pick_served(folders, latency_budget_ms=5)
+
+    text = deployment.format_pick(tight)
+    assert "rejected: 30.00 ms > 20 ms" in text and "chosen" in text and str(fast_folder) in text
+
+
+def test_pick_served_names_folders_apart_when_their_manifests_agree(fast_folder, tmp_path, fixed_measurements):
+    twins = [Path(shutil.copytree(fast_folder, path)) for path in (tmp_path / "copy", tmp_path / "b" / "fast")]
+    pick = deployment.pick_served([fast_folder, *twins], latency_budget_ms=100)
+    names = list(pick.table["name"])  # the folder's name where that tells them apart, else its path
+    assert names == [f"fast ({fast_folder})", "fast (copy)", f"fast ({twins[1]})"]
+    assert pick.chosen == names[0]  # equally accurate and fast: the first wins the tie
+
+
+def test_pick_served_refuses_bad_candidates_before_measuring(accurate_folder, fast_folder, int8_folder,
+                                                             fixed_measurements):
+    with pytest.raises(ValueError, match="No folders"):
+        deployment.pick_served([], latency_budget_ms=10)
+    with pytest.raises(ValueError, match="given twice"):
+        deployment.pick_served([fast_folder, fast_folder / ".." / "fast"], latency_budget_ms=10)
+    with pytest.raises(ModelFolderError, match=r"records no accuracy.*export_for_serving\(\.\.\., accuracy="):
+        deployment.pick_served([accurate_folder, int8_folder], latency_budget_ms=10)
+    with pytest.raises(ModelFolderError, match="no manifest.json"):
+        deployment.pick_served([accurate_folder, fast_folder.parent], latency_budget_ms=10)
+    with pytest.raises(ValueError, match="latency_budget_ms"):
+        deployment.pick_served([accurate_folder, fast_folder], latency_budget_ms=0)
+    with pytest.raises(ValueError, match="memory_budget_mb"):
+        deployment.pick_served([accurate_folder, fast_folder], latency_budget_ms=10, memory_budget_mb=-1)
+    record_accuracy(fast_folder, 80, "fast")
+    with pytest.raises(ValueError, match="outside"):
+        deployment.pick_served([accurate_folder, fast_folder], latency_budget_ms=10)
+    assert fixed_measurements == []
+
+
+def test_pick_served_measures_the_folders_here(accurate_folder, fast_folder):
+    pick = deployment.pick_served([accurate_folder, fast_folder], latency_budget_ms=10_000, texts=TEXTS, repeats=3)
+    assert pick.chosen == "accurate"  # both fit a generous budget: the more accurate one
+    assert list(pick.table.columns) == ["name", "accuracy", "latency_ms", "memory_mb", "fits", "reason", "p95_ms",
+                                        "model_mb", "ram_mb", "accuracy_note", "folder"]
+    assert list(pick.table["accuracy"]) == [0.9, 0.8] and pick.table["fits"].all()
+    assert (pick.table["latency_ms"] > 0).all() and (pick.table["p95_ms"] >= pick.table["latency_ms"]).all()
+    assert (pick.table["memory_mb"] >= pick.table["model_mb"]).all()
+    assert pick.table.set_index("name").loc["accurate", "model_mb"] > pick.table.set_index("name").loc["fast",
+                                                                                                         "model_mb"]
+
+
+@pytest.fixture
+def served_with(monkeypatch) -> list[tuple]:
+    """minikit.server.serve replaced by a recorder, so main returns instead of starting uvicorn."""
+    calls = []
+    monkeypatch.setattr(server, "serve", lambda model, **options: calls.append((model, options)))
+    return calls
+
+
+def test_cli_serves_the_folder_the_budget_picks(accurate_folder, fast_folder, fixed_measurements, served_with,
+                                                capsys):
+    dirs = ["--model-dir", str(accurate_folder), "--model-dir", str(fast_folder)]
+    server.main([*dirs, "--latency-budget-ms", "20", "--threads", "2", "--port", "9000"])
+    (model, options), = served_with
+    assert model == str(fast_folder) and options["threads"] == 2 and options["port"] == 9000
+    err = capsys.readouterr().err
+    assert "rejected: 30.00 ms > 20 ms" in err and "chosen" in err and f"Serving 'fast' from {fast_folder}" in err
+
+    server.main([*dirs, "--latency-budget-ms", "100"])
+    assert served_with[-1][0] == str(accurate_folder)
+    server.main([*dirs, "--latency-budget-ms", "100", "--memory-budget-mb", "50"])
+    assert served_with[-1][0] == str(fast_folder)
+
+
+def test_cli_with_one_folder_and_no_budget_serves_it_unmeasured(fast_folder, fixed_measurements, served_with):
+    server.main(["--model-dir", str(fast_folder)])
+    assert served_with == [(str(fast_folder), {"host": "127.0.0.1", "port": 8000, "allow_remote": False,
+                                               "max_batch_size": 16, "max_wait_ms": 5.0, "threads": 1})]
+    assert fixed_measurements == []
+
+
+@pytest.mark.parametrize("extra, words", [
+    ([], "no --latency-budget-ms"),
+    (["--memory-budget-mb", "50"], "--memory-budget-mb needs --latency-budget-ms"),
+    (["--latency-budget-ms", "0"], "latency_budget_ms=0.0"),
+    (["--latency-budget-ms=-5"], "latency_budget_ms=-5.0"),
+    (["--latency-budget-ms", "20", "--memory-budget-mb", "0"], "memory_budget_mb=0.0"),
+    (["--latency-budget-ms", "5"], "No variant fits 5 ms. Closest: 'fast'"),
+    (["--latency-budget-ms", "20", "--host", "0.0.0.0"], "--allow-remote"),
+])
+def test_cli_budget_errors_exit_2_naming_the_problem(accurate_folder, fast_folder, fixed_measurements, served_with,
+                                                    capsys, extra, words):
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--model-dir", str(accurate_folder), "--model-dir", str(fast_folder), *extra])
+    assert exit_info.value.code == 2
+    assert words in capsys.readouterr().err
+    assert served_with == []
+
+
+def test_cli_refuses_a_folder_without_a_recorded_accuracy(accurate_folder, int8_folder, fixed_measurements,
+                                                          served_with, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--model-dir", str(accurate_folder), "--model-dir", str(int8_folder), "--latency-budget-ms", "50"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert str(int8_folder) in err and "records no accuracy" in err and "accuracy=" in err
+    assert served_with == [] and fixed_measurements == []
 
 
 # --------------------------------------------------------------------------------------------
