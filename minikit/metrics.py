@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import hashlib
 import inspect
+import io
 import json
 import os
 import platform
@@ -614,6 +616,7 @@ class BenchResult:
     energy_source: str  # "rapl" (measured), "estimate (FLOPs × J/FLOP)" or "unavailable"
     run: int  # which call of run() measured this row
     baseline_p50_ms: float  # the baseline's batch-1 p50 timed in the same run: the speedup's numerator
+    measured_at: str = ""  # ISO time of the measurement (earlier than this run's when read from the cache)
 
 
 @dataclass(frozen=True)
@@ -626,6 +629,7 @@ class _Variant:
     params: tuple[int, int] | None  # (all, non-zero)
     config: Any  # a transformers config where known: the FLOP estimate needs it
     tokenizer: Any = None  # its own tokenizer (e.g. a pruned vocabulary); None: the benchmark's
+    fingerprint: str | None = None  # sha256 of its weights or .onnx file; None: cannot be cached (a callable)
 
     def __call__(self, **batch: np.ndarray) -> np.ndarray:  # the calling convention of measure_latency
         return self.predict(batch)
@@ -738,6 +742,25 @@ def _onnx_parameter_counts(path: str | Path) -> tuple[int, int]:
     return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
 
 
+def _torch_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of the model's class and ``torch.save``d state dict (quantized weights too); ~0.1 s per 90 MB."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return hashlib.sha256(type(model).__qualname__.encode() + buffer.getvalue()).hexdigest()
+
+
+def _file_fingerprint(path: str | Path) -> str:
+    from minikit.cache import file_sha256
+
+    return file_sha256(Path(path))
+
+
+def _tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _make_variant(name: str, model, size_mb: float | None, path: str | Path | None, config) -> _Variant:
     if isinstance(model, (str, Path)):
         import onnxruntime as ort
@@ -750,14 +773,16 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
         model.eval()  # dropout off: a benchmark measures inference
         size, how = (size_mb, "given") if size_mb is not None else _torch_size_mb(model)
         return _Variant(name, "torch", _torch_predict(model), size, how, _torch_parameter_counts(model),
-                        config if config is not None else getattr(model, "config", None))
+                        config if config is not None else getattr(model, "config", None),
+                        fingerprint=_torch_fingerprint(model))
     if hasattr(model, "get_inputs") and hasattr(model, "run"):  # an onnxruntime.InferenceSession
         if size_mb is None and path is None:
             raise ValueError(f"Variant {name!r} is an ONNX Runtime session, which does not know its file. "
                              "Fix: bench.add(name, session, path='model.onnx') or size_mb=...")
         size, how = (size_mb, "given") if size_mb is not None else (Path(path).stat().st_size / 1e6, ".onnx file")
         params = _onnx_parameter_counts(path) if path is not None else None
-        return _Variant(name, "onnxruntime", _onnx_predict(model), size, how, params, config)
+        fingerprint = _file_fingerprint(path) if path is not None else None
+        return _Variant(name, "onnxruntime", _onnx_predict(model), size, how, params, config, fingerprint=fingerprint)
     if callable(model):
         if size_mb is None:
             raise ValueError(f"Variant {name!r} is a plain callable, whose size cannot be measured. "
@@ -765,6 +790,19 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
         return _Variant(name, "callable", lambda batch: _logits_array(model(batch)), size_mb, "given", None, config)
     raise TypeError(f"Variant {name!r} is a {type(model).__name__}. Expected a torch model, an onnxruntime "
                     "InferenceSession, a path to a .onnx file, or a callable(batch dict) -> logits.")
+
+
+# Bump when the Benchmark measures differently: cached runs taken the old way are then measured again.
+_BENCH_METHOD = 1
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 @dataclass(frozen=True)
@@ -786,11 +824,18 @@ class Benchmark:
     would always start with the other model's weights in the CPU caches, which it never does in
     service). ``run()`` again measures only the variants added since, and
     times the baseline again beside them: a row's speedup uses the baseline timed in its run.
+
+    ``cache=True`` keeps each run's rows in the cache, keyed by everything that sets them (each
+    variant's weights or .onnx file, its tokenizer, the data, every setting, torch's threads, the
+    versions and this machine): the same run again is read back (``measured_at`` says when it
+    was measured) instead of taking its seconds again; ``run(refresh=True)`` measures anew. A run
+    with a plain callable is never cached (its code cannot be fingerprinted).
     """
 
     def __init__(self, dataset, tokenizer, max_length: int = 128, baseline: str | None = None,
                  n_eval: int | None = None, repeats: int = 20, warmup: int = 3, batch_size: int = 32,
-                 batch_repeats: int = 3, seed: int = 0, rapl_root: str | Path = RAPL_ROOT, burst: int = 5):
+                 batch_repeats: int = 3, seed: int = 0, rapl_root: str | Path = RAPL_ROOT, burst: int = 5,
+                 cache: bool = False):
         missing = {"text", "label"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"The dataset has columns {dataset.column_names}, not {sorted(missing)}. "
@@ -803,7 +848,7 @@ class Benchmark:
         self.dataset, self.tokenizer, self.max_length = dataset, tokenizer, max_length
         self.n_eval, self.repeats, self.warmup = n_eval, repeats, warmup
         self.batch_size, self.batch_repeats, self.seed, self.rapl_root = batch_size, batch_repeats, seed, rapl_root
-        self.burst = burst
+        self.burst, self.cache = burst, cache
         label = dataset.features["label"]
         self.num_labels = getattr(label, "num_classes", None) or int(max(dataset["label"])) + 1
         self.rows: list[BenchResult] = []
@@ -841,8 +886,13 @@ class Benchmark:
         self._variants[name] = replace(variant, tokenizer=tokenizer) if tokenizer is not None else variant
         return self
 
-    def run(self) -> pd.DataFrame:
-        """Measure the variants not measured yet (timing the baseline beside them); returns ``results``."""
+    def run(self, refresh: bool = False) -> pd.DataFrame:
+        """Measure the variants not measured yet (timing the baseline beside them); returns ``results``.
+
+        With ``cache=True``, a run whose variants, data, settings and machine were all measured
+        before is read from the cache (its rows keep their ``measured_at``); ``refresh=True``
+        measures it again and replaces the cached rows.
+        """
         done = {row.name for row in self.rows}
         new = [v for v in self._variants.values() if v.name not in done]
         if not new:
@@ -850,15 +900,52 @@ class Benchmark:
         self._runs += 1
         base = self._variants.get(self.baseline)
         timed = new if base is None or base.name not in done else [base, *new]
+        parts = self._cache_parts(timed, new) if self.cache else None
+        if parts is None:
+            self.rows.extend(self._measure(timed, new, base))
+            return self.results
+        def build(folder: Path) -> None:
+            rows = [asdict(r) for r in self._measure(timed, new, base)]
+            (folder / "rows.json").write_text(json.dumps(rows, indent=1))
+
+        entry = load_or_build("benchmarks", parts, build, rebuild=refresh)
+        rows = json.loads((entry / "rows.json").read_text())
+        self.rows.extend(replace(BenchResult(**row), run=self._runs) for row in rows)
+        return self.results
+
+    def _measure(self, timed: list[_Variant], new: list[_Variant], base: _Variant | None) -> list[BenchResult]:
         quality = {v.name: self._quality(v, self._inputs(v.tokenizer)) for v in new}
         single = self._time(timed, "single", self.repeats, self.warmup)
         full = self._time(timed, "full", self.batch_repeats, 1)
         reference = float(np.percentile(single[base.name][0], 50)) if base is not None else float("nan")
-        for v in new:
-            single_ms, (full_ms, joules) = single[v.name][0], full[v.name]
-            self.rows.append(self._row(v, quality[v.name], single_ms, full_ms, joules, reference,
-                                       len(self._inputs(v.tokenizer).labels)))
-        return self.results
+        measured_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        return [replace(self._row(v, quality[v.name], single[v.name][0], *full[v.name], reference,
+                                  len(self._inputs(v.tokenizer).labels)), measured_at=measured_at) for v in new]
+
+    def _cache_parts(self, timed: list[_Variant], new: list[_Variant]) -> dict | None:
+        """Everything that sets this run's numbers; None when a variant cannot be fingerprinted (a callable)."""
+        if any(v.fingerprint is None for v in timed):
+            return None
+        subset = self._inputs(None)  # the evaluation rows: same seed and n_eval, same rows
+        data = hashlib.sha256(json.dumps([self.dataset.num_rows, self.n_eval, self.seed,
+                                          subset.labels.tolist()]).encode())
+        data.update("\x1f".join(self.dataset["text"]).encode())
+        tokenizers: dict[int, str] = {}
+        for v in timed:
+            tok = self.tokenizer if v.tokenizer is None else v.tokenizer
+            if id(tok) not in tokenizers:
+                tokenizers[id(tok)] = _tokenizer_fingerprint(tok)
+        return {
+            "method": _BENCH_METHOD, "data": data.hexdigest(),
+            "variants": [{"name": v.name, "weights": v.fingerprint, "new": v in new, "kind": v.kind,
+                          "tokenizer": tokenizers[id(self.tokenizer if v.tokenizer is None else v.tokenizer)]}
+                         for v in timed],
+            "settings": {"max_length": self.max_length, "repeats": self.repeats, "warmup": self.warmup,
+                         "batch_size": self.batch_size, "batch_repeats": self.batch_repeats, "burst": self.burst},
+            "torch_threads": torch.get_num_threads(), "machine": machine_description(),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "onnxruntime": _version("onnxruntime")},
+        }
 
     @property
     def results(self) -> pd.DataFrame:

@@ -7,6 +7,7 @@ hand-made dataset, so its accuracies are chance, and timings are only checked fo
 
 from __future__ import annotations
 
+import copy
 import itertools
 import warnings
 
@@ -259,7 +260,7 @@ def bench(tiny_dataset, tok, bench_models, tmp_path_factory):
 
 def test_benchmark_table_and_ratios(bench, bench_models, tiny_dataset):
     table = bench.results
-    assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 22
+    assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 23
     for column in ["accuracy", "macro_f1", "params_m", "nonzero_params_m", "size_mb", "latency_p50_ms",
                    "latency_p95_ms", "throughput", "peak_memory_mb", "energy_mj_per_example", "energy_source",
                    "size_ratio", "speedup", "accuracy_delta"]:
@@ -428,3 +429,57 @@ def test_benchmark_times_each_variant_in_bursts_of_calls_and_counts_every_repeat
     assert runs == [("small", 1), ("wide", 1), ("small", 4), ("wide", 8), ("small", 6), ("wide", 2)]
     with pytest.raises(ValueError, match="burst=0"):
         Benchmark(tiny_dataset, tok, burst=0)
+
+
+# --- Benchmark(cache=True) -------------------------------------------------------------------------
+
+
+def _cached_bench(tiny_dataset, tok, tmp_path, **kwargs):
+    return Benchmark(tiny_dataset, tok, max_length=32, baseline="small", repeats=3, batch_size=8, batch_repeats=1,
+                     rapl_root=tmp_path, cache=True, **kwargs)
+
+
+def test_cached_benchmark_reads_the_same_run_back_and_refresh_measures_again(tiny_dataset, tok, bench_models,
+                                                                             tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    small, wide = bench_models
+    first = _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run()
+    assert first["measured_at"].str.len().min() > 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached run must not be timed again")
+
+    monkeypatch.setattr(Benchmark, "_time", refuse)
+    again = _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run()
+    pd.testing.assert_frame_equal(again, first)
+    with pytest.raises(AssertionError, match="must not be timed"):
+        _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run(refresh=True)
+    monkeypatch.undo()
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    fresh = _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run(refresh=True)
+    assert fresh["latency_p50_ms"].tolist() != first["latency_p50_ms"].tolist()
+    assert len(minikit.cache.entries("benchmarks")) == 1  # replaced, not added
+
+
+def test_cached_benchmark_key_follows_weights_settings_and_data(tiny_dataset, tok, bench_models, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    small, wide = bench_models
+    _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run()
+    changed = copy.deepcopy(wide)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1e-3)  # one weight moved: another model
+    _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", changed).run()
+    _cached_bench(tiny_dataset, tok, tmp_path, n_eval=8).add("small", small).add("wide", wide).run()
+    other_text = tiny_dataset.map(lambda row, i: {"text": row["text"] + "!" if i == 0 else row["text"]},
+                                  with_indices=True)
+    _cached_bench(other_text, tok, tmp_path).add("small", small).add("wide", wide).run()
+    assert len(minikit.cache.entries("benchmarks")) == 4
+
+
+def test_a_run_with_a_callable_is_never_cached(tiny_dataset, tok, bench_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    small, _ = bench_models
+    fixed = lambda batch: np.zeros((len(batch["input_ids"]), 4), dtype=np.float32)  # noqa: E731
+    _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("zeros", fixed, size_mb=1.0).run()
+    assert len(minikit.cache.entries("benchmarks")) == 0

@@ -1,0 +1,62 @@
+"""The full comparison: every compression step against the float32 baseline, measured side by side in one run.
+
+    python bench/full_comparison.py --threads 2              # the README's "Measured so far" table
+    python bench/full_comparison.py --model distilbert --dataset data.csv
+
+Runs ``minikit report`` (fine-tune, prune, quantize, distil, export; every trained model cached,
+so a second run only measures) and prints the ratio table: size, batch-1 latency and accuracy of
+each variant against the baseline, then the source's claim and our targets for the compressed
+model. Also times the whole run and samples the peak resident memory of this process, for
+issue 6's targets (cold cache, 2 cores: ≤ 10 minutes, ≤ 1.5 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+TARGET_MINUTES, TARGET_PEAK_MB = 10, 1500
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    parser.add_argument("--model", default=None, help="a catalog name or local folder (default: the embedded MiniLM-L6)")
+    parser.add_argument("--dataset", default=None, help="a dataset name or CSV/JSONL file (default: BBC News)")
+    parser.add_argument("--out", default=None, help="where the report goes (default: a temporary folder)")
+    args = parser.parse_args()
+
+    import minikit
+    from minikit import report as R
+    from minikit.metrics import _PeakRSS
+
+    start = time.perf_counter()
+    out = args.out or tempfile.mkdtemp(prefix="minikit-full-comparison-")
+    with _PeakRSS(interval_s=0.05) as rss:
+        result = R.run_report(args.model or minikit.DEFAULT_MODEL, args.dataset or minikit.data.BBC_NEWS, out,
+                              threads=args.threads, progress=False, command="python bench/full_comparison.py")
+    minutes = (time.perf_counter() - start) / 60
+    import torch
+
+    table = result.table
+    print(f"\ncpu count {os.cpu_count()}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{int(table['n_eval'].iloc[0])} test examples; batch 1 at {int(table['seq_len'].iloc[0])} tokens\n")
+    shown = table[["name", "accuracy", "size_mb", "latency_p50_ms", "size_ratio", "speedup", "accuracy_delta"]]
+    print(shown.to_string(index=False, formatters={
+        "accuracy": "{:.2%}".format, "size_mb": "{:.2f}".format, "latency_p50_ms": "{:.2f}".format,
+        "size_ratio": "{:.3f}".format, "speedup": "{:.2f}x".format, "accuracy_delta": "{:+.2f}".format}))
+    print()
+    print(R._claims(table).to_string(index=False))
+    print(f"\nsteps (s): {result.seconds}")
+    peak = rss.peak / 1e6  # resident memory of this process, shared library pages included
+    print(f"whole run: {minutes:.1f} min (target ≤ {TARGET_MINUTES} min with a cold cache; a warm one only "
+          f"measures); peak resident memory {peak:.0f} MB (target ≤ {TARGET_PEAK_MB} MB: "
+          f"{'met' if peak <= TARGET_PEAK_MB else 'MISSED'})")
+    print(f"report: {result.html}")
+
+
+if __name__ == "__main__":
+    main()
