@@ -629,7 +629,9 @@ class _Variant:
     params: tuple[int, int] | None  # (all, non-zero)
     config: Any  # a transformers config where known: the FLOP estimate needs it
     tokenizer: Any = None  # its own tokenizer (e.g. a pruned vocabulary); None: the benchmark's
-    fingerprint: str | None = None  # sha256 of its weights or .onnx file; None: cannot be cached (a callable)
+    # Computes the sha256 of its weights or .onnx file, only when a cached run asks (so with cache=False it
+    # costs nothing); None: cannot be cached (a callable).
+    fingerprint: Callable[[], str] | None = None
 
     def __call__(self, **batch: np.ndarray) -> np.ndarray:  # the calling convention of measure_latency
         return self.predict(batch)
@@ -774,14 +776,14 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
         size, how = (size_mb, "given") if size_mb is not None else _torch_size_mb(model)
         return _Variant(name, "torch", _torch_predict(model), size, how, _torch_parameter_counts(model),
                         config if config is not None else getattr(model, "config", None),
-                        fingerprint=_torch_fingerprint(model))
+                        fingerprint=lambda: _torch_fingerprint(model))
     if hasattr(model, "get_inputs") and hasattr(model, "run"):  # an onnxruntime.InferenceSession
         if size_mb is None and path is None:
             raise ValueError(f"Variant {name!r} is an ONNX Runtime session, which does not know its file. "
                              "Fix: bench.add(name, session, path='model.onnx') or size_mb=...")
         size, how = (size_mb, "given") if size_mb is not None else (Path(path).stat().st_size / 1e6, ".onnx file")
         params = _onnx_parameter_counts(path) if path is not None else None
-        fingerprint = _file_fingerprint(path) if path is not None else None
+        fingerprint = (lambda: _file_fingerprint(path)) if path is not None else None
         return _Variant(name, "onnxruntime", _onnx_predict(model), size, how, params, config, fingerprint=fingerprint)
     if callable(model):
         if size_mb is None:
@@ -937,7 +939,7 @@ class Benchmark:
                 tokenizers[id(tok)] = _tokenizer_fingerprint(tok)
         return {
             "method": _BENCH_METHOD, "data": data.hexdigest(),
-            "variants": [{"name": v.name, "weights": v.fingerprint, "new": v in new, "kind": v.kind,
+            "variants": [{"name": v.name, "weights": v.fingerprint(), "new": v in new, "kind": v.kind,
                           "tokenizer": tokenizers[id(self.tokenizer if v.tokenizer is None else v.tokenizer)]}
                          for v in timed],
             "settings": {"max_length": self.max_length, "repeats": self.repeats, "warmup": self.warmup,
