@@ -4,7 +4,9 @@ They are slow (minutes), so they run last: after the package tests and after the
 (nbval), whose kernels share this session's ``MINIKIT_CACHE``. The browser test and the Binder
 dry-run then find that cache warm, as the notebooks' time budgets assume, and a quick failure
 elsewhere is reported before them. The browser test runs before the dry-run, whose notebook run
-is the one that measures the time and memory budgets.
+is the one that measures the time and memory budgets. The dry-run's build (a fresh venv, pip) is
+started as soon as collection ends, in a thread beside the package tests, so its minute and a
+half of pip work does not add to CI's time; only its notebook run waits for the end.
 
 Everything they produce for a person to look at goes under ``artifacts/`` (gitignored).
 """
@@ -25,3 +27,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         others = [item for item in items if HERE not in item.path.parents]
         items[:] = others + sorted(mine, key=lambda item: item.path.name == _LAST)
 
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the Binder build (pip work, ~90 s) now, beside the package tests, if its test will run."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        if item.get_closest_marker("binder") is not None:
+            item.module.start_build()
+            return
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for item in getattr(session, "items", []):
+        if item.get_closest_marker("binder") is not None:
+            item.module.stop_build()
+            return

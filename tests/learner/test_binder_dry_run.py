@@ -19,6 +19,9 @@ Differences from mybinder.org, on purpose:
 * ``MINIKIT_THREADS`` is set to this machine's cores (``start`` would default to 1): the time
   budgets are for 2 cores, which is what CI has.
 
+The build starts when collection ends (``conftest.py``), in a thread, while the package tests
+run; the notebooks run in the test itself, last, on an otherwise idle machine.
+
 ``BINDER_NOTEBOOKS="all"`` runs every notebook; ``BINDER_NOTEBOOKS="01_model_selection 04_metrics"``
 runs those. Build logs, ``pip freeze`` and step timings go to ``artifacts/binder/``.
 """
@@ -32,6 +35,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -46,6 +51,7 @@ BUDGETS_JSON = OUT / "notebook_budgets.json"
 # One notebook proves the environment (imports, data, tokenizer, charts, widgets); nbval runs them all,
 # and CI has no time for a second copy. 02 is the cheapest that touches every library.
 DEFAULT_NOTEBOOKS = "02_preprocessing"
+_RUNNING: set[subprocess.Popen] = set()  # steps in progress: stopped if the session ends before the test runs
 INDEX_OPTION = re.compile(r"^\s*(--extra-index-url|--index-url|-i|--find-links|-f)[\s=]+(\S+)")
 
 
@@ -94,12 +100,15 @@ def _run(command: list[str], log: Path, timeout: float, check: bool = True, **kw
         out.write(f"\n$ {' '.join(command)}\n")
         out.flush()
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        _RUNNING.add(process)
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # the step and everything it started (kernels)
             process.wait()
             code = f"killed after {timeout:.0f} s"
+        finally:
+            _RUNNING.discard(process)
     if check and code != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         pytest.fail(f"Binder dry-run step failed ({code}): {' '.join(command)}\n{tail}", pytrace=False)
@@ -118,28 +127,54 @@ def _selected_notebooks() -> list[Path]:
     return chosen
 
 
-@pytest.mark.binder
-def test_binder_dry_run(tmp_path: Path) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / "build.log"
-    log.write_text("")
-    report: dict = {"seconds": {}, "notes": []}
-    python, note = _python_for_runtime()
-    report["notes"].append(note)
-    requirements, notes = _requirements_as_used(OUT / "requirements.txt")
-    report["notes"] += notes
-
-    env_dir = tmp_path / "binder-env"
+def _environment(base: Path) -> dict[str, str]:
+    """The build's and the run's environment: this one, minus anything pointing at the test run's own venv."""
+    env_dir = base / "binder-env"
     env = {key: value for key, value in os.environ.items()
            if key not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "JUPYTER_PATH", "PIP_REQUIRE_VIRTUALENV"}}
     env.update(PATH=f"{env_dir / 'bin'}{os.pathsep}{env['PATH']}", VIRTUAL_ENV=str(env_dir),
                PIP_DISABLE_PIP_VERSION_CHECK="1",
                # No user kernelspec or config may stand in for the environment's own "python3" kernel.
-               JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
-    env_python = str(env_dir / "bin" / "python")
-    try:
-        report["seconds"]["venv"], _ = _run([python, "-m", "venv", str(env_dir)], log, 300)
+               JUPYTER_DATA_DIR=str(base / "jupyter-data"), JUPYTER_CONFIG_DIR=str(base / "jupyter-config"),
+               JUPYTER_RUNTIME_DIR=str(base / "jupyter-runtime"))
+    return env
+
+
+class BinderBuild:
+    """The build (venv, requirements.txt, postBuild, checks of what it produced), run in a thread.
+
+    ``tests/learner/conftest.py`` starts it as soon as collection ends when this test is selected,
+    so that the ~90 s of pip work overlaps the package tests instead of adding to CI's time; the
+    notebook run, which measures the budgets, still waits for an idle machine at the end.
+    ``result()`` waits for it and re-raises its failure in the test.
+    """
+
+    def __init__(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="minikit-binder-"))
+        self.env_dir = self.base / "binder-env"
+        self.report: dict = {"seconds": {}, "notes": []}
+        self.started = time.monotonic()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._build, name="binder-build", daemon=True)
+        self._thread.start()
+
+    def _build(self) -> None:
+        try:
+            self._steps()
+        except BaseException as err:  # pytest.fail raises a BaseException; the test re-raises it
+            self._error = err
+
+    def _steps(self) -> None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        log = OUT / "build.log"
+        log.write_text("")
+        report = self.report
+        python, note = _python_for_runtime()
+        report["notes"].append(note)
+        requirements, notes = _requirements_as_used(OUT / "requirements.txt")
+        report["notes"] += notes
+        env, env_python = _environment(self.base), str(self.env_dir / "bin" / "python")
+        report["seconds"]["venv"], _ = _run([python, "-m", "venv", str(self.env_dir)], log, 300)
         report["seconds"]["requirements"], _ = _run(
             [env_python, "-m", "pip", "install", "-r", str(requirements)], log, 1200, cwd=ROOT, env=env)
         report["seconds"]["postBuild"], _ = _run(["bash", str(BINDER / "postBuild")], log, 1200, cwd=ROOT, env=env)
@@ -151,19 +186,62 @@ def test_binder_dry_run(tmp_path: Path) -> None:
             "print(json.dumps({'python': sys.version.split()[0], 'minikit': minikit.__file__,"
             "'torch': torch.__version__, 'cuda': torch.version.cuda,"
             "'kernel': K().get_kernel_spec('python3').resource_dir}))")],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            cwd=self.base, env=env, capture_output=True, text=True, timeout=300)
         assert probe.returncode == 0, f"the Binder environment cannot import the course:\n{probe.stderr[-3000:]}"
         built = json.loads(probe.stdout.strip().splitlines()[-1])
         report["environment"] = built
         assert Path(built["minikit"]).resolve().is_relative_to(ROOT), f"minikit imported from {built['minikit']}"
         assert built["cuda"] is None, f"binder/requirements.txt gave a CUDA build of torch ({built['torch']})"
-        assert Path(built["kernel"]).resolve().is_relative_to(env_dir.resolve()), (
+        assert Path(built["kernel"]).resolve().is_relative_to(self.env_dir.resolve()), (
             f"the python3 kernel comes from {built['kernel']}, not from the Binder environment")
         freeze = subprocess.run([env_python, "-m", "pip", "freeze"], env=env, capture_output=True, text=True)
         (OUT / "pip-freeze.txt").write_text(freeze.stdout)
         check = subprocess.run([env_python, "-m", "pip", "check"], env=env, capture_output=True, text=True)
         assert check.returncode == 0, f"pip check finds broken requirements in the Binder environment:\n{check.stdout}"
+        report["build_finished_after_s"] = round(time.monotonic() - self.started, 1)
 
+    def result(self) -> None:
+        waited = time.monotonic()
+        self._thread.join()
+        self.report["waited_for_build_s"] = round(time.monotonic() - waited, 1)
+        if self._error is not None:
+            raise self._error
+
+    def remove(self) -> None:
+        self._thread.join()
+        shutil.rmtree(self.base, ignore_errors=True)  # ~2 GB; its logs and `pip freeze` are in artifacts/binder/
+
+
+_BUILD: BinderBuild | None = None
+
+
+def stop_build() -> None:
+    """At the session's end: stop a build whose test never ran (-x, Ctrl-C) and remove its folder."""
+    for process in list(_RUNNING):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if _BUILD is not None:
+        _BUILD.remove()
+
+
+def start_build() -> BinderBuild:
+    """Start the build once (the conftest calls it early; the test calls it if nobody did)."""
+    global _BUILD
+    if _BUILD is None:
+        _BUILD = BinderBuild()
+    return _BUILD
+
+
+@pytest.mark.binder
+def test_binder_dry_run() -> None:
+    build = start_build()
+    report, env_dir = build.report, build.env_dir
+    env_python = str(env_dir / "bin" / "python")
+    try:
+        build.result()
+        env = _environment(build.base)  # now: the session's MINIKIT_CACHE is set after collection
         # The run a Binder learner would do (through `start`), measured against the budgets.
         notebooks = _selected_notebooks()
         run_env = dict(env, MINIKIT_THREADS=os.environ.get("MINIKIT_THREADS") or str(os.cpu_count() or 1))
@@ -187,7 +265,7 @@ def test_binder_dry_run(tmp_path: Path) -> None:
     finally:
         report["seconds"] = {step: round(seconds, 1) for step, seconds in report["seconds"].items()}
         (OUT / "dry_run.json").write_text(json.dumps(report, indent=2))
-        shutil.rmtree(env_dir, ignore_errors=True)  # ~2 GB; its logs and `pip freeze` are in artifacts/binder/
+        build.remove()
 
     table = "\n".join(
         f"  {row['notebook']:<24} {row['seconds']:>7.1f} s (budget {row['time_budget_s']} s)  "
