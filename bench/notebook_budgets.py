@@ -55,6 +55,9 @@ COLD_TIME_BUDGET_S = {
     "08_deployment": 300,
     # Cold, 10 computes every layer's features on the three splits (~40 s) and its latency curve
     # (~15 s); with chapter 7's student not cached either, it distils it first (~3 min).
+    # Cold, 09 exports and times its six recipes (~1 min); with chapter 7's student not cached
+    # either, it distils it first (~3 min).
+    "09_compression_lab": 420,
     "10_adaptive_inference": 420,
 }
 

@@ -606,3 +606,57 @@ def budget_chart(table: pd.DataFrame, latency_budget_ms: float | None = None,
     return alt.hconcat(panel("latency_ms", "latency p50, batch 1 (ms)", latency_budget_ms),
                        panel("memory_mb", "peak memory (MB)", memory_budget_mb)).properties(
         title="The most accurate variant left of both red lines is chosen (ringed)")
+
+
+def lab_pareto_chart(table: pd.DataFrame, current: str | None = None,
+                     predicted_size_pct: float | None = None) -> alt.HConcatChart:
+    """Chapter 9: every recipe measured, accuracy change against size and against latency (% of the baseline).
+
+    Recipes on the Pareto front (nothing else is as accurate and cheaper) are blue and joined by
+    a line; the others grey; ``current`` is ringed. The source's claim (−70 % size, −40 % latency,
+    −2 points) is the red cross, and the green corner is where a recipe beats it on that axis.
+    ``predicted_size_pct`` draws the current recipe's size from arithmetic as a dashed line,
+    before it is measured.
+    """
+    from minikit.lab import CLAIM
+
+    data = table.drop(columns=["recipe"], errors="ignore").assign(
+        ringed=table["name"].eq(current) if current is not None else False)
+    tooltip = ["name", alt.Tooltip("points:Q", format="+.2f", title="points vs baseline"),
+               alt.Tooltip("size_mb:Q", format=".2f"), alt.Tooltip("latency_p50_ms:Q", format=".2f"),
+               alt.Tooltip("speedup:Q", format=".2f"), "measured_at"]
+    low = float(min(-4.0, np.floor(data["points"].min() - 1))) if len(data) else -4.0
+    y = alt.Y("points:Q", title="accuracy change (points)", scale=alt.Scale(domain=[low, 2]))
+
+    def panel(column: str, front: str, title: str, claim: float, rule: float | None) -> alt.LayerChart:
+        x = alt.X(f"{column}:Q", title=title, scale=alt.Scale(domain=[0, 110]))
+        corner = alt.Chart(pd.DataFrame({"x0": [0.0], "x1": [claim], "y0": [CLAIM["points"]], "y1": [2.0]})).mark_rect(
+            color="#2ca02c", opacity=0.08).encode(x="x0:Q", x2="x1:Q", y="y0:Q", y2="y1:Q")
+        claim_point = alt.Chart(pd.DataFrame({column: [claim], "points": [CLAIM["points"]],
+                                              "label": ["source's claim"]}))
+        layers = [corner,
+                  claim_point.mark_point(shape="cross", size=200, filled=True, color="#d62728").encode(x=x, y=y),
+                  claim_point.mark_text(align="left", dx=8, dy=10, color="#d62728", fontSize=11).encode(
+                      x=x, y=y, text="label:N")]
+        if rule is not None:
+            layers.append(alt.Chart(pd.DataFrame({column: [rule], "label": ["predicted size"]})).mark_rule(
+                strokeDash=[5, 4], color="#ff7f0e", strokeWidth=2).encode(x=x, tooltip=["label:N", f"{column}:Q"]))
+        if len(data):
+            points = alt.Chart(data).encode(x=x, y=y)
+            on_front = data[data[front]].sort_values(column)
+            layers += [
+                alt.Chart(on_front).mark_line(color="#1f77b4", interpolate="step-after", opacity=0.6).encode(x=x, y=y),
+                points.mark_point(size=90, filled=True).encode(
+                    color=alt.Color(f"{front}:N", scale=alt.Scale(domain=[True, False], range=["#1f77b4", "#bbbbbb"]),
+                                    legend=alt.Legend(title="on the Pareto front")), tooltip=tooltip),
+                points.transform_filter("datum.ringed").mark_point(size=380, filled=False, color="#ff7f0e",
+                                                                  strokeWidth=2.5),
+            ]
+        return alt.layer(*layers).properties(width=300, height=240)
+
+    return alt.hconcat(
+        panel("size_pct", "pareto_size", "size (% of the fp32 baseline)", CLAIM["size_pct"],
+              predicted_size_pct),
+        panel("latency_pct", "pareto_latency", "latency, batch 1 (% of the baseline, same run)",
+              CLAIM["latency_pct"], None),
+    ).properties(title=f"{len(data)} recipe(s) measured; up and left is better")

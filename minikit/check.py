@@ -523,3 +523,43 @@ def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: 
     if answer not in table.index:
         return CheckResult(False, f"{answer!r} is not a variant here; the names are {list(table.index)}.")
     return CheckResult(False, f"{answer!r}: {table.loc[answer, 'reason']}.")
+
+
+# --- 09 compression lab --------------------------------------------------------------------------
+
+
+def lab_predicted_size(answer: float | None, lab, recipe, tolerance: float = 0.01) -> CheckResult:
+    """A recipe's size from the parameter table alone (params kept × bytes each), within 1 %."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    truth = lab.predicted_size_mb(recipe)
+    if abs(float(answer) - truth) <= tolerance * truth:
+        return CheckResult(True, f"{recipe.name}: {truth:.2f} MB on paper, before anything is built. Size is "
+                                 "arithmetic; accuracy and latency are not — those you must measure.")
+    hints = ("Word embeddings shrink to vocabulary_size() rows of the original "
+             f"{lab.teacher.model.get_input_embeddings().num_embeddings}; each layer's feed-forward part keeps "
+             "(1 − ffn_pruned) of its parameters; only `depth` layers are kept; the rest stays; then bytes: "
+             "4 per parameter in float32, 1 in int8, and MB = bytes / 1e6.")
+    return CheckResult(False, f"{float(answer):.2f} MB is {float(answer) / truth - 1:+.1%} off. {hints}")
+
+
+def lab_pareto(answer: list | None, results: pd.DataFrame, axis: str = "size") -> CheckResult:
+    """The names of the recipes on the Pareto front of accuracy against ``axis`` ("size" or "latency")."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.lab import pareto_front
+
+    if axis not in ("size", "latency"):
+        raise ValueError(f"axis={axis!r}: expected 'size' or 'latency'.")
+    if isinstance(answer, str):
+        answer = [answer]
+    truth = set(results.loc[pareto_front(results[f"{axis}_pct"], results["points"]), "name"])
+    given = set(answer)
+    if given == truth:
+        return CheckResult(True, f"{len(truth)} recipe(s) on the {axis} front: each is the most accurate at its "
+                                 f"{axis} or below. Shipping anything else means giving away accuracy or {axis} for nothing.")
+    extra, missed = sorted(given - truth), sorted(truth - given)
+    parts = ([f"not on the front (another recipe is as accurate and {'smaller' if axis == 'size' else 'faster'}): "
+              f"{extra}"] if extra else []) + ([f"missing: {len(missed)} recipe(s)"] if missed else [])
+    return CheckResult(False, "; ".join(parts) + ". A recipe is on the front when no other one has at least its "
+                              f"accuracy at no more {axis}, and is strictly better in one of the two.")

@@ -998,3 +998,87 @@ class BudgetPicker:
         table = self._table(latency_budget_ms, memory_budget_mb)
         self.chart.chart = charts.budget_chart(table, latency_budget_ms, memory_budget_mb)
         return self.label.value
+
+
+# --- 09 compression lab ----------------------------------------------------------------------------
+
+
+class LabDashboard:
+    """Chapter 9's dashboard: four knobs make a ``lab.Recipe``; Measure builds and times it; the Pareto chart grows.
+
+    Moving a knob costs nothing: the chart rings the recipe if it was measured before (on this
+    machine, in any session), else draws its size predicted from arithmetic as a dashed line.
+    Measure builds what the recipe needs (distillation ~1–2 min, recovery ~40 s, export seconds,
+    all cached) and times it beside the baseline. ``seconds`` keeps how long each knob move took.
+    """
+
+    def __init__(self, lab, recipe=None):
+        from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
+
+        self.lab = lab
+        recipe = Recipe() if recipe is None else recipe
+        self.ffn = W.SelectionSlider(options=[(f"{f:.0%}", f) for f in FFN_FRACTIONS], value=recipe.ffn_pruned,
+                                     description="FFN pruned", continuous_update=False)
+        self.vocabulary = W.Checkbox(value=recipe.vocabulary, description="prune vocabulary", indent=False)
+        self.bits = W.ToggleButtons(options=[(f"{b}-bit" + (" float" if b == 32 else " int (ONNX)"), b) for b in BITS],
+                                    value=recipe.bits, description="bits")
+        self.depth = W.Dropdown(options=[(f"{d} layers" + (" (fine-tuned)" if d == 6 else " (distilled)"), d)
+                                         for d in DEPTHS], value=recipe.depth, description="depth")
+        self.measure_button = W.Button(description="Measure", button_style="primary",
+                                       tooltip="Build this recipe (cached) and time it beside the baseline")
+        self.label, self.status = W.HTML(), W.HTML()
+        self.seconds: list[float] = []
+        self.chart = _jupyter_chart(self._draw(recipe))
+        for control in (self.ffn, self.vocabulary, self.bits, self.depth):
+            control.observe(lambda _: self.update(), names="value")
+        self.measure_button.on_click(lambda _: self.measure())
+        self.widget = W.VBox([W.HBox([self.ffn, self.vocabulary, self.depth]), W.HBox([self.bits, self.measure_button]),
+                              self.label, self.status, self.chart])
+
+    @property
+    def recipe(self):
+        from minikit.lab import Recipe
+
+        return Recipe(depth=self.depth.value, ffn_pruned=self.ffn.value, vocabulary=self.vocabulary.value,
+                      bits=self.bits.value)
+
+    def _draw(self, recipe) -> alt.TopLevelMixin:
+        predicted = self.lab.predicted_size_mb(recipe)
+        table = self.lab.results()
+        measured = table[table["name"] == recipe.name]
+        if len(measured):
+            r = measured.iloc[0]
+            self.label.value = (f"<b>{html.escape(recipe.name)}</b>: accuracy {r['accuracy']:.2%} "
+                                f"({r['points']:+.2f} points), {r['size_mb']:.1f} MB ({r['size_pct']:.0f} % of the "
+                                f"baseline; predicted {predicted:.1f} MB), {r['speedup']:.2f}× faster — measured "
+                                f"{html.escape(str(r['measured_at']))}")
+            return self.lab.chart(current=recipe)
+        needs = {"distillation": "distils it first, ~1–2 min the first time,",
+                 "recovery": "gives it a recovery fine-tune first, ~40 s the first time,"}.get(recipe.trains, "builds it")
+        self.label.value = (f"<b>{html.escape(recipe.name)}</b>: not measured yet. Predicted size "
+                            f"<b>{predicted:.1f} MB</b> (dashed line). Measure {needs} and times it beside the baseline.")
+        return self.lab.chart(current=recipe, predicted_mb=predicted)
+
+    def update(self, recipe=None) -> str:
+        """Redraw for ``recipe`` (default: the knobs' recipe), measuring nothing; returns the status line."""
+        start = time.perf_counter()
+        if recipe is not None and recipe != self.recipe:
+            with _moving_knobs(self):
+                self.ffn.value, self.vocabulary.value = recipe.ffn_pruned, recipe.vocabulary
+                self.bits.value, self.depth.value = recipe.bits, recipe.depth
+        if getattr(self, "_syncing", False):
+            return self.label.value
+        self.chart.chart = self._draw(self.recipe)
+        self.seconds.append(time.perf_counter() - start)
+        return self.label.value
+
+    def measure(self, recipe=None) -> pd.Series:
+        """Measure ``recipe`` (default: the knobs'), cached, and redraw with it ringed; returns its row."""
+        if recipe is not None:
+            self.update(recipe)
+        recipe = self.recipe
+        controls = [self.ffn, self.vocabulary, self.bits, self.depth, self.measure_button]
+        with _busy(controls, self.status, f"measuring <b>{html.escape(recipe.name)}</b>…"):
+            row = self.lab.measure(recipe)
+        self.update()
+        return row

@@ -1,0 +1,368 @@
+"""Chapter 9, the compression lab: chapters 5–8 combined, each combination measured, one Pareto chart.
+
+A ``Recipe`` is four knobs, applied in this order:
+
+1. **depth** — keep 6 layers (the fine-tuned model), or start a student from 4 or 2 of its
+   layers (``distillation.select_layers``);
+2. **ffn_pruned** — remove that fraction of each feed-forward block's neurons (chapter 5's
+   structured pruning, ``pruning.prune_ffn_neurons``);
+3. **vocabulary** — keep only the tokens the training split uses at least 20 times, plus every
+   single character (chapter 7's ``prune_vocabulary``); no retraining needed;
+4. **bits** — 32 (float, PyTorch) or 8 (int8 ONNX Runtime, the served format of chapter 8).
+
+Then the model learns again after its surgery: a student is distilled from the fine-tuned
+model (chapter 7's recipe: 2 epochs, the teacher's softened logits), a 6-layer model with
+pruned neurons gets chapter 5's short recovery fine-tune. Quantization comes last, on the
+trained weights. So the 2-layer, half-FFN, pruned-vocabulary recipe *is* chapter 7's student,
+and the lab reads it from the cache.
+
+``Lab.measure(recipe)`` times the recipe beside the fine-tuned baseline in one ``Benchmark`` run
+on the test split and keeps the result in the cache (kind ``lab``), keyed by the baseline, the
+recipe, the benchmark settings and this machine: ``Lab.results()`` reads back every recipe
+ever measured here, so the Pareto chart grows across sessions (and across learners sharing a
+cache). Size and latency are reported as a share of the baseline timed in the same run, which
+is what the source's claim (−70 % size, −40 % latency, < 2 points lost) is about.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from minikit import cache
+from minikit.training import FineTuned
+
+DEPTHS = (6, 4, 2)
+FFN_FRACTIONS = (0.0, 0.25, 0.5, 0.75)
+BITS = (32, 8)
+VOCAB_MIN_COUNT = 20  # chapter 7's student keeps tokens seen this often (plus every character)
+# The source's claim for a compressed model: ~70 % smaller, ~40 % faster, < 2 points of accuracy lost.
+CLAIM = {"size_pct": 30.0, "latency_pct": 60.0, "points": -2.0}
+BASELINE = "fine-tuned fp32"
+# Bump when a recipe is built or measured differently: every cached lab result is then measured anew.
+LAB_METHOD = 1
+BENCH_SETTINGS = {"max_length": 128, "repeats": 20, "batch_size": 16, "batch_repeats": 2}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One combination of the lab's four knobs (see the module docstring for the order they apply in)."""
+
+    depth: int = 6
+    ffn_pruned: float = 0.0
+    vocabulary: bool = False
+    bits: int = 32
+
+    def __post_init__(self) -> None:
+        for knob, value, choices in (("depth", self.depth, DEPTHS), ("ffn_pruned", self.ffn_pruned, FFN_FRACTIONS),
+                                     ("bits", self.bits, BITS)):
+            if isinstance(value, bool) or not any(value == c for c in choices):
+                raise ValueError(f"Recipe({knob}={value!r}): the lab offers {knob} in {choices}. "
+                                 f"Fix: pick one of those values.")
+        if not isinstance(self.vocabulary, (bool, np.bool_)):
+            raise ValueError(f"Recipe(vocabulary={self.vocabulary!r}): expected True (prune the vocabulary) or False.")
+        object.__setattr__(self, "ffn_pruned", float(self.ffn_pruned))
+        object.__setattr__(self, "vocabulary", bool(self.vocabulary))
+
+    @property
+    def is_baseline(self) -> bool:
+        return self == Recipe()
+
+    @property
+    def trains(self) -> str | None:
+        """What this recipe trains before it can be measured: "distillation", "recovery" or None."""
+        if self.depth < 6:
+            return "distillation"
+        return "recovery" if self.ffn_pruned else None
+
+    @property
+    def name(self) -> str:
+        if self.is_baseline:
+            return BASELINE
+        parts = [f"{self.depth} layers"]
+        if self.ffn_pruned:
+            parts.append(f"FFN −{self.ffn_pruned:.0%}")
+        if self.vocabulary:
+            parts.append("vocab pruned")
+        parts.append("int8 ONNX" if self.bits == 8 else "fp32")
+        return " · ".join(parts)
+
+
+class Lab:
+    """Build, measure and chart ``Recipe``s of one fine-tuned model (default: the course baseline).
+
+    Every trained model, exported file and measurement goes through the cache, so a recipe costs
+    its seconds once: distillation about 1–2 minutes on 2 cores, recovery about 40 s, the int8
+    export a few seconds, the measurement 10–20 s.
+    """
+
+    def __init__(self, teacher: FineTuned | None = None, progress: bool = True):
+        from minikit.training import get_baseline
+
+        self.teacher = get_baseline(progress=progress) if teacher is None else teacher
+        if self.teacher.cache_dir is None:
+            raise ValueError("The lab keys its results by the fine-tuned model's cache entry, and this one was trained "
+                             "with cache=False. Fix: fine_tune(..., cache=True) (the default), or get_baseline().")
+        from minikit.training import encoder_layers
+
+        n_layers = len(encoder_layers(self.teacher.model))
+        if n_layers != max(DEPTHS):
+            raise ValueError(f"The lab's depth knob offers {DEPTHS} layers of a {max(DEPTHS)}-layer model (the course's "
+                             f"MiniLM-L6); this model has {n_layers}. Fix: fine-tune a 6-layer model "
+                             "(minikit.get_baseline()) for the lab.")
+        self.base_id = Path(self.teacher.cache_dir).name
+        self.progress = progress
+        self._bench = None
+        self._train_texts = list(self.teacher.splits["train"]["text"])
+        self._vocab_size: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Lab(baseline {self.base_id}, {len(self.results())} recipe(s) measured on this machine)"
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _start(self, recipe: Recipe):
+        """(model, tokenizer) after the surgery of ``recipe``, before any training."""
+        from minikit.distillation import prune_vocabulary, select_layers
+        from minikit.pruning import prune_ffn_neurons
+
+        model, tokenizer = self.teacher.model, self.teacher.tokenizer
+        layers = layers_for(recipe.depth)
+        model = copy.deepcopy(model) if layers is None else select_layers(model, layers)
+        if recipe.ffn_pruned:
+            model = prune_ffn_neurons(model, recipe.ffn_pruned)
+        if recipe.vocabulary:
+            pruned = prune_vocabulary(model, tokenizer, self._train_texts, min_count=VOCAB_MIN_COUNT)
+            model, tokenizer = pruned.model, pruned.tokenizer
+        return model, tokenizer
+
+    def build(self, recipe: Recipe):
+        """(model, tokenizer) in float for ``recipe``, trained as it needs (cached)."""
+        from minikit.cache import load_model_dir, save_model_dir
+        from minikit.distillation import STUDENT_CONFIG, distill
+        from minikit.pruning import RECOVERY_CONFIG, recover
+
+        recipe = _as_recipe(recipe)
+        if recipe.is_baseline:
+            return self.teacher.model, self.teacher.tokenizer
+        model, tokenizer = self._start(replace(recipe, bits=32))
+        if recipe.trains == "distillation":  # chapter 7's recipe; (2, 0.5, True) is get_student() itself
+            student = distill(model, self.teacher, tokenizer=tokenizer, config=STUDENT_CONFIG, progress=self.progress)
+            return student.model.eval(), student.tokenizer
+        if recipe.trains == "recovery":
+            parts = {"baseline": self.base_id, "recipe": asdict(replace(recipe, bits=32)), "recovery": RECOVERY_CONFIG,
+                     "method": LAB_METHOD}
+
+            def build(folder: Path) -> None:
+                recover(model, tokenizer, self.teacher.splits, RECOVERY_CONFIG, progress=self.progress)
+                save_model_dir(model, tokenizer, folder)
+
+            entry = cache.load_or_build("lab-models", parts, build)
+            model, tokenizer = load_model_dir(entry)
+        return model.eval(), tokenizer
+
+    def onnx_int8(self, recipe: Recipe) -> Path:
+        """The int8 ONNX Runtime folder (chapter 8's ``export_for_serving``) of ``recipe`` at 32 bits; cached."""
+        from minikit.deployment import export_for_serving
+
+        recipe = _as_recipe(recipe)
+        model, tokenizer = self.build(replace(recipe, bits=32))
+        parts = {"baseline": self.base_id, "recipe": asdict(replace(recipe, bits=8)), "method": LAB_METHOD}
+        texts = list(self.teacher.splits["validation"]["text"][:16])
+
+        def build(folder: Path) -> None:
+            export_for_serving(model, tokenizer, folder / "served", max_length=BENCH_SETTINGS["max_length"],
+                               texts=texts, name=recipe.name)
+
+        return cache.load_or_build("lab-models", parts, build) / "served"
+
+    # --- measuring ---------------------------------------------------------------------------
+
+    def _parts(self, recipe: Recipe) -> dict:
+        from minikit.metrics import machine_description
+
+        return {"baseline": self.base_id, "recipe": asdict(recipe), "bench": BENCH_SETTINGS,
+                "machine": machine_description(), "threads": torch.get_num_threads(), "method": LAB_METHOD}
+
+    def is_measured(self, recipe: Recipe) -> bool:
+        return cache.find("lab", self._parts(_as_recipe(recipe))) is not None
+
+    def measure(self, recipe: Recipe, refresh: bool = False) -> pd.Series:
+        """``recipe`` built (cached) and timed beside the baseline in one Benchmark run; its row of ``results``.
+
+        A recipe measured before on this machine is read back (``measured_at`` says when);
+        ``refresh=True`` measures it again and replaces the stored row.
+        """
+        recipe = _as_recipe(recipe)
+
+        def build(folder: Path) -> None:
+            row = self._benchmark(recipe)
+            (folder / "row.json").write_text(json.dumps(row, indent=1))
+
+        cache.load_or_build("lab", self._parts(recipe), build, rebuild=refresh)
+        table = self.results()
+        return table[table["recipe"] == recipe].iloc[0]
+
+    def _benchmark(self, recipe: Recipe) -> dict:
+        from minikit.metrics import Benchmark
+
+        # One Benchmark per Lab: the baseline's accuracy is scored once, and timed again beside every recipe.
+        if self._bench is None or recipe.name in self._bench._variants:
+            self._bench = Benchmark(self.teacher.splits["test"], self.teacher.tokenizer, baseline=BASELINE,
+                                    **BENCH_SETTINGS)
+            self._bench.add(BASELINE, self.teacher.model)
+        bench = self._bench
+        if not recipe.is_baseline:
+            if recipe.bits == 8:
+                folder = self.onnx_int8(recipe)
+                model, tokenizer = self.build(replace(recipe, bits=32))
+                bench.add(recipe.name, folder / "model.onnx", config=model.config, tokenizer=tokenizer)
+            else:
+                model, tokenizer = self.build(recipe)
+                bench.add(recipe.name, model, tokenizer=tokenizer)
+        table = bench.run()
+        row = table[table["name"] == recipe.name].iloc[-1]
+        base = table[table["name"] == BASELINE].iloc[0]
+        return {**json.loads(row.to_json()), "baseline_accuracy": float(base["accuracy"]),
+                "baseline_size_mb": float(base["size_mb"]),
+                "measured_at": row["measured_at"] or dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+
+    def results(self) -> pd.DataFrame:
+        """Every recipe measured on this machine (same threads) for this baseline, with Pareto flags.
+
+        Columns: the four knobs, name, accuracy, size_mb, latency_p50_ms, size_pct and
+        latency_pct (of the baseline timed in the same run), points (accuracy change),
+        pareto_size / pareto_latency (no other recipe is at least as accurate and smaller /
+        faster), beats_claim, measured_at.
+        """
+        from minikit.metrics import machine_description
+
+        machine, threads = machine_description(), torch.get_num_threads()
+        rows = []
+        for _, entry in cache.entries("lab").iterrows():
+            parts = entry["parts"]
+            if (parts.get("baseline"), parts.get("machine"), parts.get("threads"), parts.get("bench"),
+                    parts.get("method")) != (self.base_id, machine, threads, BENCH_SETTINGS, LAB_METHOD):
+                continue
+            row_file = Path(entry["path"]) / "row.json"
+            if not row_file.is_file():
+                continue
+            row = json.loads(row_file.read_text())
+            recipe = Recipe(**parts["recipe"])
+            rows.append({"recipe": recipe, **asdict(recipe), "name": recipe.name, "accuracy": row["accuracy"],
+                         "macro_f1": row["macro_f1"], "size_mb": row["size_mb"],
+                         "latency_p50_ms": row["latency_p50_ms"], "peak_memory_mb": row["peak_memory_mb"],
+                         "size_pct": 100 * row["size_mb"] / row["baseline_size_mb"],
+                         "latency_pct": 100 / row["speedup"] if row["speedup"] else np.nan,
+                         "speedup": row["speedup"],
+                         "points": round(100 * (row["accuracy"] - row["baseline_accuracy"]), 6) + 0.0,
+                         "measured_at": row["measured_at"]})
+        columns = ["recipe", "depth", "ffn_pruned", "vocabulary", "bits", "name", "accuracy", "macro_f1", "size_mb",
+                   "latency_p50_ms", "peak_memory_mb", "size_pct", "latency_pct", "speedup", "points", "measured_at"]
+        table = pd.DataFrame(rows, columns=columns).sort_values(["size_pct", "name"]).reset_index(drop=True)
+        table["pareto_size"] = pareto_front(table["size_pct"], table["points"])
+        table["pareto_latency"] = pareto_front(table["latency_pct"], table["points"])
+        table["beats_claim"] = ((table["size_pct"] <= CLAIM["size_pct"]) & (table["latency_pct"] <= CLAIM["latency_pct"])
+                                & (table["points"] > CLAIM["points"]))
+        return table
+
+    # --- on paper ----------------------------------------------------------------------------
+
+    def vocabulary_size(self) -> int:
+        """Tokens kept by the vocabulary knob (counted once from the training split)."""
+        if self._vocab_size is None:
+            from minikit.distillation import _corpus_token_ids
+
+            self._vocab_size = len(_corpus_token_ids(self.teacher.tokenizer, self._train_texts, True, VOCAB_MIN_COUNT))
+        return self._vocab_size
+
+    def parameter_table(self) -> pd.DataFrame:
+        """The baseline's parameters by part (``each`` × ``count`` = ``params``) and the knob each scales with."""
+        from minikit.pruning import layer_parts
+
+        model = self.teacher.model
+        word = model.get_input_embeddings().weight.numel()
+        layers = layer_parts(model)
+        ffn = sum(p.numel() for up, down in layers[0].ffn for p in (up.weight, up.bias, down.weight)
+                  if p is not None)
+        total = sum(p.numel() for p in model.parameters())
+        per_layer = sum(p.numel() for p in _layer_module(model, 0).parameters())
+        n = len(layers)
+        table = pd.DataFrame([
+            {"part": "word embeddings", "each": word, "count": 1, "scales with": "vocabulary"},
+            {"part": "feed-forward neurons", "each": ffn, "count": n, "scales with": "depth × (1 − ffn_pruned)"},
+            {"part": "rest of a layer (attention, norms)", "each": per_layer - ffn, "count": n, "scales with": "depth"},
+            {"part": "other (positions, pooler, head)", "each": total - word - n * per_layer, "count": 1,
+             "scales with": "nothing"},
+        ])
+        return table.assign(params=table["each"] * table["count"])[["part", "each", "count", "params", "scales with"]]
+
+    def predicted_size_mb(self, recipe: Recipe) -> float:
+        """Size from arithmetic alone: parameters kept × bytes each (int8: 1 byte per matrix entry).
+
+        int8 ONNX keeps biases and norms in float32 and adds a scale per output column, which
+        this ignores; the notebook compares it with the measured size.
+        """
+        recipe = _as_recipe(recipe)
+        each = self.parameter_table().set_index("part")["each"]
+        vocab_rows = self.teacher.model.get_input_embeddings().num_embeddings
+        word = each["word embeddings"] * (self.vocabulary_size() / vocab_rows if recipe.vocabulary else 1.0)
+        layer = each["feed-forward neurons"] * (1 - recipe.ffn_pruned) + each["rest of a layer (attention, norms)"]
+        params = word + recipe.depth * layer + each["other (positions, pooler, head)"]
+        return float(params * (1 if recipe.bits == 8 else 4) / 1e6)
+
+    def chart(self, current: Recipe | None = None, predicted_mb: float | None = None):
+        """The Pareto chart of ``results()`` (see ``charts.lab_pareto_chart``)."""
+        from minikit.charts import lab_pareto_chart
+
+        base_mb = self.predicted_size_mb(Recipe())
+        predicted_pct = None if predicted_mb is None else 100 * predicted_mb / base_mb
+        return lab_pareto_chart(self.results(), current=None if current is None else current.name,
+                                predicted_size_pct=predicted_pct)
+
+
+def layers_for(depth: int) -> list[int] | None:
+    """The fine-tuned model's layers a student of ``depth`` starts from; None keeps all 6.
+
+    2 layers: chapter 7's choice, (0, 4), which its sweep found best; 4 layers: spread from the
+    bottom, (0, 1, 3, 4).
+    """
+    from minikit.distillation import STUDENT_LAYERS, spread_layers
+
+    if depth == 6:
+        return None
+    return list(STUDENT_LAYERS) if depth == len(STUDENT_LAYERS) else spread_layers(6, depth)
+
+
+def pareto_front(cost, points) -> np.ndarray:
+    """True for each row that no other row beats: at least as accurate and as cheap, better in one."""
+    cost, points = np.asarray(cost, dtype=float), np.asarray(points, dtype=float)
+    keep = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        better = (cost <= cost[i]) & (points >= points[i]) & ((cost < cost[i]) | (points > points[i]))
+        keep[i] = not better.any()
+    return keep
+
+
+def _layer_module(model, i: int) -> torch.nn.Module:
+    from minikit.training import encoder_layers
+
+    return encoder_layers(model)[i]
+
+
+def _as_recipe(recipe) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, dict):
+        return Recipe(**recipe)
+    raise TypeError(f"Expected a Recipe (e.g. Recipe(depth=2, bits=8)), got {type(recipe).__name__}: {recipe!r}.")
+
+
+__all__ = ["BITS", "CLAIM", "DEPTHS", "FFN_FRACTIONS", "Lab", "Recipe", "layers_for", "pareto_front"]
