@@ -3,7 +3,7 @@
 Importing minikit changes no global state; call ``minikit.setup()`` at the top of a notebook.
 """
 
-from minikit import adaptive, cache, charts, check, deployment, distillation, lab, metrics, pruning, quantization, training, widgets
+from minikit import adaptive, cache, charts, check, deployment, distillation, lab, metrics, multitask, pruning, quantization, training, widgets
 from minikit.data import (
     BBC_LABELS,
     DataWarning,
@@ -41,7 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BBC_LABELS", "Benchmark", "adaptive", "FineTuned", "TrainConfig", "cache", "classification_report", "confusion_matrix",
-    "fine_tune", "get_baseline", "lab", "metrics", "training", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
+    "fine_tune", "get_baseline", "lab", "metrics", "multitask", "training", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
     "MinikitError", "ModelCard", "OnnxMismatchError", "deployment", "distillation", "pruning", "quantization", "ModelNotAvailableError", "ModelProfile", "Settings", "UnknownNameError",
     "build_model", "charts", "check", "check_leakage", "compare_models", "count_parameters", "find_duplicates",
     "get_settings", "list_models", "load_dataset", "load_model", "load_tokenizer", "measure_latency", "normalize",

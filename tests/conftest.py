@@ -62,6 +62,18 @@ def _offline_isolated_environment(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """The package's tests run tiny models, for which one thread is as fast as two, and one thread is
+    immune to oversubscription: beside another busy process (the Binder dry-run's build runs next to
+    these tests) two OpenMP threads can wait on each other 100× longer than the work takes. Tests of
+    thread settings set their own and restore this one; notebooks run in their own kernels."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def hub_cache(tmp_path, monkeypatch) -> Path:
     """A fresh, empty Hugging Face hub cache for one test.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import datasets
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,11 +30,7 @@ from minikit.distillation import (
 )
 from minikit.training import FineTuned, TrainConfig, encoder_layers, train_classifier
 
-TOPICS = {
-    "sport": ["the team won the match", "a late goal in the final", "the striker scored twice"],
-    "business": ["shares fell on the market", "the bank raised its profit", "investors sold the stock"],
-    "politics": ["the minister called a vote", "the party won the election", "parliament passed the bill"],
-}
+from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
 FAST = dict(epochs=3, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)
 
 
@@ -43,19 +38,6 @@ FAST = dict(epochs=3, batch_size=4, eval_every=3, learning_rate=3e-3, activation
 def cache_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
     return tmp_path / "minikit-cache"
-
-
-def make_splits(n_train: int = 36, n_eval: int = 12) -> datasets.DatasetDict:
-    names = list(TOPICS)
-    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=names)})
-
-    def rows(n: int, offset: int) -> datasets.Dataset:
-        data = [{"id": f"r{offset + i}", "text": f"{TOPICS[names[i % 3]][(i // 3) % 3]} (story {offset + i})",
-                 "label": i % 3} for i in range(n)]
-        return datasets.Dataset.from_list(data, features=features)
-
-    return datasets.DatasetDict(train=rows(n_train, 0), validation=rows(n_eval, 1000), test=rows(n_eval, 2000))
 
 
 def _inputs(tokenizer, texts):

@@ -169,25 +169,13 @@ def test_builds_killed_at_random_moments_never_leave_an_entry_taken_as_complete(
 
 
 FAST = dict(epochs=1, batch_size=4, eval_every=1, learning_rate=3e-3)
-TOPICS = {
-    "sport": ["the team won the match", "a late goal in the final", "the striker scored twice"],
-    "business": ["shares fell on the market", "the bank raised its profit", "investors sold the stock"],
-    "politics": ["the minister called a vote", "the party won the election", "parliament passed the bill"],
-}
 
 
 def fault_splits() -> datasets.DatasetDict:
     """Three topics, 36 training rows: 9 steps of batch 4, an evaluation after each."""
-    names = list(TOPICS)
-    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=names)})
+    from helpers import make_splits
 
-    def rows(n: int, offset: int) -> datasets.Dataset:
-        return datasets.Dataset.from_list(
-            [{"id": f"r{offset + i}", "text": f"{TOPICS[names[i % 3]][(i // 3) % 3]} (story {offset + i})",
-              "label": i % 3} for i in range(n)], features=features)
-
-    return datasets.DatasetDict(train=rows(36, 0), validation=rows(12, 1000), test=rows(12, 2000))
+    return make_splits(36, 12)
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import random
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,33 +12,16 @@ from minikit import lab as L
 from minikit.lab import Lab, Recipe
 from minikit.training import TrainConfig
 
-WORDS = {
-    "sport": "match goal team player coach league season win cup striker",
-    "business": "market shares profit bank economy firm sales growth prices investors",
-    "politics": "election minister party vote parliament government labour tory policy campaign",
-}
 FAST = TrainConfig(epochs=1, batch_size=8, max_length=32, eval_every=5, learning_rate=3e-3)
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     """A fine-tuned 6-layer, 32-wide BERT with the embedded tokenizer, on a 90-row, 3-topic CSV."""
-    from transformers import BertConfig
+    from helpers import tiny_model_and_csv
 
-    folder = tmp_path_factory.mktemp("lab-inputs")
-    tokenizer = minikit.load_tokenizer()
-    config = BertConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=tokenizer.vocab_size, max_position_embeddings=130)
-    minikit.cache.save_model_dir(minikit.build_model(config, num_labels=3, seed=0), tokenizer, folder / "tiny6")
-    rng = random.Random(0)
-    with open(folder / "topics.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        for i in range(90):
-            label = list(WORDS)[i % 3]
-            words = WORDS[label].split()
-            writer.writerow([f"item {i}: " + " ".join(rng.choice(words) for _ in range(12)), label])
-    return minikit.fine_tune(str(folder / "tiny6"), str(folder / "topics.csv"), FAST, progress=False)
+    model_dir, data = tiny_model_and_csv(tmp_path_factory.mktemp("lab-inputs"), layers=6)
+    return minikit.fine_tune(str(model_dir), str(data), FAST, progress=False)
 
 
 @pytest.mark.parametrize("kwargs, needle", [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,35 +14,15 @@ import minikit
 from minikit import report as R
 from minikit.training import TrainConfig
 
-WORDS = {
-    "sport": "match goal team player coach league season win cup striker",
-    "business": "market shares profit bank economy firm sales growth prices investors",
-    "politics": "election minister party vote parliament government labour tory policy campaign",
-}
 FAST = TrainConfig(epochs=1, batch_size=8, max_length=32, eval_every=5, learning_rate=3e-3)
 
 
 @pytest.fixture(scope="module")
 def tiny_inputs(tmp_path_factory):
     """A 2-layer random BERT with the embedded tokenizer, and a 90-row, 3-topic CSV (no duplicates)."""
-    import random
+    from helpers import tiny_model_and_csv
 
-    from transformers import BertConfig
-
-    folder = tmp_path_factory.mktemp("report-inputs")
-    tokenizer = minikit.load_tokenizer()
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=tokenizer.vocab_size, max_position_embeddings=64)
-    minikit.cache.save_model_dir(minikit.build_model(config, num_labels=3, seed=0), tokenizer, folder / "tiny-bert")
-    rng = random.Random(0)
-    with open(folder / "topics.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        for i in range(90):
-            label = list(WORDS)[i % 3]
-            words = WORDS[label].split()
-            writer.writerow([f"item {i}: " + " ".join(rng.choice(words) for _ in range(12)), label])
-    return folder / "tiny-bert", folder / "topics.csv"
+    return tiny_model_and_csv(tmp_path_factory.mktemp("report-inputs"), layers=2)
 
 
 def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path):

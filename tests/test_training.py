@@ -23,30 +23,13 @@ from minikit.training import (
     train_classifier,
 )
 
-TOPICS = {
-    "sport": ["the team won the match", "a late goal in the final", "the striker scored twice"],
-    "business": ["shares fell on the market", "the bank raised its profit", "investors sold the stock"],
-    "politics": ["the minister called a vote", "the party won the election", "parliament passed the bill"],
-}
+from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
 
 
 @pytest.fixture(autouse=True)
 def cache_root(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
     return tmp_path / "minikit-cache"
-
-
-def make_splits(n_train: int = 36, n_eval: int = 12) -> datasets.DatasetDict:
-    names = list(TOPICS)
-    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=names)})
-
-    def rows(n: int, offset: int) -> datasets.Dataset:
-        data = [{"id": f"r{offset + i}", "text": f"{TOPICS[names[i % 3]][(i // 3) % 3]} (story {offset + i})",
-                 "label": i % 3} for i in range(n)]
-        return datasets.Dataset.from_list(data, features=features)
-
-    return datasets.DatasetDict(train=rows(n_train, 0), validation=rows(n_eval, 1000), test=rows(n_eval, 2000))
 
 
 @pytest.fixture
@@ -313,3 +296,28 @@ def test_training_chart_and_live_widget():
     live = widgets.LiveTrainingChart()
     live(history)
     assert "validation accuracy <b>80.0%</b>" in live.label.value and "best 80.0% at step 20" in live.label.value
+
+
+def test_linear_probe_runs_the_frozen_encoder_once_per_text_and_restores_it(splits, tiny, tokenizer, monkeypatch):
+    model = tiny()
+    calls = []
+    original = type(model.base_model).forward
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("input_ids", args[0] if args else None).shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.base_model), "forward", counting)
+    encoder_before = {k: v.clone() for k, v in model.base_model.state_dict().items()}
+    config = TrainConfig(**{**FAST, "method": "linear-probe", "epochs": 3})
+    result = train_classifier(model, tokenizer, splits, config, progress=False)
+    distinct = len(set(splits["train"]["text"]) | set(splits["validation"]["text"]))
+    # one pass over the distinct texts, plus one validation batch for the check; nothing per step or evaluation
+    assert sum(calls) <= distinct + len(splits["validation"])
+    assert result.steps == 3 * -(-len(splits["train"]) // FAST["batch_size"])
+    assert "forward" not in vars(model.base_model)  # the real encoder is back
+    for k, v in model.base_model.state_dict().items():
+        assert torch.equal(v, encoder_before[k]), k  # frozen
+    ids = tokenizer(["the team won the match"], return_tensors="pt")
+    ids.pop("token_type_ids", None)
+    assert model(**ids).logits.shape == (1, 3)
