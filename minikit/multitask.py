@@ -67,11 +67,12 @@ from minikit.training import (
     TrainConfig,
     TrainResult,
     _apply_stage,
+    _BestWeights,
     _is_finite,
     _is_int,
-    _keep_copy,
     _model_fingerprint,
     _optimizer,
+    _optimizer_step,
     _read_result,
     _stages,
     _write_result,
@@ -774,8 +775,8 @@ def _train(model: MultiTaskModel, tokenizer, tasks: list[Task], config: TrainCon
     batches = {name: _cycle(loader) for name, loader in train_loaders.items()}
     draws = iter(sampler)
 
-    history, losses, task_losses, best_state = [], [], {n: [] for n in names}, None
-    best_acc, best_step, evals_without_gain, step, stage, trainable, stopped = -1.0, 0, 0, 0, -1, 0, False
+    history, losses, task_losses, best = [], [], {n: [] for n in names}, _BestWeights(config.patience)
+    step, stage, trainable, stopped = 0, -1, 0, False
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"multi-task fine-tuning ({sampler.strategy})",
                disable=not (progress and accelerator.is_local_main_process))
@@ -787,13 +788,7 @@ def _train(model: MultiTaskModel, tokenizer, tasks: list[Task], config: TrainCon
         task = next(draws)
         out = model(task, **next(batches[task]))
         loss = weighted_loss({task: out.loss}, weights)
-        accelerator.backward(loss)
-        if config.max_grad_norm is not None:
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
+        lr = _optimizer_step(accelerator, model, loss, optimizer, scheduler, config.max_grad_norm)
         step += 1
         losses.append(loss.item())
         task_losses[task].append(out.loss.item())
@@ -813,20 +808,15 @@ def _train(model: MultiTaskModel, tokenizer, tasks: list[Task], config: TrainCon
             for name, accuracy in per_task.items():
                 row[f"val_accuracy/{name}"] = accuracy
             row["val_accuracy"] = accuracy = sum(weights[n] * a for n, a in per_task.items()) / sum(weights.values())
-            if accuracy > best_acc:
-                best_acc, best_step, evals_without_gain = accuracy, step, 0
-                best_state = _keep_copy(accelerator.unwrap_model(model), best_state)
-            else:
-                evals_without_gain += 1
-            stopped = config.patience is not None and evals_without_gain >= config.patience
+            stopped = best.update(accuracy, step, accelerator.unwrap_model(model))
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{accuracy:.3f}")
         history.append(row)
         if evaluate and callback is not None:
             callback(pd.DataFrame(history))
     bar.close()
-    accelerator.unwrap_model(model).load_state_dict(best_state)
+    accelerator.unwrap_model(model).load_state_dict(best.state)
     accelerator.free_memory()
-    return TrainResult(pd.DataFrame(history), best_acc, best_step, time.perf_counter() - start, stopped, step)
+    return TrainResult(pd.DataFrame(history), best.accuracy, best.step, time.perf_counter() - start, stopped, step)
 
 
 def _accuracy(model, task: str, loader, accelerator: Accelerator) -> float:

@@ -376,6 +376,35 @@ class _EncoderOutputs:
         return bool(torch.allclose(real, stored, atol=1e-4, rtol=1e-4))
 
 
+class _BestWeights:
+    """The best validation accuracy so far, its step and a copy of its weights; early stopping by patience."""
+
+    def __init__(self, patience: int | None):
+        self.accuracy, self.step, self.state, self.patience, self._stale = -1.0, 0, None, patience, 0
+
+    def update(self, accuracy: float, step: int, model: nn.Module) -> bool:
+        """Record one evaluation; True when ``patience`` evaluations in a row brought no gain (stop)."""
+        if accuracy > self.accuracy:
+            self.accuracy, self.step, self._stale = accuracy, step, 0
+            self.state = _keep_copy(model, self.state)
+        else:
+            self._stale += 1
+        return self.patience is not None and self._stale >= self.patience
+
+
+def _optimizer_step(accelerator: Accelerator, model: nn.Module, loss: torch.Tensor, optimizer, scheduler,
+                    max_grad_norm: float | None) -> float:
+    """Backward, clip, step, schedule, zero: one training step; returns the learning rate it used."""
+    accelerator.backward(loss)
+    if max_grad_norm is not None:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+    return lr
+
+
 def train_classifier(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -431,8 +460,8 @@ def _train(model, tokenizer, splits, config: TrainConfig, callback, progress: bo
     total = steps_per_epoch * config.epochs
     unfreeze_every = config.unfreeze_every or max(1, math.ceil(total / len(stages)))
 
-    history, losses, best_state = [], [], None
-    best_acc, best_step, evals_without_gain, step, stage, trainable, stopped = -1.0, 0, 0, 0, -1, 0, False
+    history, losses, best = [], [], _BestWeights(config.patience)
+    step, stage, trainable, stopped = 0, -1, 0, False
     start = time.perf_counter()
     bar = tqdm(total=total, desc=f"fine-tuning ({config.method})",
                disable=not (progress and accelerator.is_local_main_process))
@@ -448,13 +477,7 @@ def _train(model, tokenizer, splits, config: TrainConfig, callback, progress: bo
                 stage = min(step // unfreeze_every, len(stages) - 1)
                 trainable = _apply_stage(stages, stage)
             loss = model(**batch).loss
-            accelerator.backward(loss)
-            if config.max_grad_norm is not None:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            lr = _optimizer_step(accelerator, model, loss, optimizer, scheduler, config.max_grad_norm)
             step += 1
             losses.append(loss.item())
             bar.update()
@@ -466,12 +489,7 @@ def _train(model, tokenizer, splits, config: TrainConfig, callback, progress: bo
             losses = []
             if evaluate:
                 row["val_accuracy"] = accuracy = _accuracy(model, val_loader, accelerator)
-                if accuracy > best_acc:
-                    best_acc, best_step, evals_without_gain = accuracy, step, 0
-                    best_state = _keep_copy(accelerator.unwrap_model(model), best_state)
-                else:
-                    evals_without_gain += 1
-                stopped = config.patience is not None and evals_without_gain >= config.patience
+                stopped = best.update(accuracy, step, accelerator.unwrap_model(model))
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{accuracy:.3f}")
             history.append(row)
             if evaluate and callback is not None:
@@ -479,9 +497,9 @@ def _train(model, tokenizer, splits, config: TrainConfig, callback, progress: bo
             if stopped:
                 break
     bar.close()
-    accelerator.unwrap_model(model).load_state_dict(best_state)
+    accelerator.unwrap_model(model).load_state_dict(best.state)
     accelerator.free_memory()
-    return TrainResult(pd.DataFrame(history), best_acc, best_step, time.perf_counter() - start, stopped, step)
+    return TrainResult(pd.DataFrame(history), best.accuracy, best.step, time.perf_counter() - start, stopped, step)
 
 
 # --------------------------------------------------------------------------------------------
