@@ -27,7 +27,6 @@ is what the source's claim (−70 % size, −40 % latency, < 2 points lost) is a
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -170,10 +169,12 @@ class Lab:
 
     def onnx_int8(self, recipe: Recipe) -> Path:
         """The int8 ONNX Runtime folder (chapter 8's ``export_for_serving``) of ``recipe`` at 32 bits; cached."""
+        recipe = _as_recipe(recipe)
+        return self._onnx_int8(recipe, *self.build(replace(recipe, bits=32)))
+
+    def _onnx_int8(self, recipe: Recipe, model, tokenizer) -> Path:
         from minikit.deployment import export_for_serving
 
-        recipe = _as_recipe(recipe)
-        model, tokenizer = self.build(replace(recipe, bits=32))
         parts = {"baseline": self.base_id, "recipe": asdict(replace(recipe, bits=8)), "method": LAB_METHOD}
         texts = list(self.teacher.splits["validation"]["text"][:16])
 
@@ -220,19 +221,18 @@ class Lab:
             self._bench.add(BASELINE, self.teacher.model)
         bench = self._bench
         if not recipe.is_baseline:
+            model, tokenizer = self.build(replace(recipe, bits=32))  # built once: the int8 file is exported from it
             if recipe.bits == 8:
-                folder = self.onnx_int8(recipe)
-                model, tokenizer = self.build(replace(recipe, bits=32))
+                folder = self._onnx_int8(recipe, model, tokenizer)
                 bench.add(recipe.name, folder / "model.onnx", config=model.config, tokenizer=tokenizer)
             else:
-                model, tokenizer = self.build(recipe)
                 bench.add(recipe.name, model, tokenizer=tokenizer)
         table = bench.run()
         row = table[table["name"] == recipe.name].iloc[-1]
         base = table[table["name"] == BASELINE].iloc[0]
         return {**json.loads(row.to_json()), "baseline_accuracy": float(base["accuracy"]),
                 "baseline_size_mb": float(base["size_mb"]),
-                "measured_at": row["measured_at"] or dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+                "measured_at": row["measured_at"]}
 
     def results(self) -> pd.DataFrame:
         """Every recipe measured on this machine (same threads) for this baseline, with Pareto flags.
