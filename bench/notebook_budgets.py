@@ -47,7 +47,8 @@ COLD_TIME_BUDGET_S = {
     # 306-396 s in CI's runs on 2 cores, and the full fine-tune alone (157 s) is at the CPU's
     # compute limit. The budget leaves room for a slower CI machine; it guards against regressions.
     "03_fine_tuning": 540,
-    "03b_multi_task": 240,
+    # Issue 9 asks for 5 minutes cold: 03b trains two multi-task runs and a one-epoch single-task run.
+    "03b_multi_task": 300,
     "04_metrics": 240,
     # Issue 5 sets warm budgets only. Cold, 07 trains two students (2 epochs each) and computes the
     # teacher's logits: 321 s measured on 2 quiet cores; 08 then trains the distilled one if 07 did not.

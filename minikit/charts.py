@@ -660,3 +660,37 @@ def lab_pareto_chart(table: pd.DataFrame, current: str | None = None,
         panel("latency_pct", "pareto_latency", "latency, batch 1 (% of the baseline, same run)",
               CLAIM["latency_pct"], None),
     ).properties(title=f"{len(data)} recipe(s) measured; up and left is better")
+
+
+def multitask_chart(table: pd.DataFrame, current: str | None = None, main: str = "topic") -> alt.HConcatChart:
+    """Chapter 3b: the main task's test accuracy against the tokens read in training, single- and multi-task, one
+    panel per share of main-task labels. ``table`` has ``multitask.RUN_COLUMNS``; the ``current`` run is ringed.
+
+    Compute is on the x axis because it is what a fair comparison holds equal: a multi-task run
+    also steps on its other tasks, so at the same number of epochs it trains the shared encoder
+    for longer than the single-task run does.
+    """
+    data = table.assign(ringed=table["run"].eq(current) if current is not None else False,
+                        labels=[f"{s:.0%} of {main} labels" for s in table["share"]])
+    data["aux_accuracy"] = data["aux_accuracy"].astype(float)
+    low = float(np.floor(100 * data["accuracy"].min() - 2) / 100) if len(data) else 0.5
+    y = alt.Y("accuracy:Q", title=f"{main} test accuracy", axis=alt.Axis(format="%"),
+              scale=alt.Scale(domain=[max(0.0, low), 1.0]))
+    x = alt.X("tokens:Q", title="tokens read in training (all tasks)", scale=alt.Scale(zero=True),
+              axis=alt.Axis(format="~s"))
+    color = alt.Color("kind:N", scale=alt.Scale(domain=["single-task", "multi-task"], range=["#7f7f7f", "#1f77b4"]),
+                      legend=alt.Legend(title="model"))
+    tooltip = ["run:N", alt.Tooltip("accuracy:Q", format=".2%"), alt.Tooltip("macro_f1:Q", format=".3f"),
+               alt.Tooltip("aux_accuracy:Q", format=".2%", title="other tasks' accuracy"), "steps:Q", "tokens:Q",
+               alt.Tooltip("main_steps:Q", title=f"steps on {main}"), alt.Tooltip("train_s:Q", format=".0f")]
+    panels = []
+    for labels in sorted(set(data["labels"]), key=lambda t: -float(t.split("%")[0])) or ["no runs yet"]:
+        part = data[data["labels"] == labels]
+        base = alt.Chart(part).encode(x=x, y=y)
+        layers = [base.mark_point(size=110, filled=True).encode(color=color, shape=alt.Shape(
+                      "kind:N", scale=alt.Scale(domain=["single-task", "multi-task"], range=["square", "circle"]),
+                      legend=None), tooltip=tooltip),
+                  base.transform_filter(alt.datum.ringed).mark_point(size=500, filled=False, strokeWidth=2.5,
+                                                                      color="#d62728")]
+        panels.append(alt.layer(*layers).properties(width=260, height=220, title=labels))
+    return alt.hconcat(*panels).resolve_scale(x="independent")

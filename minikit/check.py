@@ -137,6 +137,57 @@ def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> Chec
     return CheckResult(False, "Warm-up steps: warmup_ratio × total steps, rounded down.")
 
 
+# --- 03b multi-task ------------------------------------------------------------------------------
+
+
+def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "temperature",
+                           temperature: float = 2.0) -> CheckResult:
+    """The share of steps each task gets from ``multitask.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    from minikit.multitask import TaskSampler
+
+    truth = TaskSampler(sizes, strategy, temperature).probabilities
+    if not isinstance(answer, dict) or set(answer) != set(truth):
+        return CheckResult(False, f"Give a dict with one share per task, keys {sorted(truth)}.")
+    off = {k: float(answer[k]) - p for k, p in truth.items()}
+    if all(abs(d) <= 0.005 for d in off.values()):
+        shown = ", ".join(f"{k} {p:.3f}" for k, p in truth.items())
+        return CheckResult(True, f"{shown}. The small task gets more than its proportional share "
+                                 f"({', '.join(f'{k} {n / sum(sizes.values()):.3f}' for k, n in sizes.items())}) "
+                                 "and less than an equal one: T trades one against the other.")
+    worst = max(off, key=lambda k: abs(off[k]))
+    return CheckResult(False, f"{worst}: {float(answer[worst]):.3f} is {off[worst]:+.3f} off. Temperature "
+                              "sampling draws task i with probability n_i^(1/T) / Σ_j n_j^(1/T); T = 1 is "
+                              "proportional, a large T nearly uniform.")
+
+
+def points_at_equal_compute(answer: float | None, table: pd.DataFrame, run: str,
+                            tolerance: float = 0.05) -> CheckResult:
+    """Multi-task ``run``'s main-task accuracy minus the single-task run at the same share of labels that read the
+    nearest number of tokens in training, in points (``table`` as ``multitask.RUN_COLUMNS``)."""
+    if (missing := _missing(answer)) is not None:
+        return missing
+    rows = table[table["run"] == run]
+    if rows.empty:
+        raise ValueError(f"run={run!r} is not in the table.")
+    r = rows.iloc[0]
+    singles = table[(table["kind"] == "single-task") & np.isclose(table["share"], r["share"])]
+    if singles.empty:
+        raise ValueError(f"The table has no single-task run at {r['share']:.0%} of the labels to compare with.")
+    single = singles.loc[(singles["tokens"] - r["tokens"]).abs().idxmin()]
+    truth = 100 * (r["accuracy"] - single["accuracy"])
+    if abs(float(answer) - truth) <= tolerance:
+        verdict = ("sharing helped even at equal compute" if truth > 1 else
+                   "at equal compute the second task cost accuracy" if truth < -1 else
+                   "at equal compute the two are within a point, about 3 of 311 test articles: no measurable "
+                   "gain from the second task")
+        return CheckResult(True, f"{truth:+.2f} points against {single['run']!r}: {verdict}.")
+    return CheckResult(False, f"{float(answer):+.2f} is not it. Compare with the single-task run at the same share "
+                              f"whose tokens read in training are nearest to {int(r['tokens']):,}, and give 100 × "
+                              "the accuracy difference (multi minus single).")
+
+
 # --- 04 metrics ---------------------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ from minikit.models import DEFAULT_MODEL, load_tokenizer, resolve_model_source
 from minikit.settings import DEFAULT_SEED, get_settings, quiet_transformers, seed_everything
 from minikit.training import (
     _EVAL_BATCH,
+    FineTuned,
     TrainConfig,
     TrainResult,
     _apply_stage,
@@ -105,6 +106,9 @@ class Task:
     num_labels: int | None = None  # None: the ClassLabel's number of names, else the largest id + 1
     weight: float = 1.0  # multiplies this task's loss, and its say in choosing the best checkpoint
     seed: int = DEFAULT_SEED  # only used to split a Dataset
+    # Tokens per example for this task; None: the TrainConfig's (or the max_length passed to evaluate).
+    # A headline and the body's lede fit in 64 tokens, half the cost of chapter 3's 128 per step.
+    max_length: int | None = None
 
     def __post_init__(self):
         name = self.name
@@ -115,6 +119,9 @@ class Task:
             raise ValueError(f"Task {name!r} has weight={self.weight!r}: expected a number > 0 (its loss is multiplied "
                              "by it; 1 counts it as much as the others). Fix: pass weight=1.0, or leave the task out "
                              "rather than giving it weight 0.")
+        if self.max_length is not None and not (_is_int(self.max_length) and self.max_length >= 8):
+            raise ValueError(f"Task {name!r} has max_length={self.max_length!r}: expected a whole number of tokens "
+                             "≥ 8, or None to use the TrainConfig's max_length.")
         columns = (self.text_column,) if isinstance(self.text_column, str) else tuple(self.text_column)
         if not (1 <= len(columns) <= 2 and all(isinstance(c, str) for c in columns)):
             raise ValueError(f"Task {name!r} has text_column={self.text_column!r}: expected a column name, or two "
@@ -181,8 +188,15 @@ class Task:
 
     def key(self) -> dict:
         """The task's part of a cache key (its data by fingerprint, not by name)."""
-        return {"name": self.name, "data": self.data_fingerprint, "text_column": list(self.text_columns),
-                "label_column": self.label_column, "num_labels": self.num_labels, "weight": float(self.weight)}
+        key = {"name": self.name, "data": self.data_fingerprint, "text_column": list(self.text_columns),
+               "label_column": self.label_column, "num_labels": self.num_labels, "weight": float(self.weight)}
+        if self.max_length is not None:  # only when set, so keys written before the field existed still match
+            key["max_length"] = int(self.max_length)
+        return key
+
+    def tokens(self, default: int) -> int:
+        """This task's max_length, or ``default`` (the TrainConfig's) when it has none."""
+        return default if self.max_length is None else int(self.max_length)
 
     def with_fraction(self, fraction: float, seed: int = DEFAULT_SEED) -> Task:
         """The same task with a stratified ``fraction`` of its train rows (≥ 1 per class): the low-data regime."""
@@ -196,6 +210,10 @@ class Task:
     def with_weight(self, weight: float) -> Task:
         """The same task and data with another loss weight."""
         return replace(self, weight=weight)
+
+    def with_max_length(self, max_length: int | None) -> Task:
+        """The same task and data, read at ``max_length`` tokens (None: the TrainConfig's)."""
+        return replace(self, max_length=max_length)
 
 
 def _check_columns(task: str, where: str, ds: datasets.Dataset, needed: Sequence[str]) -> None:
@@ -261,7 +279,7 @@ def topic_task(seed: int = DEFAULT_SEED, weight: float = 1.0, name: str = "topic
 
 
 def headline_task(seed: int = DEFAULT_SEED, weight: float = 1.0, name: str = "headline",
-                  article_splits: datasets.DatasetDict | None = None) -> Task:
+                  article_splits: datasets.DatasetDict | None = None, max_length: int | None = None) -> Task:
     """BBC headline–body match (``headline_pairs``), each article in the same split as in ``topic_task(seed)``.
 
     ``article_splits`` is that split if it is at hand (a topic task's ``splits``, with their ``id``
@@ -283,7 +301,7 @@ def headline_task(seed: int = DEFAULT_SEED, weight: float = 1.0, name: str = "he
         names = raw.features["label"].names
         pairs = headline_pairs(raw["text"], [names[i] for i in raw["label"]], raw["id"], seed=seed,
                                assignment=[split_of[i] for i in raw["id"]])
-    return Task(name, pairs, text_column=("headline", "body"), weight=weight)
+    return Task(name, pairs, text_column=("headline", "body"), weight=weight, max_length=max_length)
 
 
 def file_task(name: str, path: str | Path, text_column: str = "text", label_column: str = "label",
@@ -296,6 +314,23 @@ def file_task(name: str, path: str | Path, text_column: str = "text", label_colu
     ds = load_dataset(str(path), text_column=text_column, label_column=label_column)
     ds, _report = remove_duplicates(ds, near_threshold)
     return Task(name, split_dataset(normalize(ds), seed=seed), weight=weight)
+
+
+# Chapter 3b's recipe, what fits a notebook of a few minutes on 2 cores (bench/multi_task.py runs chapter 3's
+# full recipe: every pair at 128 tokens, ~10 minutes). A headline and the first ~20 tokens of a body are
+# enough to tell whether they belong together, and a quarter of the pairs (720) teaches it.
+CHAPTER_PAIR_TOKENS = 32
+CHAPTER_PAIR_SHARE = 0.25
+# One validation pass, after the last step (each pass over both tasks' validation sets costs ~10 s, and the
+# model kept is the last one). Activation checkpointing stays on: without it the steps are ~1.5× faster,
+# but the notebook peaks at ~1.58 GB, over Binder's 1.5 GB budget.
+CHAPTER_CONFIG = TrainConfig(eval_every=10_000)
+
+
+def chapter_tasks(seed: int = DEFAULT_SEED) -> list[Task]:
+    """Chapter 3b's two tasks: ``default_tasks``, the headline pairs read at 32 tokens, a quarter of them."""
+    topic, headline = default_tasks(seed)
+    return [topic, headline.with_max_length(CHAPTER_PAIR_TOKENS).with_fraction(CHAPTER_PAIR_SHARE, seed)]
 
 
 def default_tasks(seed: int = DEFAULT_SEED) -> list[Task]:
@@ -643,11 +678,13 @@ def _encode(task: Task, split: str, tokenizer: PreTrainedTokenizerBase, max_leng
             truncation: str = "head") -> datasets.Dataset:
     """input_ids, attention_mask (token_type_ids if the tokenizer makes them) and labels of one split.
 
-    A pair is truncated "longest_first": the body loses its end, never the short headline. One
+    ``task.max_length``, when set, wins over ``max_length``. A pair is truncated "longest_first":
+    the body loses its end, never the short headline. One
     text is cut as ``minikit.tokenize`` cuts it; for "head" the tokenizer is called directly,
     because ``Dataset.map`` hashes the tokenizer on every call (~0.1 s, many times per run).
     """
     ds = task.splits[split]
+    max_length = task.tokens(max_length)
     texts = [list(ds[c]) for c in task.text_columns]
     if task.is_pair:
         encoded = tokenizer(texts[0], texts[1], truncation="longest_first", max_length=max_length)
@@ -701,6 +738,8 @@ def train_multitask(
     weight-weighted mean, which picks the checkpoint the model ends with. History columns are
     ``train_classifier``'s (so the same live chart works) plus ``train_loss/<task>``,
     ``val_accuracy/<task>`` and ``steps/<task>`` (steps spent on it since the previous row).
+    ``callback`` gets the history after every logged row (every ``config.log_every`` steps), so a
+    live chart follows the loss even when validation runs only at the end.
     """
     tasks = check_tasks(tasks)
     if not isinstance(model, MultiTaskModel):
@@ -811,7 +850,7 @@ def _train(model: MultiTaskModel, tokenizer, tasks: list[Task], config: TrainCon
             stopped = best.update(accuracy, step, accelerator.unwrap_model(model))
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{accuracy:.3f}")
         history.append(row)
-        if evaluate and callback is not None:
+        if callback is not None:  # every logged row, so a live chart follows the loss between evaluations
             callback(pd.DataFrame(history))
     bar.close()
     accelerator.unwrap_model(model).load_state_dict(best.state)
@@ -935,10 +974,11 @@ class MultiTaskRun:
     tokenizer: PreTrainedTokenizerBase
     tasks: list[Task]
     result: TrainResult
-    metrics: pd.DataFrame  # evaluate_tasks on the validation and test splits
+    metrics: pd.DataFrame  # evaluate_tasks on each task's test split (validation if it has no test split)
     sampler: TaskSampler
     cache_dir: Path | None  # None when cache=False
     from_cache: bool
+    config: TrainConfig = TrainConfig()  # what it trained with
 
     def score(self, task: str, split: str = "test", metric: str = "accuracy") -> float:
         """One number from ``metrics``, e.g. run.score("topic") for the topic test accuracy."""
@@ -975,22 +1015,27 @@ def get_multitask(
              "config": replace(config, learning_rate=config.lr), "task": "multi-task"}
 
     def train() -> tuple[MultiTaskModel, PreTrainedTokenizerBase, TrainResult, pd.DataFrame]:
+        _release_freed_memory()  # start from a trimmed heap: what the notebook freed before is not held twice
         tokenizer = load_tokenizer(str(model))
         net, result = train_multitask(str(model), tokenizer, tasks, config, task_sampler, callback=callback,
                                       progress=progress)
         _release_freed_memory()
-        scores = evaluate_tasks(net, tokenizer, tasks, ("validation", "test"), config.max_length, config.truncation)
+        # The test split only (validation where a task has none): the loop already scored validation, and
+        # each pass over both tasks' splits costs ~10 s of a notebook's cold run.
+        scores = pd.concat([evaluate_tasks(net, tokenizer, [t], ("test" if "test" in t.splits else "validation",),
+                                           config.max_length, config.truncation) for t in tasks], ignore_index=True)
         return net, tokenizer, result, scores
 
     if not cache:
         net, tokenizer, result, scores = train()
-        return MultiTaskRun(net, tokenizer, tasks, result, scores, task_sampler, None, False)
+        return MultiTaskRun(net, tokenizer, tasks, result, scores, task_sampler, None, False, config)
     trained = []
 
     def build(folder: Path) -> None:
         trained.extend(train())
         net, tokenizer, result, scores = trained
         save_multitask(net, folder, tokenizer)
+        (folder / "tasks.json").write_text(json.dumps({"train_rows": sizes, "steps": _task_steps(result, tasks)}))
         test = scores[scores["split"] == "test"]["accuracy"]
         _write_result(folder, result, float(test.mean()) if len(test) else float("nan"), config)
         # json, not DataFrame.to_json: that rounds to 10 digits, and a reload must give the same numbers
@@ -999,7 +1044,7 @@ def get_multitask(
     entry = load_or_build("multitask", parts, build)
     if trained:
         net, tokenizer, result, scores = trained
-        return MultiTaskRun(net, tokenizer, tasks, result, scores, task_sampler, entry, False)
+        return MultiTaskRun(net, tokenizer, tasks, result, scores, task_sampler, entry, False, config)
     net, tokenizer = load_multitask(entry)
     result, _mean_test = _read_result(entry)
     for column in result.history.columns:
@@ -1009,4 +1054,141 @@ def get_multitask(
                           columns=["task", "split", "n", "accuracy", "macro_f1"])
     if callback is not None:
         callback(result.history)
-    return MultiTaskRun(net.to(get_settings().device), tokenizer, tasks, result, scores, task_sampler, entry, True)
+    return MultiTaskRun(net.to(get_settings().device), tokenizer, tasks, result, scores, task_sampler, entry, True,
+                        config)
+
+
+# --------------------------------------------------------------------------------------------
+# Comparing runs: what chapter 3b's table, chart and explorer read
+# --------------------------------------------------------------------------------------------
+
+RUN_COLUMNS = ["run", "kind", "share", "sampler", "weights", "epochs", "steps", "main_steps", "tokens", "accuracy",
+               "macro_f1", "aux_accuracy", "train_s"]
+
+
+def _task_steps(result: TrainResult, tasks: Sequence[Task]) -> dict[str, int]:
+    """Optimizer steps each task got, from the history's ``steps/<task>`` columns."""
+    history = result.history
+    return {t.name: int(history[f"steps/{t.name}"].sum()) if f"steps/{t.name}" in history else 0 for t in tasks}
+
+
+def _share_label(share: float) -> str:
+    return f"{share:.0%}" if share >= 0.095 else f"{share:.1%}"
+
+
+def _config_of(folder: Path | None) -> TrainConfig | None:
+    """The TrainConfig kept in a training run's cache entry (result.json), or None without one."""
+    if folder is None or not (folder / "result.json").is_file():
+        return None
+    config = json.loads((folder / "result.json").read_text())["config"]
+    return TrainConfig(**{k: v for k, v in config.items() if k in TrainConfig.__dataclass_fields__})
+
+
+def single_task_row(run: FineTuned, task: Task, full_rows: int | None = None, name: str | None = None,
+                    split: str = "test", config: TrainConfig | None = None) -> dict:
+    """One row of the comparison table for a single-task classifier (``fine_tune``/``get_baseline``).
+
+    Scored on ``task``'s ``split`` with the same metrics as ``evaluate_multitask``, so the rows
+    compare. ``full_rows`` is the task's full train size; the row's ``share`` is the rows the run
+    trained on over it. ``config`` is the run's TrainConfig, read from its cache entry if not given.
+    """
+    from minikit.training import predict_logits
+
+    if split not in task.splits:
+        raise ValueError(f"Task {task.name!r} has no {split!r} split (splits: {list(task.splits)}).")
+    config = config or _config_of(run.cache_dir) or TrainConfig()
+    data = task.splits[split]
+
+    def predict() -> np.ndarray:
+        logits = predict_logits(run.model, run.tokenizer, data, config.max_length, truncation=config.truncation)
+        return logits.argmax(axis=1)
+
+    if run.cache_dir is None:
+        predicted = predict()
+    else:  # a cached model's predictions are cached beside it: a warm notebook does not predict again (~7 s each)
+        texts = json.dumps([list(data[c]) for c in task.text_columns])
+        parts = {"model": run.cache_dir.name, "texts": hashlib.sha256(texts.encode()).hexdigest(),
+                 "max_length": config.max_length, "truncation": config.truncation}
+
+        def build(folder: Path) -> None:
+            np.save(folder / "predicted.npy", predict(), allow_pickle=False)
+
+        predicted = np.load(load_or_build("predictions", parts, build) / "predicted.npy", allow_pickle=False)
+    truth = np.asarray(data[task.label_column])
+    rows = len(_stratified(run.splits["train"], "label", config.train_fraction, config.seed))
+    share = rows / full_rows if full_rows else config.train_fraction
+    steps = int(run.result.steps)
+    return {"run": name or (f"single-task · {_share_label(share)} {task.name} labels · {config.epochs} "
+                            f"epoch{'s' if config.epochs != 1 else ''} · {steps} steps"),
+            "kind": "single-task", "share": share, "sampler": "", "weights": "", "epochs": int(config.epochs),
+            "steps": steps, "main_steps": steps, "tokens": rows * config.max_length * config.epochs,
+            "accuracy": metrics.accuracy(truth, predicted),
+            "macro_f1": metrics.macro_f1(truth, predicted, num_labels=task.num_labels),
+            "aux_accuracy": float("nan"), "train_s": float(run.result.seconds)}
+
+
+def multitask_row(run: MultiTaskRun, main: str = "topic", full_rows: int | None = None, split: str = "test") -> dict:
+    """One row of the comparison table for a multi-task run: the ``main`` task's scores, the others' mean accuracy."""
+    names = [t.name for t in run.tasks]
+    if main not in names:
+        raise ValueError(f"main={main!r} is not one of the run's tasks {names}.")
+    config = run.config
+    rows = {t.name: len(_stratified(t.splits["train"], t.label_column, config.train_fraction, config.seed))
+            for t in run.tasks}
+    lengths = {t.name: t.tokens(config.max_length) for t in run.tasks}
+    return _row(rows, lengths, _task_steps(run.result, run.tasks), {t.name: t for t in run.tasks},
+                run.sampler.spec(), config.epochs, int(run.result.steps), run.metrics, main, full_rows, split,
+                run.result.seconds)
+
+
+def _row(rows: Mapping[str, int], lengths: Mapping[str, int], steps: Mapping[str, int], tasks: Mapping,
+         sampler: Mapping, epochs: int,
+         total_steps: int, scores: pd.DataFrame, main: str, full_rows: int | None, split: str, seconds: float) -> dict:
+    def weight(name):
+        task = tasks[name]
+        return float(task.weight if isinstance(task, Task) else task["weight"])
+
+    share = rows[main] / full_rows if full_rows else 1.0
+    others = [n for n in rows if n != main]
+    at = scores[scores["split"] == split].set_index("task")
+    strategy = sampler["strategy"] + (f" T={sampler['temperature']:g}" if sampler["strategy"] == "temperature" else "")
+    weights = ", ".join(f"{n} {weight(n):g}" for n in rows)
+    aux = float(np.mean([at.loc[n, "accuracy"] for n in others])) if others else float("nan")
+    label = (f"multi-task · {_share_label(share)} {main} labels · {strategy} · weights {weights} · "
+             f"{epochs} epoch{'s' if epochs != 1 else ''} · {total_steps} steps")
+    return {"run": label, "kind": "multi-task", "share": share, "sampler": strategy, "weights": weights,
+            "epochs": int(epochs), "steps": int(total_steps), "main_steps": int(steps.get(main, 0)),
+            "tokens": int(sum(rows[n] * lengths[n] for n in rows) * epochs), "accuracy": float(at.loc[main, "accuracy"]), "macro_f1": float(at.loc[main, "macro_f1"]),
+            "aux_accuracy": aux, "train_s": float(seconds)}
+
+
+def multitask_runs(main: str = "topic", full_rows: int | None = None, split: str = "test") -> pd.DataFrame:
+    """Every multi-task run in the cache with a ``main`` task, from this session or an earlier one.
+
+    One row each, ``RUN_COLUMNS``: its label, the main task's share of labels (train rows over
+    ``full_rows``), sampler, task weights, epochs, optimizer steps (all, and the main task's),
+    tokens read in training (train rows × max_length × epochs, summed over tasks: nearly every BBC
+    article and pair fills its max_length, so this is the compute, up to padding), the main task's accuracy and macro-F1 on ``split``, the other tasks' mean accuracy and the training
+    seconds. Reading is cheap (JSON files only), so a widget can redraw from it. Entries written
+    before minikit recorded each task's train rows are left out.
+    """
+    from minikit import cache
+
+    out = []
+    for _, entry in cache.entries("multitask").iterrows():
+        folder, parts = Path(entry["path"]), entry["parts"]
+        names = [t["name"] for t in parts.get("tasks", [])]
+        files = [folder / f for f in ("tasks.json", "metrics.json", "result.json")]
+        if main not in names or not all(f.is_file() for f in files):
+            continue
+        counts = json.loads(files[0].read_text())
+        scores = pd.DataFrame(json.loads(files[1].read_text()))
+        summary = json.loads(files[2].read_text())
+        if split not in set(scores["split"]):
+            continue
+        lengths = {t["name"]: int(t.get("max_length") or summary["config"]["max_length"]) for t in parts["tasks"]}
+        out.append(_row(counts["train_rows"], lengths, counts["steps"], {t["name"]: t for t in parts["tasks"]},
+                        parts["sampler"], summary["config"]["epochs"], summary["steps"], scores, main, full_rows,
+                        split, summary["seconds"]))
+    table = pd.DataFrame(out, columns=RUN_COLUMNS)
+    return table.sort_values(["share", "steps", "run"], ascending=[False, True, True], ignore_index=True)

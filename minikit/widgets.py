@@ -208,6 +208,9 @@ class LiveTrainingChart:
             last, best = evaluated.iloc[-1], evaluated.loc[evaluated["val_accuracy"].idxmax()]
             self.label.value = (f"step {int(last['step'])}: validation accuracy <b>{last['val_accuracy']:.1%}</b> "
                                 f"(best {best['val_accuracy']:.1%} at step {int(best['step'])})")
+        elif len(history):  # a callback between evaluations (multi-task training logs every few steps)
+            last = history.iloc[-1]
+            self.label.value = f"step {int(last['step'])}: training loss {last['train_loss']:.3f}; no validation yet"
         return self.label.value
 
 
@@ -1082,3 +1085,70 @@ class LabDashboard:
             row = self.lab.measure(recipe)
         self.update()
         return row
+
+
+class MultiTaskExplorer:
+    """Chapter 3b: a dropdown over the multi-task runs of a comparison table; the chart and the verdict redraw.
+
+    ``table`` has ``multitask.RUN_COLUMNS`` (``single_task_row`` / ``multitask_row`` /
+    ``multitask_runs``): nothing is trained here, every run was trained (and cached) before, so a
+    switch only redraws. The verdict compares the chosen run with the single-task runs at the same
+    share of main-task labels: the one that took as many main-task steps, and the one that read
+    the nearest number of tokens in training (the fair comparison of compute). ``seconds`` keeps how long each switch took.
+    """
+
+    def __init__(self, table: pd.DataFrame, run: str | None = None, main: str = "topic"):
+        from minikit.multitask import RUN_COLUMNS
+
+        missing = [c for c in RUN_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"The table lacks the columns {missing}. Fix: build it from multitask.single_task_row, "
+                             "multitask_row and multitask_runs.")
+        self.table, self.main = table.reset_index(drop=True), main
+        runs = list(self.table.loc[self.table["kind"] == "multi-task", "run"])
+        if not runs:
+            raise ValueError("The table has no multi-task run to show. Fix: train one with "
+                             "multitask.get_multitask and add multitask_row(run) to the table.")
+        run = runs[0] if run is None else run
+        if run not in runs:
+            raise ValueError(f"run={run!r} is not a multi-task run of the table; pick one of {runs}.")
+        self.dropdown = W.Dropdown(options=runs, value=run, description="run", layout=W.Layout(width="95%"))
+        self.label = W.HTML()
+        self.seconds: list[float] = []
+        self.chart = _jupyter_chart(charts.multitask_chart(self.table, run, main))
+        self.dropdown.observe(lambda change: self.update(change["new"]), names="value")
+        self._describe(run)
+        self.widget = W.VBox([self.dropdown, self.label, self.chart])
+
+    def _nearest_single(self, row: pd.Series, column: str) -> pd.Series | None:
+        singles = self.table[(self.table["kind"] == "single-task") & np.isclose(self.table["share"], row["share"])]
+        if singles.empty:
+            return None
+        return singles.loc[(singles[column] - row[column]).abs().idxmin()]
+
+    def _describe(self, run: str) -> str:
+        r = self.table[self.table["run"] == run].iloc[0]
+        parts = [f"<b>{html.escape(run)}</b>: {self.main} accuracy <b>{r['accuracy']:.2%}</b>, macro-F1 "
+                 f"{r['macro_f1']:.3f}; other tasks {r['aux_accuracy']:.2%}; {int(r['steps'])} steps, "
+                 f"{int(r['main_steps'])} of them on {self.main}; {r['tokens'] / 1e3:.0f}k tokens read."]
+        for column, what in (("main_steps", f"as many {self.main} steps"), ("tokens", "about as much compute")):
+            single = self._nearest_single(r, column)
+            if single is not None:
+                points = 100 * (r["accuracy"] - single["accuracy"])
+                parts.append(f"Single-task with {what} ({int(single['steps'])} steps, {single['tokens'] / 1e3:.0f}k "
+                             f"tokens): {single['accuracy']:.2%}, multi-task <b>{points:+.2f} points</b>.")
+        if len(parts) == 1:
+            parts.append(f"No single-task run at {r['share']:.0%} of the labels in the table to compare with.")
+        self.label.value = "<br>".join(parts)
+        return self.label.value
+
+    def update(self, run: str) -> str:
+        """Show ``run`` (a multi-task run's label): redraw the chart and the verdict; returns the verdict."""
+        start = time.perf_counter()
+        if self.dropdown.value != run:
+            self.dropdown.value = run  # its observer calls update again
+            return self.label.value
+        self.chart.chart = charts.multitask_chart(self.table, run, self.main)
+        text = self._describe(run)
+        self.seconds.append(time.perf_counter() - start)
+        return text

@@ -254,7 +254,8 @@ def test_train_multitask_steps_history_and_callback(tasks, tiny_encoder, tokeniz
     assert history["steps/topic"].sum() + history["steps/match"].sum() == result.steps
     assert history["steps/topic"].sum() == result.steps // 2  # round-robin: every other step
     evaluated = history.dropna(subset=["val_accuracy"])
-    assert len(seen) == len(evaluated) and seen[-1].equals(history)  # the live chart's callback, per evaluation
+    assert len(seen) == len(history) and seen[-1].equals(history)  # the live chart's callback, per logged row
+    assert [len(h) for h in seen] == list(range(1, len(history) + 1))
     mean = (evaluated["val_accuracy/topic"] + evaluated["val_accuracy/match"]) / 2
     np.testing.assert_allclose(evaluated["val_accuracy"], mean)
     assert result.best_val_accuracy == evaluated["val_accuracy"].max()
@@ -408,3 +409,98 @@ def test_bad_sampler_and_loss_weights():
         weighted_loss({"a": torch.tensor(1.0), "b": torch.tensor(1.0)}, {"a": 1.0, "b": 0})
     with pytest.raises(ValueError, match=r"no weight for task\(s\) \['b'\]"):
         weighted_loss({"b": torch.tensor(1.0)}, {"a": 1.0})
+
+
+# --- a task's own max_length, the comparison table, the explorer, the checks ---------------------
+
+
+def test_a_task_reads_at_its_own_max_length(pair_splits, tokenizer):
+    task = Task("match", pair_splits, text_column=("headline", "body"))
+    short = task.with_max_length(12)
+    assert "max_length" not in task.key() and short.key()["max_length"] == 12  # old cache keys stay valid
+    assert short.tokens(128) == 12 and task.tokens(128) == 128
+    long_ids = multitask._encode(task, "train", tokenizer, 128)["input_ids"]
+    short_ids = multitask._encode(short, "train", tokenizer, 128)["input_ids"]
+    assert max(map(len, short_ids)) == 12 < max(map(len, long_ids))
+    assert all(s[:11] == l[:11] for s, l in zip(short_ids, long_ids))  # the same pair, cut shorter
+    with pytest.raises(ValueError, match=r"max_length=4: expected a whole number of tokens ≥ 8"):
+        task.with_max_length(4)
+
+
+def _single_run(tiny_encoder, tokenizer, splits, steps: int) -> minikit.training.FineTuned:
+    model = minikit.build_model(tiny_encoder(), num_labels=len(TOPICS), seed=0)
+    result = minikit.training.TrainResult(pd.DataFrame(), 0.5, steps, 1.0, False, steps)
+    return minikit.training.FineTuned(model, tokenizer, splits, result, 0.0, None, False)
+
+
+def test_comparison_table_from_the_cache_explorer_and_checks(tasks, tiny_dir, tiny_encoder, tokenizer):
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    runs = [get_multitask(str(tiny_dir), tasks, config, sampler=s, progress=False)
+            for s in ("proportional", "round-robin")]
+    full_rows = len(tasks[0].splits["train"])
+    table = multitask.multitask_runs("topic", full_rows=full_rows)
+    assert list(table.columns) == multitask.RUN_COLUMNS and len(table) == 2
+    for run in runs:
+        row = table[table["sampler"] == run.sampler.strategy].iloc[0]
+        assert row.to_dict() == multitask.multitask_row(run, "topic", full_rows)  # cache and run agree
+        assert row["steps"] == run.result.steps == sum(math.ceil(len(t.splits["train"]) / 4) for t in tasks)
+        assert row["main_steps"] == run.result.history["steps/topic"].sum() and 0 < row["main_steps"] < row["steps"]
+        assert row["accuracy"] == run.score("topic") and row["aux_accuracy"] == run.score("match")
+        assert row["share"] == 1.0 and row["kind"] == "multi-task" and "match 1" in row["weights"]
+        assert row["tokens"] == sum(len(t.splits["train"]) for t in tasks) * 128
+    steps = table["steps"].iloc[0]
+    assert table.loc[table["sampler"] == "round-robin", "main_steps"].item() == math.ceil(steps / 2)  # in turns
+    assert multitask.multitask_runs("sentiment").empty  # no run has that task
+
+    single = multitask.single_task_row(_single_run(tiny_encoder, tokenizer, tasks[0].splits, steps=12), tasks[0],
+                                       full_rows, config=config)
+    logits = minikit.training.predict_logits(_single_run(tiny_encoder, tokenizer, tasks[0].splits, 12).model,
+                                             tokenizer, tasks[0].splits["test"])
+    assert single["accuracy"] == minikit.metrics.accuracy(tasks[0].splits["test"]["label"], logits.argmax(1))
+    assert single["kind"] == "single-task" and single["steps"] == 12 and single["share"] == 1.0
+    assert single["tokens"] == 24 * 128  # rows × max_length × epochs
+    full = pd.concat([pd.DataFrame([single]), table], ignore_index=True)
+
+    explorer = minikit.widgets.MultiTaskExplorer(full)
+    assert list(explorer.dropdown.options) == list(table["run"])
+    before = explorer.chart.chart.to_json()
+    verdict = explorer.update(table["run"].iloc[1])
+    assert explorer.chart.chart.to_json() != before and len(explorer.seconds) == 1
+    points = 100 * (table["accuracy"].iloc[1] - single["accuracy"])
+    assert f"{points:+.2f} points" in verdict and table["run"].iloc[1] in verdict
+    with pytest.raises(ValueError, match="no multi-task run"):
+        minikit.widgets.MultiTaskExplorer(pd.DataFrame([single]))
+    with pytest.raises(ValueError, match="lacks the columns"):
+        minikit.widgets.MultiTaskExplorer(table.drop(columns=["steps"]))
+
+    run = table["run"].iloc[0]
+    assert minikit.check.points_at_equal_compute(100 * (table["accuracy"].iloc[0] - single["accuracy"]), full, run)
+    assert not minikit.check.points_at_equal_compute(points + 1.0, full, table["run"].iloc[1])
+    assert not minikit.check.points_at_equal_compute(None, full, run)
+
+
+def test_sampling_probabilities_check():
+    sizes = {"topic": 145, "headline": 288}
+    truth = TaskSampler(sizes, "temperature", 2.0).probabilities
+    assert minikit.check.sampling_probabilities({k: round(p, 3) for k, p in truth.items()}, sizes)
+    proportional = {k: n / 433 for k, n in sizes.items()}
+    result = minikit.check.sampling_probabilities(proportional, sizes)
+    assert not result and "n_i^(1/T)" in result.message
+    assert not minikit.check.sampling_probabilities([0.5, 0.5], sizes)
+    assert minikit.check.sampling_probabilities({"topic": 0.5, "headline": 0.5}, sizes, "round-robin")
+
+
+def test_a_cached_models_predictions_are_cached_beside_it(tasks, tiny_encoder, tokenizer, tmp_path, monkeypatch):
+    run = _single_run(tiny_encoder, tokenizer, tasks[0].splits, steps=12)
+    run = minikit.training.FineTuned(run.model, tokenizer, run.splits, run.result, 0.0, tmp_path / "entry-abc", True)
+    config = TrainConfig(**FAST)
+    first = multitask.single_task_row(run, tasks[0], config=config)
+    assert len(minikit.cache.entries("predictions")) == 1
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("predicted again instead of reading the cache")
+
+    monkeypatch.setattr(minikit.training, "predict_logits", no_prediction)
+    assert pd.Series(multitask.single_task_row(run, tasks[0], config=config)).equals(pd.Series(first))  # NaN == NaN
+    with pytest.raises(AssertionError, match="predicted again"):  # another split is another entry
+        multitask.single_task_row(run, tasks[0], split="validation", config=config)
