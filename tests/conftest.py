@@ -6,8 +6,9 @@ Everything here keeps the suite offline and away from the user's real caches:
   set *before* anything imports huggingface_hub, transformers or datasets (they read these
   variables once, at import time), so no test can reach the network or see weights that happen
   to be cached on the machine running the tests.
-* ``MINIKIT_CACHE`` points to a temporary folder for the whole session, and the other
-  ``MINIKIT_*`` variables are unset so that the user's environment cannot change the results.
+* ``MINIKIT_CACHE`` points to a temporary folder for the whole session (set at import, so that the
+  notebooks nbval runs in the same session use it too), and the other ``MINIKIT_*`` variables are
+  unset so that the user's environment cannot change the results.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 # Hypothesis keeps a few caches on disk; keep them out of the working tree.
 os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_SESSION_TMP, "hypothesis")
+# The minikit cache, set here rather than in a fixture: `make test` runs the course in a pytest run of
+# its own (`pytest notebooks tests/learner`), whose first items are notebooks, outside this folder,
+# where no fixture of this file applies. nbval's kernels, the browser test's JupyterLab and the
+# Binder dry-run all inherit this process's environment, so they share this one cache: empty at the
+# start (the notebooks build what they need, cold), warm for the browser test and the dry-run.
+_MINIKIT_CACHE = os.path.join(_SESSION_TMP, "minikit-cache")
+os.environ["MINIKIT_CACHE"] = _MINIKIT_CACHE
+for _name in ("MINIKIT_SEED", "MINIKIT_THREADS", "MINIKIT_DEVICE"):
+    os.environ.pop(_name, None)  # the caller's environment must not change the results
 
 import datasets  # noqa: E402
 import huggingface_hub.constants  # noqa: E402
@@ -49,10 +59,11 @@ EMBEDDED_VOCAB = 30522
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _offline_isolated_environment(tmp_path_factory):
-    """MINIKIT_CACHE in a temp dir, no MINIKIT_* overrides from the caller, hub offline."""
+def _offline_isolated_environment():
+    """MINIKIT_CACHE in the session's temp dir, no MINIKIT_* overrides from the caller, hub offline (again, for
+    a test that changed them without restoring)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MINIKIT_CACHE", str(tmp_path_factory.mktemp("minikit-cache")))
+        mp.setenv("MINIKIT_CACHE", _MINIKIT_CACHE)
         for name in ("MINIKIT_SEED", "MINIKIT_THREADS", "MINIKIT_DEVICE"):
             mp.delenv(name, raising=False)
         mp.setenv("HF_HUB_OFFLINE", "1")
