@@ -34,11 +34,11 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 # Hypothesis keeps a few caches on disk; keep them out of the working tree.
 os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_SESSION_TMP, "hypothesis")
-# The minikit cache, set here rather than in a fixture: a run whose first items are notebooks (outside
-# this folder, where no fixture of this file applies; e.g. `pytest notebooks tests/learner`) must use
-# it too. nbval's kernels, the browser test's JupyterLab and the Binder dry-run all inherit this
-# process's environment, so they share this one cache: empty at the start (the notebooks build what
-# they need, cold), warm for the browser test and the dry-run.
+# The minikit cache, set here rather than in a fixture: `make test` runs the course in a pytest run of
+# its own (`pytest notebooks tests/learner`), whose first items are notebooks, outside this folder,
+# where no fixture of this file applies. nbval's kernels, the browser test's JupyterLab and the
+# Binder dry-run all inherit this process's environment, so they share this one cache: empty at the
+# start (the notebooks build what they need, cold), warm for the browser test and the dry-run.
 _MINIKIT_CACHE = os.path.join(_SESSION_TMP, "minikit-cache")
 os.environ["MINIKIT_CACHE"] = _MINIKIT_CACHE
 for _name in ("MINIKIT_SEED", "MINIKIT_THREADS", "MINIKIT_DEVICE"):

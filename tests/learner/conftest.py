@@ -4,9 +4,11 @@ They are slow (minutes), so they run last: after the package tests and after the
 (nbval), whose kernels share this session's ``MINIKIT_CACHE``. The browser test and the Binder
 dry-run then find that cache warm, as the notebooks' time budgets assume, and a quick failure
 elsewhere is reported before them. The browser test runs before the dry-run, whose notebook run
-is the one that measures the time and memory budgets. The dry-run's build (a fresh venv, pip) is
-started as soon as collection ends, in a thread beside the package tests, so its minute and a
-half of pip work does not add to CI's time; only its notebook run waits for the end.
+is the one that measures the time and memory budgets. The dry-run's build (a fresh venv, pip) runs
+beside the package tests, so its minute and a half of pip work does not add to CI's time: ``make
+test`` starts it in a process of its own (``binder_build.py``, folder in ``MINIKIT_BINDER_BUILD``);
+a plain ``pytest`` run starts it in a thread as soon as collection ends. Only its notebook run
+waits for the end.
 
 Everything they produce for a person to look at goes under ``artifacts/`` (gitignored).
 """

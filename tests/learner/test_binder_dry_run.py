@@ -19,8 +19,11 @@ Differences from mybinder.org, on purpose:
 * ``MINIKIT_THREADS`` is set to this machine's cores (``start`` would default to 1): the time
   budgets are for 2 cores, which is what CI has.
 
-The build starts when collection ends (``conftest.py``), in a thread, while the package tests
-run; the notebooks run in the test itself, last, on an otherwise idle machine.
+The build runs while the package tests run: ``make test`` starts it in its own process
+(``python -m tests.learner.binder_build FOLDER``) beside them and hands FOLDER over in
+``MINIKIT_BINDER_BUILD``, so the test only waits for it; run alone, the test starts it in a thread
+when collection ends (``conftest.py``). The notebooks run in the test itself, last, on an
+otherwise idle machine.
 
 ``BINDER_NOTEBOOKS="all"`` runs every notebook; ``BINDER_NOTEBOOKS="01_model_selection 04_metrics"``
 runs those. Build logs, ``pip freeze`` and step timings go to ``artifacts/binder/``.
@@ -141,22 +144,26 @@ def _environment(base: Path) -> dict[str, str]:
 
 
 class BinderBuild:
-    """The build (venv, requirements.txt, postBuild, checks of what it produced), run in a thread.
+    """The build (venv, requirements.txt, postBuild, checks of what it produced), in a thread or in the foreground.
 
-    ``tests/learner/conftest.py`` starts it as soon as collection ends when this test is selected,
-    so that the ~90 s of pip work overlaps the package tests instead of adding to CI's time; the
-    notebook run, which measures the budgets, still waits for an idle machine at the end.
-    ``result()`` waits for it and re-raises its failure in the test.
+    ``tests/learner/conftest.py`` starts it in a thread as soon as collection ends when this test is
+    selected, so that the ~90 s of pip work overlaps the package tests instead of adding to CI's
+    time; the notebook run, which measures the budgets, still waits for an idle machine at the end.
+    ``result()`` waits for it and re-raises its failure in the test. ``binder_build.py`` runs it in
+    the foreground (``background=False``) in a process of its own.
     """
 
-    def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="minikit-binder-"))
+    def __init__(self, base: Path | None = None, background: bool = True) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix="minikit-binder-")) if base is None else Path(base)
         self.env_dir = self.base / "binder-env"
         self.report: dict = {"seconds": {}, "notes": []}
         self.started = time.monotonic()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._build, name="binder-build", daemon=True)
-        self._thread.start()
+        if background:
+            self._thread.start()
+        else:
+            self._build()
 
     def _build(self) -> None:
         try:
@@ -202,17 +209,53 @@ class BinderBuild:
 
     def result(self) -> None:
         waited = time.monotonic()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         self.report["waited_for_build_s"] = round(time.monotonic() - waited, 1)
         if self._error is not None:
             raise self._error
 
     def remove(self) -> None:
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         shutil.rmtree(self.base, ignore_errors=True)  # ~2 GB; its logs and `pip freeze` are in artifacts/binder/
 
 
-_BUILD: BinderBuild | None = None
+RESULT = "result.json"  # what binder_build.py writes into its folder when the build has ended, well or not
+PREBUILT_WAIT_S = 1500  # the build's own steps time out after 20 minutes each
+
+
+class PrebuiltBinder:
+    """A build that another process runs into ``base`` (``binder_build.py``, started by ``make test``).
+
+    Same interface as BinderBuild: ``result()`` waits for ``base/result.json`` and turns a failed
+    build into the test's failure, with the build's own message.
+    """
+
+    def __init__(self, base: Path) -> None:
+        self.base, self.env_dir = Path(base), Path(base) / "binder-env"
+        self.report: dict = {"seconds": {}, "notes": [f"built by another process into {base} (MINIKIT_BINDER_BUILD)"]}
+
+    def result(self) -> None:
+        waited, done = time.monotonic(), self.base / RESULT
+        while not done.exists():
+            if time.monotonic() - waited > PREBUILT_WAIT_S:
+                pytest.fail(f"MINIKIT_BINDER_BUILD={self.base}: no {RESULT} after {PREBUILT_WAIT_S} s. The build "
+                            "process (python -m tests.learner.binder_build) died or was never started; see "
+                            f"{OUT / 'build.log'}, or unset MINIKIT_BINDER_BUILD to build in the test.", pytrace=False)
+            time.sleep(1)
+        built = json.loads(done.read_text())
+        self.report.update({k: v for k, v in built["report"].items() if k != "notes"})
+        self.report["notes"] += built["report"].get("notes", [])
+        self.report["waited_for_build_s"] = round(time.monotonic() - waited, 1)
+        if not built["ok"]:
+            pytest.fail(f"The Binder build failed:\n{built['error']}", pytrace=False)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+_BUILD: BinderBuild | PrebuiltBinder | None = None
 
 
 def stop_build() -> None:
@@ -226,11 +269,13 @@ def stop_build() -> None:
         _BUILD.remove()
 
 
-def start_build() -> BinderBuild:
-    """Start the build once (the conftest calls it early; the test calls it if nobody did)."""
+def start_build() -> BinderBuild | PrebuiltBinder:
+    """Start the build once (the conftest calls it early; the test calls it if nobody did), or take over the one
+    ``make test`` started in another process (``MINIKIT_BINDER_BUILD`` names its folder)."""
     global _BUILD
     if _BUILD is None:
-        _BUILD = BinderBuild()
+        prebuilt = os.environ.get("MINIKIT_BINDER_BUILD")
+        _BUILD = PrebuiltBinder(Path(prebuilt)) if prebuilt else BinderBuild()
     return _BUILD
 
 
