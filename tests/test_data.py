@@ -115,6 +115,48 @@ def test_prepared_duplicate_report(prepared):
     assert f"{report.n_exact} exact duplicates" in report.summary()
 
 
+def _tiny_corpus(folder, extra: str = "") -> None:
+    """Five topic folders of eight short texts each, laid out like the BBC corpus."""
+    for label in minikit.data.BBC_LABELS:
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for i in range(8):
+            (folder / label / f"{i:03d}.txt").write_text(f"{label} story {i} " + " ".join(_words(12, label)) + extra)
+
+
+def test_prepared_bbc_is_cached_on_disk_and_follows_the_corpus(tmp_path, monkeypatch):
+    """The second preparation (a fresh session: memory cleared) reads the cache; a changed file prepares again."""
+    corpus = tmp_path / "corpus"
+    _tiny_corpus(corpus)
+    monkeypatch.setattr(minikit.data, "bbc_news_dir", lambda: corpus)
+    monkeypatch.setattr(minikit.data, "_PREPARED", {})
+    before = len(minikit.cache.entries("prepared"))
+    fresh, fresh_report = minikit.prepare_dataset(cache=False)
+    assert len(minikit.cache.entries("prepared")) == before  # cache=False writes nothing
+    splits, report = minikit.prepare_dataset()
+    assert {k: v.to_dict() for k, v in splits.items()} == {k: v.to_dict() for k, v in fresh.items()}
+    assert splits["train"].features == fresh["train"].features and report == fresh_report
+    assert len(minikit.cache.entries("prepared")) == before + 1
+
+    splits["train"] = splits["train"].select([0])  # the caller's copy only
+    report.removed.append(999)
+    monkeypatch.setattr(minikit.data, "_PREPARED", {})  # a new session: only the disk cache is left
+
+    def never(*args, **kwargs):
+        raise AssertionError("prepared again although the cache holds this corpus")
+
+    monkeypatch.setattr(minikit.data, "remove_duplicates", never)
+    again, again_report = minikit.prepare_dataset()
+    assert again["train"].to_dict() == fresh["train"].to_dict() and again_report == fresh_report
+    assert minikit.prepare_dataset()[0]["train"].to_dict() == fresh["train"].to_dict()  # from memory, uncorrupted
+    with pytest.raises(AssertionError, match="prepared again"):
+        minikit.prepare_dataset(seed=7)  # another argument is another entry
+
+    (corpus / "tech" / "000.txt").write_text("tech story rewritten " + " ".join(_words(12, "x")))
+    with pytest.raises(AssertionError, match="prepared again"):
+        minikit.prepare_dataset()  # another corpus is another entry
+    monkeypatch.undo()
+
+
 # --- normalization -----------------------------------------------------------------------------------
 
 
