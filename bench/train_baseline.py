@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=None)
-    parser.add_argument("--no-checkpointing", action="store_true", help="keep activations (faster, more memory)")
+    parser.add_argument("--checkpointing", action="store_true",
+                        help="recompute activations in the backward pass (~200 MB less memory, ~35 %% slower)")
     parser.add_argument("--repeat", action="store_true", help="train twice and compare the histories")
     args = parser.parse_args()
 
@@ -48,7 +49,7 @@ def main() -> None:
     warnings.simplefilter("ignore", minikit.DataWarning)
     overrides = {"batch_size": args.batch_size, "eval_every": args.eval_every}
     config = TrainConfig(method=args.method, learning_rate=args.lr, epochs=args.epochs,
-                         activation_checkpointing=not args.no_checkpointing,
+                         activation_checkpointing=args.checkpointing,
                          **{k: v for k, v in overrides.items() if v is not None})
     print(f"config: {config} (lr in force {config.lr})")
     print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}, "

@@ -322,8 +322,8 @@ def file_task(name: str, path: str | Path, text_column: str = "text", label_colu
 CHAPTER_PAIR_TOKENS = 32
 CHAPTER_PAIR_SHARE = 0.25
 # One validation pass, after the last step (each pass over both tasks' validation sets costs ~10 s, and the
-# model kept is the last one). Activation checkpointing stays on: without it the steps are ~1.5× faster,
-# but the notebook peaks at ~1.58 GB, over Binder's 1.5 GB budget.
+# model kept is the last one). No activation checkpointing (TrainConfig's default): the notebook peaks at
+# ~1.45 GB, within Binder's 1.5 GB budget, with steps ~1.4× faster than with it.
 CHAPTER_CONFIG = TrainConfig(eval_every=10_000)
 
 

@@ -163,6 +163,19 @@ def test_same_seed_same_history_and_weights(splits, tiny, tokenizer):
     assert not ra.history["train_loss"].equals(rc.history["train_loss"])
 
 
+def test_activation_checkpointing_changes_no_number(splits, tiny, tokenizer):
+    """Checkpointing recomputes activations (dropout masks replayed from the saved RNG state), so turning it
+    on or off (the default) trades memory for time and nothing else."""
+    a, b = tiny(seed=0), tiny(seed=0)
+    assert not TrainConfig().activation_checkpointing
+    ra = train_classifier(a, tokenizer, splits, TrainConfig(**FAST), progress=False)
+    rb = train_classifier(b, tokenizer, splits, TrainConfig(**{**FAST, "activation_checkpointing": True}),
+                          progress=False)
+    pd.testing.assert_frame_equal(ra.history, rb.history)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not b.is_activation_checkpointing  # switched off again after training
+
+
 def test_linear_probe_leaves_the_encoder_unchanged(splits, tiny, tokenizer):
     model = tiny()
     before = {k: v.clone() for k, v in model.base_model.state_dict().items()}
