@@ -221,7 +221,10 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
         bar.update(1)
 
     step("fine-tune")
-    baseline = fine_tune(str(model), str(dataset), config, progress=progress)
+    # With activation checkpointing: this process goes on to hold the baseline, a pruned copy and a teacher
+    # with its student, and keeping every activation as well would lift its peak over 1.5 GB. Same model,
+    # same cache entry as get_baseline().
+    baseline = fine_tune(str(model), str(dataset), replace(config, activation_checkpointing=True), progress=progress)
     done("fine-tune")
     step("prune")
     pruned = _pruned(baseline, config, progress)

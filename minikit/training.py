@@ -641,8 +641,11 @@ def fine_tune(
     _release_freed_memory()  # deduplication leaves ~100 MB of freed heap behind; training needs it
     source = init_dir if init_dir is not None else model
     num_labels = len(splits["train"].features["label"].names)
+    # Activation checkpointing trades memory for time and changes no number (tested), so it is not part of
+    # the key: a model trained with it on is the same model, and either setting loads the other's entry.
     parts = {"model": _model_fingerprint(source), "data": data_parts,
-             "config": replace(config, learning_rate=config.lr), "task": "sequence-classification"}
+             "config": replace(config, learning_rate=config.lr, activation_checkpointing=False),
+             "task": "sequence-classification"}
 
     def train() -> tuple[PreTrainedModel, PreTrainedTokenizerBase, TrainResult, float]:
         seed_everything(config.seed)  # the new head's random initial weights are part of the run

@@ -265,6 +265,9 @@ def test_fine_tune_cache_round_trip(splits, tiny_dir, cache_root):
     ids.pop("token_type_ids", None)
     with torch.no_grad():
         torch.testing.assert_close(second.model(**ids).logits, first.model.cpu()(**ids).logits)
+    checkpointed = fine_tune(str(tiny_dir), splits, TrainConfig(**{**FAST, "activation_checkpointing": True}),
+                             progress=False)
+    assert checkpointed.from_cache and checkpointed.cache_dir == first.cache_dir  # it changes no number: same entry
     third = fine_tune(str(tiny_dir), splits, TrainConfig(**{**FAST, "seed": 1}), progress=False)
     assert not third.from_cache and third.cache_dir != first.cache_dir
     uncached = fine_tune(str(tiny_dir), splits, config, progress=False, cache=False)
