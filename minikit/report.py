@@ -111,7 +111,8 @@ def _pruned(baseline, config: TrainConfig, progress: bool):
     from minikit.cache import load_model_dir, load_or_build, save_model_dir
     from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
 
-    recovery = replace(RECOVERY_CONFIG, max_length=config.max_length, seed=config.seed)
+    # With activation checkpointing, as the fine-tune above: this process holds the baseline beside it.
+    recovery = replace(RECOVERY_CONFIG, max_length=config.max_length, seed=config.seed, activation_checkpointing=True)
     parts = {"baseline": Path(baseline.cache_dir).name, "ffn_fraction": PRUNE_FRACTION, "recovery": recovery}
 
     def build(folder: Path) -> None:
