@@ -1,9 +1,10 @@
 # Two commands for a fresh machine (see README):
 #   make lab    set up, then open the course in JupyterLab
-#   make test   set up, then run every test: the package's tests (two processes), every notebook (nbval),
-#               the widgets in a headless Chromium, and a Binder dry-run that checks each notebook's time
-#               and memory budget (tests/learner; artifacts in artifacts/)
-# And one helper:
+#   make test   set up, then run every test (tests/run_all.sh): the package's tests (two processes), `minikit build`
+#               on an empty cache, every notebook alone on the built cache (nbval, MINIKIT_NO_TRAIN=1), the course in
+#               reverse order, the widgets in a headless Chromium, and a Binder dry-run (artifacts in artifacts/)
+# And helpers:
+#   make build      train every artifact the chapters load, once, into the cache (python -m minikit build)
 #   make chromium   install Debian's Chromium for the browser test (apt-get; sudo unless root)
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,7 +15,7 @@ PYTEST_ARGS ?=
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.minikit-installed
 
-.PHONY: setup lab test chromium clean
+.PHONY: setup lab build test chromium clean
 
 setup: $(STAMP)
 
@@ -43,17 +44,12 @@ $(STAMP): pyproject.toml
 lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
-# The package's tests run in two processes (pytest-xdist; a test file stays in one process, so its
-# module-level artifacts are whole) while the Binder dry-run's build (a venv and pip, ~90 s) runs in a
-# third, in the background; then the course runs in one process, in course order
-# (nbval, the browser test, the dry-run's notebooks), where time and memory are measured on an
-# otherwise idle machine. Both pytest runs always run; `make test` fails if either fails.
+build: setup
+	$(VENV)/bin/python -m minikit build
+
+# The order and what each step proves: tests/run_all.sh. Every step runs; `make test` fails if any failed.
 test: setup
-	@build=$$(mktemp -d -t minikit-binder-XXXXXX); status=0; \
-	$(VENV)/bin/python -m tests.learner.binder_build "$$build" >/dev/null 2>&1 & builder=$$!; \
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile tests --ignore=tests/learner $(PYTEST_ARGS) || status=$$?; \
-	MINIKIT_BINDER_BUILD="$$build" $(VENV)/bin/python -m pytest notebooks tests/learner $(PYTEST_ARGS) || status=$$?; \
-	kill $$builder 2>/dev/null; wait $$builder 2>/dev/null; rm -rf "$$build"; exit $$status
+	tests/run_all.sh $(VENV)/bin/python $(PYTEST_ARGS)
 
 # The browser test drives this Chromium; Playwright never downloads one. The fonts make the test's
 # screenshots look like a learner's screen (text, ✅/❌). Does nothing when chromium is installed.

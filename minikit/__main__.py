@@ -1,4 +1,5 @@
-"""``python -m minikit report …``: the course's whole pipeline without Jupyter (see ``minikit.report``)."""
+"""``python -m minikit report …`` (the course's whole pipeline without Jupyter, ``minikit.report``) and
+``python -m minikit build …`` (every trained artifact the chapters load, ``minikit.build``)."""
 
 import sys
 

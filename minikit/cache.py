@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 import warnings
@@ -24,6 +25,7 @@ from typing import Any, Callable
 import pandas as pd
 from filelock import FileLock
 
+from minikit.errors import MinikitError
 from minikit.settings import cache_dir as _settings_cache_dir
 from minikit.settings import get_settings, quiet_transformers
 
@@ -35,6 +37,89 @@ _PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
 
 class CacheWarning(UserWarning):
     """A cache entry was damaged or incomplete and is being rebuilt; the message says why."""
+
+
+class TrainingForbiddenError(MinikitError, RuntimeError):
+    """``MINIKIT_NO_TRAIN=1`` is set and a trained artifact is missing from the cache; the message names it."""
+
+
+# --------------------------------------------------------------------------------------------
+# Trained artifacts: what `minikit build` builds and MINIKIT_NO_TRAIN forbids
+# --------------------------------------------------------------------------------------------
+
+NO_TRAIN_VARIABLE = "MINIKIT_NO_TRAIN"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedKind:
+    """A kind of cache entry that costs training (or a trained model's pass over a corpus) to build."""
+
+    what: str  # in words, for messages
+    chapter: str  # the chapter whose `minikit build --only` step first builds the course's entries of this kind
+    modules: tuple[str, ...]  # minikit modules whose code makes the entry: their sha256 is part of every key
+    minutes: str  # how long one such entry takes on 2 cores (the course's settings), for the notice
+
+
+# The minutes are what `python -m minikit build` measured for the course's own entries on 2 cores.
+TRAINED_KINDS: dict[str, TrainedKind] = {
+    "finetuned": TrainedKind("a fine-tuned classifier", "03", ("training", "models", "data"), "½–3"),
+    "domain-adapted": TrainedKind("a domain-adapted encoder (masked-LM pass)", "03", ("training", "models"), "1–2"),
+    "multitask": TrainedKind("a multi-task model", "03b", ("multitask", "training", "models"), "1–3"),
+    "predictions": TrainedKind("a trained model's test-split predictions", "03b", ("multitask", "training"), "¼"),
+    "teacher-logits": TrainedKind("the teacher's logits on the training texts", "07", ("distillation", "training"), "½"),
+    "distilled": TrainedKind("a distilled student", "07", ("distillation", "training", "pruning", "models"), "¼–2"),
+    "early_exit": TrainedKind("early-exit heads", "10", ("adaptive", "training"), "1"),
+    "lab-models": TrainedKind("a compression-lab model (surgery, training or int8 export)", "09",
+                              ("lab", "distillation", "pruning", "training", "quantization", "deployment"), "¼–2"),
+    "pruned": TrainedKind("a pruned and recovered model (minikit report)", "", ("report", "pruning", "training"), "1"),
+}
+_PACKAGE = Path(__file__).resolve().parent
+_code_fingerprints: dict[str, str] = {}
+
+
+def code_fingerprint(kind: str) -> str:
+    """The sha256 of the modules that build entries of a trained ``kind``: a change to their code changes the key."""
+    if kind not in _code_fingerprints:
+        digest = hashlib.sha256()
+        for module in sorted(TRAINED_KINDS[kind].modules):
+            digest.update(f"{module}:{file_sha256(_PACKAGE / f'{module}.py')};".encode())
+        _code_fingerprints[kind] = digest.hexdigest()[:16]
+    return _code_fingerprints[kind]
+
+
+def training_forbidden() -> bool:
+    """True when ``MINIKIT_NO_TRAIN`` is set to anything but empty, 0, false or no."""
+    return os.environ.get(NO_TRAIN_VARIABLE, "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def _keyed(kind: str, parts: dict) -> dict:
+    """``parts`` as stored: a trained kind's key also holds the fingerprint of the code that trains it."""
+    if kind in TRAINED_KINDS:
+        return {**parts, "code": code_fingerprint(kind)}
+    return parts
+
+
+def _summary(parts: dict, limit: int = 240) -> str:
+    text = json.dumps(_jsonable(parts), sort_keys=True, separators=(",", ":"))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _before_training(kind: str, key: str, parts: dict) -> None:
+    """Refuse to train under MINIKIT_NO_TRAIN (naming the artifact and the build command), else say what comes."""
+    trained = TRAINED_KINDS.get(kind)
+    if trained is None:
+        return
+    command = f"python -m minikit build --only {trained.chapter}" if trained.chapter else None
+    if training_forbidden():
+        how = (f"run: {command} (it builds every artifact chapter {trained.chapter} loads with the course's "
+               "settings), or" if command else "this artifact is not part of the course build;")
+        raise TrainingForbiddenError(
+            f"{NO_TRAIN_VARIABLE}=1 forbids training, and {trained.what} is not in the cache "
+            f"({get_settings().cache_dir / kind / key}; settings {_summary(parts)}). Fix: {how} unset "
+            f"{NO_TRAIN_VARIABLE} to train it here (about {trained.minutes} min on 2 cores).")
+    hint = f"; `{command}` builds the course's artifacts ahead of time" if command else ""
+    print(f"minikit: training {trained.what} (not in the cache yet): about {trained.minutes} min on 2 cores{hint}.",
+          file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,7 +261,7 @@ def _complete_or_removed(final: Path) -> bool:
 def find(kind: str, parts: dict) -> Path | None:
     """The folder of the complete entry for ``parts``, or None (a damaged entry is removed, with a warning)."""
     root = _kind_dir(kind)
-    key = cache_key(**parts)
+    key = cache_key(**_keyed(kind, parts))
     with FileLock(str(root / f"{key}.lock")):
         return root / key if _complete_or_removed(root / key) else None
 
@@ -190,13 +275,18 @@ def load_or_build(kind: str, parts: dict, build: Callable[[Path], None], rebuild
 
     ``rebuild=True`` builds even when a complete entry exists, and replaces it only once the new
     one is complete: an interrupted or failed rebuild leaves the old entry as it was.
+
+    A trained kind (``TRAINED_KINDS``) keys its entries by the code that trains them too, so a changed
+    module rebuilds them; with ``MINIKIT_NO_TRAIN=1`` a missing one raises ``TrainingForbiddenError``.
     """
     root = _kind_dir(kind)
+    parts = _keyed(kind, parts)
     key = cache_key(**parts)
     final = root / key
     with FileLock(str(root / f"{key}.lock")):
         if not rebuild and _complete_or_removed(final):
             return final
+        _before_training(kind, key, parts)
         _remove_stale_temps(root, key)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}{_TMP_MARK}", dir=root))
         try:

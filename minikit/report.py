@@ -1,4 +1,4 @@
-"""The whole course without Jupyter: ``python -m minikit report`` (or the ``minikit`` command).
+"""The whole course without Jupyter: ``python -m minikit report`` (or the ``minikit`` command); ``build`` too.
 
 It fine-tunes, prunes, quantizes, distils and exports, measures every variant side by side in
 one ``Benchmark`` run on the test split, and writes to the output folder:
@@ -293,7 +293,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--out", default="minikit-report", help="output folder (created if needed)")
     report.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     report.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
+    from minikit import build
+
+    build_parser = commands.add_parser("build", help="train every artifact the chapters load, once, into the cache",
+                                       description=build.__doc__.split("\n\n")[0] if build.__doc__ else None)
+    build.add_arguments(build_parser)
     args = parser.parse_args(argv)
+    if args.command == "build":
+        try:
+            return build.main(args)
+        except KeyboardInterrupt:
+            from minikit.settings import cache_dir
+
+            print(f"\nInterrupted. Every step finished so far is cached in {cache_dir()}; run the same command "
+                  "again to resume from there.", file=sys.stderr)
+            return 130
+        except MinikitError as problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     try:
         result = run_report(args.model, args.dataset, args.out, threads=args.threads, progress=not args.no_progress,
                             command=" ".join(["python -m minikit", *(argv if argv is not None else sys.argv[1:])]))

@@ -39,8 +39,13 @@ os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(_SESSION_TMP, "hypothe
 # where no fixture of this file applies. nbval's kernels, the browser test's JupyterLab and the
 # Binder dry-run all inherit this process's environment, so they share this one cache: empty at the
 # start (the notebooks build what they need, cold), warm for the browser test and the dry-run.
-_MINIKIT_CACHE = os.path.join(_SESSION_TMP, "minikit-cache")
-os.environ["MINIKIT_CACHE"] = _MINIKIT_CACHE
+# With MINIKIT_BUILT_CACHE (make test's course run), the root conftest.py has already set MINIKIT_CACHE to a
+# copy of that built cache: keep it, so the browser test and the Binder dry-run start warm as a learner does.
+if os.environ.get("MINIKIT_BUILT_CACHE"):
+    _MINIKIT_CACHE = os.environ["MINIKIT_CACHE"]
+else:
+    _MINIKIT_CACHE = os.path.join(_SESSION_TMP, "minikit-cache")
+    os.environ["MINIKIT_CACHE"] = _MINIKIT_CACHE
 for _name in ("MINIKIT_SEED", "MINIKIT_THREADS", "MINIKIT_DEVICE"):
     os.environ.pop(_name, None)  # the caller's environment must not change the results
 

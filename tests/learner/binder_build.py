@@ -3,7 +3,7 @@
 ``make test`` runs it in the background while the package tests run in two processes, then runs
 the course with ``MINIKIT_BINDER_BUILD=FOLDER``: the dry-run test (``test_binder_dry_run.py``)
 waits for ``FOLDER/result.json`` instead of building. The build is the test's own
-(``BinderBuild``: a venv, ``binder/requirements.txt``, ``postBuild``, checks of the result; logs in
+(``BinderBuild``: a venv and ``binder/requirements.txt``; ``postBuild`` runs later, in the test, after the course is built; logs in
 ``artifacts/binder/``). Exits 0 when the build succeeded, 1 when it failed; either way
 ``result.json`` says what happened, written last and atomically, so its presence means "ended".
 """
