@@ -1,14 +1,15 @@
 """Tests of what a learner meets: the course in a real browser, and the course built as Binder builds it.
 
-They are slow (minutes), so they run last: after the package tests and after the notebooks
-(nbval), whose kernels share this session's ``MINIKIT_CACHE``. The browser test and the Binder
-dry-run then find that cache warm, as the notebooks' time budgets assume, and a quick failure
-elsewhere is reported before them. The browser test runs before the dry-run, whose notebook run
-is the one that measures the time and memory budgets. The dry-run's build (a fresh venv, pip) runs
-beside the package tests, so its minute and a half of pip work does not add to CI's time: ``make
-test`` starts it in a process of its own (``binder_build.py``, folder in ``MINIKIT_BINDER_BUILD``);
-a plain ``pytest`` run starts it in a thread as soon as collection ends. Only its notebook run
-waits for the end.
+They are slow (minutes), so ``make test`` runs them last (``tests/run_all.sh``), in a pytest run of their
+own, on a copy of the cache ``python -m minikit build`` made earlier in the run (``MINIKIT_BUILT_CACHE``;
+see the root ``conftest.py``): the browser test finds every trained artifact there, as a learner on a
+built Binder image does, and the Binder dry-run's ``postBuild`` runs the real ``minikit build`` on it,
+which must find everything built. The browser test runs before the dry-run, whose notebook run is
+the one that measures the time and memory budgets in the Binder environment. The dry-run's environment
+(a fresh venv, pip, ~90 s) is made beside the package tests: ``make test`` starts it in a process of its
+own (``binder_build.py``, folder in ``MINIKIT_BINDER_BUILD``); a plain ``pytest`` run starts it in a
+thread as soon as collection ends. Run without a built cache, these tests start from an empty one,
+and postBuild's build trains the course first (~15 minutes on 2 cores).
 
 Everything they produce for a person to look at goes under ``artifacts/`` (gitignored).
 """
