@@ -7,8 +7,8 @@ start to its last cell. At the end of the session it writes ``artifacts/notebook
 prints one row per notebook, and fails the run when a notebook went over its budget in
 ``bench/notebook_budgets.py`` (1.5 GB everywhere; a time per chapter).
 
-A notebook that trained something in that run (new entries appeared in the minikit cache while it
-ran) is held to its *cold-cache* budget, otherwise to its warm-cache one. Time budgets are scaled to
+A notebook that trained something in that run (new entries of a trained kind, ``minikit.cache.TRAINED_KINDS``,
+appeared in the cache while it ran) is held to its *cold-cache* budget, otherwise to its warm-cache one. Time budgets are scaled to
 this machine by a calibration workload timed in the same run (at the start and at the end of the
 session; see ``bench/notebook_budgets.py``): a notebook over its scaled budget is reported, and only one
 more than twice over it fails. Memory budgets fail as they are. Only notebooks that ran every cell are
@@ -111,12 +111,17 @@ class _Run:
         if self.sampler:
             self.sampler.join()
         seconds = time.perf_counter() - self.start
+        from minikit.cache import TRAINED_KINDS
+
         built = sorted(_cache_entries() - self.cache_before)
-        cold = bool(built)
+        # Cold: it trained something. Measurements it cached (latencies, exports) are its own work, not training.
+        trained = [name for name in built if name.split("/")[0] in TRAINED_KINDS]
+        cold = bool(trained)
         warm_budget = budgets.TIME_BUDGET_S.get(self.notebook)
         budget = budgets.COLD_TIME_BUDGET_S.get(self.notebook, warm_budget) if cold else warm_budget
         return {"notebook": self.notebook, "seconds": round(seconds, 1), "peak_mb": round(self.peak / 1e6),
                 "peak_rss_mb": round(self.peak_rss / 1e6), "cache": "cold" if cold else "warm", "built": built,
+                "trained": trained,
                 "time_budget_s": budget, "memory_budget_mb": budgets.MEMORY_BUDGET_MB, "failed_cells": self.failed}
 
 

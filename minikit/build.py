@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 import threading
@@ -242,6 +243,18 @@ def course_map() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def course_map_markdown() -> str:
+    """The course map as README shows it: one row per artifact, the chapter that trains it, the ones that load it."""
+    lines = ["| step | trained artifact | trained for | also loaded by |", "|---|---|---|---|"]
+    for index, step in enumerate(STEPS, 1):
+        also = ", ".join(step.also) if step.also else "–"
+        lines.append(f"| {index} | {step.name} | {step.chapter} | {also} |")
+    untrained = [chapter for chapter in CHAPTERS if not any(chapter in step.chapters for step in STEPS)]
+    if untrained:
+        lines.append(f"\nChapters that load no trained artifact: {', '.join(untrained)}.")
+    return "\n".join(lines)
+
+
 def parse_chapters(values: Sequence[str] | None) -> list[str] | None:
     """``--only 07``, ``--only 7,9``, ``--only 03b_multi_task``: the chapters named; BuildError lists the known ones."""
     if not values:
@@ -373,19 +386,24 @@ def build(chapters: Sequence[str] | None = None, progress: bool = True, threads:
                     step.run(course)
                 except TrainingForbiddenError as forbidden:  # only with dry_run: this step would train
                     status, missing = "to build", str(forbidden).split(" is not in the cache")[0].split(", and ")[-1]
-                    course.forget()  # a half-loaded course would hide what the next step needs
             added = {name: mb for name, mb in _entry_names().items() if name not in before}
             if added:
                 status = "built"
             rows.append({"artifact": step.name, "chapter": step.chapter,
                          "also": " ".join(step.also), "status": status,
                          "seconds": round(time.perf_counter() - began, 1), "MB": round(sum(added.values()), 1),
-                         "peak MB": round(memory.peak_rss / 1e6), "missing": missing})
+                         "peak MB": round(memory.peak_rss / 1e6), "peak anon MB": round(memory.peak_anon / 1e6),
+                         "missing": missing})
+            # Each step starts from what it loads itself (the baseline loads from the cache in ~1 s): what one
+            # step held must not add to the next one's training peak (Binder's build pod has 2 GB).
+            course.forget()
+            gc.collect()
             _release_freed_memory()
             if not dry_run:
                 print(f"    {status} in {rows[-1]['seconds']:.0f} s", file=out, flush=True)
     sizes = _entry_names()
-    table = pd.DataFrame(rows, columns=["artifact", "chapter", "also", "status", "seconds", "MB", "peak MB", "missing"])
+    table = pd.DataFrame(rows, columns=["artifact", "chapter", "also", "status", "seconds", "MB", "peak MB",
+                                        "peak anon MB", "missing"])
     return BuildResult(table, whole.peak_rss / 1e6, whole.peak_anon / 1e6, time.perf_counter() - start, folder,
                        round(sum(sizes.values()), 1))
 
@@ -404,7 +422,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     result = build(chapters, progress=not args.no_progress, threads=args.threads)
     print()
-    print(result.table[["artifact", "chapter", "status", "seconds", "MB", "peak MB"]].to_string(index=False))
+    print(result.table[["artifact", "chapter", "status", "seconds", "MB", "peak MB", "peak anon MB"]].to_string(index=False))
     built = int((result.table["status"] == "built").sum())
     print(f"\n{built} step(s) built, {len(result.table) - built} already cached; {result.seconds / 60:.1f} min; "
           f"peak memory {result.peak_rss_mb:.0f} MB ({result.peak_anon_mb:.0f} MB anonymous); "

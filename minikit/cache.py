@@ -62,12 +62,12 @@ class TrainedKind:
 
 # The minutes are what `python -m minikit build` measured for the course's own entries on 2 cores.
 TRAINED_KINDS: dict[str, TrainedKind] = {
-    "finetuned": TrainedKind("a fine-tuned classifier", "03", ("training", "models", "data"), "½–3"),
-    "domain-adapted": TrainedKind("a domain-adapted encoder (masked-LM pass)", "03", ("training", "models"), "1–2"),
-    "multitask": TrainedKind("a multi-task model", "03b", ("multitask", "training", "models"), "1–3"),
+    "finetuned": TrainedKind("a fine-tuned classifier", "03", ("training", "models", "data"), "½–2"),
+    "domain-adapted": TrainedKind("a domain-adapted encoder (masked-LM pass)", "03", ("training", "models"), "½"),
+    "multitask": TrainedKind("a multi-task model", "03b", ("multitask", "training", "models"), "1–2"),
     "predictions": TrainedKind("a trained model's test-split predictions", "03b", ("multitask", "training"), "¼"),
-    "teacher-logits": TrainedKind("the teacher's logits on the training texts", "07", ("distillation", "training"), "½"),
-    "distilled": TrainedKind("a distilled student", "07", ("distillation", "training", "pruning", "models"), "¼–2"),
+    "teacher-logits": TrainedKind("the teacher's logits on the training texts", "07", ("distillation", "training"), "¼"),
+    "distilled": TrainedKind("a distilled student", "07", ("distillation", "training", "pruning", "models"), "⅓–1½"),
     "early_exit": TrainedKind("early-exit heads", "10", ("adaptive", "training"), "1"),
     "lab-models": TrainedKind("a compression-lab model (surgery, training or int8 export)", "09",
                               ("lab", "distillation", "pruning", "training", "quantization", "deployment"), "¼–2"),
@@ -118,7 +118,7 @@ def _before_training(kind: str, key: str, parts: dict) -> None:
             f"({get_settings().cache_dir / kind / key}; settings {_summary(parts)}). Fix: {how} unset "
             f"{NO_TRAIN_VARIABLE} to train it here (about {trained.minutes} min on 2 cores).")
     hint = f"; `{command}` builds the course's artifacts ahead of time" if command else ""
-    print(f"minikit: training {trained.what} (not in the cache yet): about {trained.minutes} min on 2 cores{hint}.",
+    print(f"minikit: building {trained.what} (not in the cache yet): about {trained.minutes} min on 2 cores{hint}.",
           file=sys.stderr, flush=True)
 
 

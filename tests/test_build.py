@@ -54,7 +54,7 @@ def test_no_train_makes_a_fine_tune_raise_then_a_cached_one_loads(cache_root, ti
     first = fine_tune(str(tiny_dir), splits, config, progress=False)
     assert not first.from_cache
     notice = capsys.readouterr().err
-    assert "minikit: training a fine-tuned classifier (not in the cache yet)" in notice
+    assert "minikit: building a fine-tuned classifier (not in the cache yet)" in notice
     assert "min on 2 cores" in notice and "python -m minikit build --only 03" in notice
 
     monkeypatch.setenv("MINIKIT_NO_TRAIN", "1")  # cached: loads, trains nothing, says nothing
@@ -194,3 +194,10 @@ def test_the_chapters_are_the_course_notebooks_and_the_map_covers_each():
     assert list(course["chapter"]) == list(B.CHAPTERS)
     assert course.set_index("chapter").loc["01", "artifacts"].startswith("(none")
     assert "student, distilled" in course.set_index("chapter").loc["10", "artifacts"]
+
+
+def test_readme_shows_the_course_map_the_build_follows():
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- course map:")
+    shown = readme[readme.index("\n", start) + 1:readme.index("<!-- end course map -->")].strip()
+    assert shown == B.course_map_markdown(), "README's course map is stale: paste minikit.build.course_map_markdown()"
