@@ -1011,8 +1011,10 @@ def get_multitask(
     sizes = {t.name: len(_stratified(t.splits["train"], t.label_column, config.train_fraction, config.seed))
              for t in tasks}
     task_sampler = TaskSampler(sizes, sampler, temperature, config.seed)  # bad arguments fail before any work
+    # Activation checkpointing changes no number (tested), so it is not part of the key, as for fine_tune:
+    # `minikit build` trains with it on (less memory) and the notebook, with it off, loads that entry.
     parts = {"model": _model_fingerprint(model), "tasks": [t.key() for t in tasks], "sampler": task_sampler.spec(),
-             "config": replace(config, learning_rate=config.lr), "task": "multi-task"}
+             "config": replace(config, learning_rate=config.lr, activation_checkpointing=False), "task": "multi-task"}
 
     def train() -> tuple[MultiTaskModel, PreTrainedTokenizerBase, TrainResult, pd.DataFrame]:
         _release_freed_memory()  # start from a trimmed heap: what the notebook freed before is not held twice

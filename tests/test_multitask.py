@@ -330,6 +330,8 @@ def test_get_multitask_trains_once_then_loads(tasks, tiny_dir, monkeypatch, cach
     inputs = batch(second.tokenizer, ["the party won the election"])
     with torch.no_grad():
         assert torch.equal(second.model("topic", **inputs).logits, first.model.cpu()("topic", **inputs).logits)
+    checkpointed = get_multitask(str(tiny_dir), tasks, replace(config, activation_checkpointing=True), progress=False)
+    assert checkpointed.from_cache and checkpointed.cache_dir == first.cache_dir  # it changes no number: same entry
     third = get_multitask(str(tiny_dir), tasks, config, sampler="round-robin", progress=False)
     assert not third.from_cache and calls == [1, 1] and third.cache_dir != first.cache_dir
     reweighted = [tasks[0], tasks[1].with_weight(0.5)]
