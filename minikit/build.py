@@ -2,10 +2,10 @@
 
 Each ``Step`` calls the very functions a chapter calls, with the same arguments, so it writes the
 cache entries the notebook would write (same kinds, same keys). One setting differs: the steps that
-train a whole encoder turn activation checkpointing on, which holds the build's peak memory near
-1.2 GB instead of 1.5 (Binder's build pod has 2 GB) at ~35 % more time for those steps; it changes no
-number, so it is not part of any key (tested in test_training and test_multitask). After a build, a notebook trains
-nothing, and with ``MINIKIT_NO_TRAIN=1`` it could not (``minikit.cache``). Steps run in dependency
+train a whole encoder turn activation checkpointing on: on 1 CPU the baseline's step peaked at 1.33 GB
+of anonymous memory instead of 1.51 (Binder's build pod has 2 GB), for ~35 % more time in those steps
+(README, "For instructors"); it changes no number, so it is not part of any key (tested in test_training
+and test_multitask). After a build, a notebook trains nothing, and with ``MINIKIT_NO_TRAIN=1`` it could not (``minikit.cache``). Steps run in dependency
 order; each one's entries land in the cache whole or not at all, so Ctrl-C loses at most the step in
 progress and the same command resumes. A step whose entries are cached loads them and moves on; an
 entry whose code or inputs changed has another key, so it is built again, never loaded stale.
@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -105,8 +104,6 @@ def _corpus(course: _Course) -> None:
 
 def _lean(config):
     """``config`` with activation checkpointing on: the same cache entry, less memory (see the module's docstring)."""
-    from dataclasses import replace
-
     return replace(config, activation_checkpointing=True)
 
 
@@ -410,8 +407,7 @@ def build(chapters: Sequence[str] | None = None, progress: bool = True, threads:
             # Each step starts from what it loads itself (the baseline loads from the cache in ~1 s): what one
             # step held must not add to the next one's training peak (Binder's build pod has 2 GB).
             course.forget()
-            gc.collect()
-            _release_freed_memory()
+            _release_freed_memory()  # collects, then trims the heap
             if not dry_run:
                 print(f"    {status} in {rows[-1]['seconds']:.0f} s", file=out, flush=True)
     sizes = _entry_names()

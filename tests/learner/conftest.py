@@ -9,7 +9,7 @@ the one that measures the time and memory budgets in the Binder environment. The
 (a fresh venv, pip, ~90 s) is made beside the package tests: ``make test`` starts it in a process of its
 own (``binder_build.py``, folder in ``MINIKIT_BINDER_BUILD``); a plain ``pytest`` run starts it in a
 thread as soon as collection ends. Run without a built cache, these tests start from an empty one,
-and postBuild's build trains the course first (~15 minutes on 2 cores).
+and postBuild's build trains the course first, with one thread as on Binder (~24 minutes).
 
 Everything they produce for a person to look at goes under ``artifacts/`` (gitignored).
 """
