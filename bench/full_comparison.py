@@ -30,11 +30,11 @@ def main() -> None:
 
     import minikit
     from minikit import report as R
-    from minikit.metrics import _PeakRSS
+    from minikit.system import PeakRSS
 
     start = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="minikit-full-comparison-")
-    with _PeakRSS(interval_s=0.05) as rss:
+    with PeakRSS(interval_s=0.05) as rss:
         result = R.run_report(args.model or minikit.DEFAULT_MODEL, args.dataset or minikit.data.BBC_NEWS, out,
                               threads=args.threads, progress=False, command="python bench/full_comparison.py")
     minutes = (time.perf_counter() - start) / 60

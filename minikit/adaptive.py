@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -467,7 +467,7 @@ def latency_curve(result: EarlyExit, texts: Sequence[str], thresholds: Sequence[
     import json
 
     from minikit.cache import cache_key, load_or_build
-    from minikit.metrics import machine_description
+    from minikit.system import machine_description
 
     texts = list(texts)
     rules = [ExitRule(kind, float(t)) for t in thresholds]

@@ -375,7 +375,7 @@ def build(chapters: Sequence[str] | None = None, progress: bool = True, threads:
     Returns the table the command prints. ``steps`` replaces the course's steps (tests).
     """
     from minikit.cache import TrainingForbiddenError
-    from minikit.metrics import _release_freed_memory
+    from minikit.system import release_freed_memory
     from minikit.settings import setup
 
     chosen = steps_for(chapters) if steps is None else list(steps)
@@ -407,7 +407,7 @@ def build(chapters: Sequence[str] | None = None, progress: bool = True, threads:
             # Each step starts from what it loads itself (the baseline loads from the cache in ~1 s): what one
             # step held must not add to the next one's training peak (Binder's build pod has 2 GB).
             course.forget()
-            _release_freed_memory()  # collects, then trims the heap
+            release_freed_memory()  # collects, then trims the heap
             if not dry_run:
                 print(f"    {status} in {rows[-1]['seconds']:.0f} s", file=out, flush=True)
     sizes = _entry_names()

@@ -466,11 +466,11 @@ def measure_served(folder: str | Path, texts: Sequence[str], threads: int = 1, c
     text), and low_confidence_share (of the first 256 texts, those whose top score is below
     ``confidence``).
     """
-    from minikit.metrics import _PeakRSS
+    from minikit.system import PeakRSS
     from minikit.server import MODEL_FILE, load_served_model
 
     texts = list(texts)
-    with _PeakRSS() as rss:  # as a device would run it: one text at a time
+    with PeakRSS() as rss:  # as a device would run it: one text at a time
         served = load_served_model(folder, threads=threads)
         for text in texts[:8]:
             served.predict([text])

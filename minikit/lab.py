@@ -187,7 +187,7 @@ class Lab:
     # --- measuring ---------------------------------------------------------------------------
 
     def _parts(self, recipe: Recipe) -> dict:
-        from minikit.metrics import machine_description
+        from minikit.system import machine_description
 
         return {"baseline": self.base_id, "recipe": asdict(recipe), "bench": BENCH_SETTINGS,
                 "machine": machine_description(), "threads": torch.get_num_threads(), "method": LAB_METHOD}
@@ -242,7 +242,7 @@ class Lab:
         pareto_size / pareto_latency (no other recipe is at least as accurate and smaller /
         faster), beats_claim, measured_at.
         """
-        from minikit.metrics import machine_description
+        from minikit.system import machine_description
 
         machine, threads = machine_description(), torch.get_num_threads()
         rows = []

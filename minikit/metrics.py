@@ -10,14 +10,10 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
-import inspect
 import io
 import json
-import os
-import platform
 import re
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -25,13 +21,14 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-import psutil
 import torch
 import transformers
 from transformers import PreTrainedModel
 
 from minikit.cache import load_or_build
+from minikit.models import dummy_inputs, forward_arguments
 from minikit.settings import quiet_transformers
+from minikit.system import PeakRSS, machine_description
 
 
 @dataclass(frozen=True)
@@ -68,19 +65,6 @@ def size_on_disk_mb(model: PreTrainedModel) -> float:
         return sum(p.stat().st_size for p in weights) / 1e6
 
 
-def dummy_inputs(model: PreTrainedModel, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random token ids of full length (no padding): the worst case a max_length budget allows."""
-    if batch_size < 1 or seq_len < 2:
-        raise ValueError(f"batch_size={batch_size}, seq_len={seq_len}: need batch_size ≥ 1 and seq_len ≥ 2.")
-    max_positions = getattr(model.config, "max_position_embeddings", 512)
-    if seq_len > max_positions:
-        raise ValueError(f"seq_len={seq_len} exceeds this model's {max_positions} positions.")
-    generator = torch.Generator().manual_seed(seed)
-    low = min(1000, model.config.vocab_size // 2)  # skip the special tokens at the start of BERT vocabularies
-    ids = torch.randint(low, model.config.vocab_size, (batch_size, seq_len), generator=generator)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-
 def measure_latency(model: torch.nn.Module, inputs: dict[str, torch.Tensor], warmup: int = 3,
                     repeats: int = 20) -> np.ndarray:
     """Wall-clock milliseconds of ``repeats`` forward passes after ``warmup`` untimed ones."""
@@ -96,54 +80,13 @@ def measure_latency(model: torch.nn.Module, inputs: dict[str, torch.Tensor], war
     return np.array(times)
 
 
-def _release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS so the next RSS reading starts from what is in use."""
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc only; elsewhere the figure is an upper bound
-    except (OSError, AttributeError):
-        pass
-
-
-class _PeakRSS:
-    """Samples this process's resident memory in a background thread; ``peak_mb`` is above the start."""
-
-    def __init__(self, interval_s: float = 0.002):
-        self.interval_s = interval_s
-        self._process = psutil.Process(os.getpid())
-        self._stop = threading.Event()
-
-    def __enter__(self) -> "_PeakRSS":
-        _release_freed_memory()
-        self.start = self.peak = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            time.sleep(self.interval_s)
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def peak_mb(self) -> float:
-        return (self.peak - self.start) / 1e6
-
-
 def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 128, batch_size: int = 32,
                   repeats: int = 10, batch_repeats: int = 2) -> ModelProfile:
     """Measure one model: size, batch-1 latency p50/p95, throughput at ``batch_size``, peak memory."""
     model.eval()
     single = measure_latency(model, dummy_inputs(model, 1, seq_len), warmup=2, repeats=repeats)
     batch_inputs = dummy_inputs(model, batch_size, seq_len)
-    with _PeakRSS() as rss:
+    with PeakRSS() as rss:
         batch = measure_latency(model, batch_inputs, warmup=1, repeats=batch_repeats)
     weights_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6
     return ModelProfile(
@@ -165,37 +108,6 @@ _PROFILES_FILE = "profiles.json"
 # measured again instead of being shown beside new ones as if comparable.
 _PROFILES_METHOD = 1
 _ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab")
-
-
-def _cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``, else "unknown"."""
-    try:
-        info = Path(cpuinfo).read_text(errors="replace")
-    except OSError:  # macOS, Windows, or a sandbox that hides /proc
-        info = ""
-    fields_seen: dict[str, str] = {}
-    for line in info.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and value.strip():
-            fields_seen.setdefault(key.strip(), value.strip())
-    # x86 says "model name"; ARM boards often say only "Hardware" or the implementer and part ids.
-    for key in ("model name", "Hardware", "cpu model", "Processor", "cpu"):
-        if key in fields_seen:
-            return fields_seen[key]
-    if "CPU implementer" in fields_seen:
-        return f"implementer {fields_seen['CPU implementer']}, part {fields_seen.get('CPU part', '?')}"
-    return platform.processor() or "unknown"
-
-
-def machine_description() -> dict[str, Any]:
-    """What about this computer sets the speed figures: processor architecture, core count, CPU model.
-
-    Part of ``compare_models``' cache key, so a table measured on one machine is never shown as
-    another's when they share a cache folder (a laptop's and a Binder server's, say). Each field
-    falls back to a placeholder where the platform does not say.
-    """
-    return {"machine": platform.machine() or "unknown", "system": platform.system() or "unknown",
-            "cpu_count": os.cpu_count() or 0, "cpu_model": _cpu_model_name()}
 
 
 def _profiles_table(payload: dict[str, Any]) -> pd.DataFrame:
@@ -637,12 +549,6 @@ class _Variant:
         return self.predict(batch)
 
 
-def _forward_arguments(model: torch.nn.Module) -> set[str]:
-    """Inputs the model's forward names explicitly (DistilBERT takes no token_type_ids)."""
-    params = inspect.signature(model.forward).parameters.values()
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-
-
 def _logits_array(out) -> np.ndarray:
     out = getattr(out, "logits", out)
     if isinstance(out, (tuple, list)):
@@ -653,7 +559,7 @@ def _logits_array(out) -> np.ndarray:
 
 
 def _torch_predict(model: torch.nn.Module) -> Callable[[Batch], np.ndarray]:
-    accepted = _forward_arguments(model)
+    accepted = forward_arguments(model)
     device = next(model.parameters(), torch.empty(0)).device
 
     def predict(batch: Batch) -> np.ndarray:
@@ -1001,7 +907,7 @@ class Benchmark:
 
     def _quality(self, v: _Variant, data: _BenchInputs) -> tuple[float, float, float]:
         """(accuracy, macro F1, extra peak memory in MB) of one variant."""
-        with _PeakRSS() as rss:
+        with PeakRSS() as rss:
             v.predict(data.full)  # the first batch forward: one-off allocations (arenas, caches) count
         predictions = np.concatenate([v.predict(batch).argmax(-1) for batch in data.batches])
         return (accuracy(data.labels, predictions), macro_f1(data.labels, predictions, self.num_labels),
@@ -1133,7 +1039,7 @@ def token_attributions(model: torch.nn.Module, tokenizer, text: str, target: int
     enc = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
     device = next(model.parameters()).device
     ids = enc["input_ids"].to(device)  # (1, T)
-    extra = {k: v.to(device) for k, v in enc.items() if k != "input_ids" and k in _forward_arguments(model)}
+    extra = {k: v.to(device) for k, v in enc.items() if k != "input_ids" and k in forward_arguments(model)}
     special = torch.tensor(tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True),
                            dtype=torch.bool, device=device)
     was_training = model.training

@@ -9,6 +9,7 @@ and latency can be measured without downloading anything (accuracy needs trained
 from __future__ import annotations
 
 import copy
+import inspect
 import importlib.resources
 import importlib.util
 import os
@@ -255,3 +256,21 @@ def load_tokenizer(name: str = DEFAULT_MODEL) -> PreTrainedTokenizerBase:
     with quiet_transformers():
         return AutoTokenizer.from_pretrained(location, local_files_only=kind != "hub")
 
+
+def dummy_inputs(model: PreTrainedModel, batch_size: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random token ids of full length (no padding): the worst case a max_length budget allows."""
+    if batch_size < 1 or seq_len < 2:
+        raise ValueError(f"batch_size={batch_size}, seq_len={seq_len}: need batch_size ≥ 1 and seq_len ≥ 2.")
+    max_positions = getattr(model.config, "max_position_embeddings", 512)
+    if seq_len > max_positions:
+        raise ValueError(f"seq_len={seq_len} exceeds this model's {max_positions} positions.")
+    generator = torch.Generator().manual_seed(seed)
+    low = min(1000, model.config.vocab_size // 2)  # skip the special tokens at the start of BERT vocabularies
+    ids = torch.randint(low, model.config.vocab_size, (batch_size, seq_len), generator=generator)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def forward_arguments(model: torch.nn.Module) -> set[str]:
+    """Inputs the model's forward names explicitly (DistilBERT takes no token_type_ids)."""
+    params = inspect.signature(model.forward).parameters.values()
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -59,9 +59,9 @@ from minikit.data import (
     split_dataset,
     tokenize,
 )
-from minikit.metrics import _release_freed_memory
 from minikit.models import DEFAULT_MODEL, load_tokenizer, resolve_model_source
 from minikit.settings import DEFAULT_SEED, get_settings, quiet_transformers, seed_everything
+from minikit.system import release_freed_memory
 from minikit.training import (
     _EVAL_BATCH,
     FineTuned,
@@ -1017,11 +1017,11 @@ def get_multitask(
              "config": replace(config, learning_rate=config.lr, activation_checkpointing=False), "task": "multi-task"}
 
     def train() -> tuple[MultiTaskModel, PreTrainedTokenizerBase, TrainResult, pd.DataFrame]:
-        _release_freed_memory()  # start from a trimmed heap: what the notebook freed before is not held twice
+        release_freed_memory()  # start from a trimmed heap: what the notebook freed before is not held twice
         tokenizer = load_tokenizer(str(model))
         net, result = train_multitask(str(model), tokenizer, tasks, config, task_sampler, callback=callback,
                                       progress=progress)
-        _release_freed_memory()
+        release_freed_memory()
         # The test split only (validation where a task has none): the loop already scored validation, and
         # each pass over both tasks' splits costs ~10 s of a notebook's cold run.
         scores = pd.concat([evaluate_tasks(net, tokenizer, [t], ("test" if "test" in t.splits else "validation",),

@@ -29,7 +29,8 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from minikit.errors import OnnxMismatchError
-from minikit.metrics import _forward_arguments, _release_freed_memory, dummy_inputs
+from minikit.models import dummy_inputs, forward_arguments
+from minikit.system import release_freed_memory
 from minikit.training import encoder_layers
 
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8)
@@ -305,7 +306,7 @@ def check_onnx(path: str | Path, model: PreTrainedModel, inputs: dict[str, torch
                 "per_channel=True), and loosen the tolerance only after measuring that accuracy holds.")
         worst = max(worst, gap)
     del session
-    _release_freed_memory()  # the session's copy of the weights: give it back before the next big step
+    release_freed_memory()  # the session's copy of the weights: give it back before the next big step
     return worst
 
 
@@ -318,12 +319,12 @@ def export_onnx(model: PreTrainedModel, path: str | Path, inputs: dict[str, torc
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    missing = [n for n in _ONNX_INPUTS if n not in _forward_arguments(model)]
+    missing = [n for n in _ONNX_INPUTS if n not in forward_arguments(model)]
     if missing:
         raise ValueError(f"{type(model).__name__}.forward takes no {missing}. Fix: pass a transformers "
                          "sequence-classification model (minikit.load_model / get_baseline().model).")
     example = inputs if inputs is not None else _padded_dummy(model, 2, 16, seed=0)
-    _release_freed_memory()  # export and check hold several copies of the weights: start from a trimmed heap
+    release_freed_memory()  # export and check hold several copies of the weights: start from a trimmed heap
     axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
             "logits": {0: "batch"}}
     traced = {k: v[:2] for k, v in example.items()}  # batch and length stay dynamic: two rows trace the same graph
@@ -365,7 +366,7 @@ def quantize_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrained
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _release_freed_memory()
+    release_freed_memory()
     with _quiet_logging():
         quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel)
     check_onnx(out_path, model, inputs, tolerance)

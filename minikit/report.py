@@ -19,9 +19,7 @@ import argparse
 import copy
 import datetime as dt
 import html
-import io
 import json
-import os
 import sys
 import time
 import uuid
@@ -202,7 +200,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
 
     import torch
 
-    from minikit import deployment, metrics
+    from minikit import deployment, metrics, system
     from minikit import quantization as Q
     from minikit.settings import setup
     from minikit.training import fine_tune
@@ -257,7 +255,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
     step("write")
     run = {"model": str(model), "dataset": str(dataset), "command": command or _command(),
            "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": metrics.machine_description(), "threads": torch.get_num_threads(),
+           "machine": system.machine_description(), "threads": torch.get_num_threads(),
            "versions": {p: metadata.version(p) for p in ("torch", "transformers", "onnxruntime", "minikit")},
            "seconds": {k: round(v, 1) for k, v in seconds.items() if k != "write"}}
     html_path, json_path, csv_path = _write(folder, table, baseline, run)

@@ -41,9 +41,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from minikit.cache import MANIFEST, file_sha256, find, load_model_dir, load_or_build, save_model_dir
 from minikit.data import BBC_NEWS, prepare_dataset, tokenize
-from minikit.metrics import _release_freed_memory
 from minikit.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_model_source
 from minikit.settings import get_settings, quiet_transformers, seed_everything
+from minikit.system import release_freed_memory
 
 METHODS = ("full", "linear-probe", "gradual-unfreeze")
 # One epoch on BBC News with minilm-l6 (bench/train_baseline.py --method ...): full 97.7 % test
@@ -342,7 +342,7 @@ class _EncoderOutputs:
                     self.pooled[start:start + len(chunk)] = pooled
                 del out
         model.train(was_training)
-        _release_freed_memory()
+        release_freed_memory()
 
     @staticmethod
     def _key(ids, mask) -> bytes:
@@ -638,7 +638,7 @@ def fine_tune(
     from other weights, e.g. ``domain_adapt()``'s folder. ``dataset`` may be a DatasetDict.
     """
     splits, data_parts = _load_splits(dataset, config.seed)
-    _release_freed_memory()  # deduplication leaves ~100 MB of freed heap behind; training needs it
+    release_freed_memory()  # deduplication leaves ~100 MB of freed heap behind; training needs it
     source = init_dir if init_dir is not None else model
     num_labels = len(splits["train"].features["label"].names)
     # Activation checkpointing trades memory for time and changes no number (tested), so it is not part of
@@ -653,7 +653,7 @@ def fine_tune(
         net.config.id2label = dict(enumerate(splits["train"].features["label"].names))
         net.config.label2id = {name: i for i, name in net.config.id2label.items()}
         result = train_classifier(net, tokenizer, splits, config, callback, progress)
-        _release_freed_memory()  # the optimizer's state and the activations: hand them back before the next run
+        release_freed_memory()  # the optimizer's state and the activations: hand them back before the next run
         accuracy = evaluate_accuracy(net, tokenizer, splits["test"], config.max_length,
                                      truncation=config.truncation)
         return net, tokenizer, result, accuracy
@@ -747,7 +747,7 @@ def domain_adapt(
         raise ValueError(f"mlm_probability={mlm_probability!r}: expected a fraction in (0, 1), usually 0.15.")
     if texts is None:
         texts = list(prepare_dataset(BBC_NEWS, seed=seed)[0]["train"]["text"])
-        _release_freed_memory()
+        release_freed_memory()
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise ValueError("domain_adapt got no non-empty texts. Fix: pass a list of strings from your domain.")
@@ -756,13 +756,13 @@ def domain_adapt(
              "batch_size": batch_size, "max_length": max_length, "seed": seed}
     entry = load_or_build("domain-adapted", parts, lambda folder: _masked_lm_pass(
         model_name, texts, folder, steps, mlm_probability, learning_rate, batch_size, max_length, seed, progress))
-    _release_freed_memory()  # the masked-LM model and its optimizer: ~0.4 GB otherwise kept by the heap
+    release_freed_memory()  # the masked-LM model and its optimizer: ~0.4 GB otherwise kept by the heap
     return entry
 
 
 def _masked_lm_pass(model_name, texts, folder: Path, steps, mlm_probability, learning_rate, batch_size,
                     max_length, seed, progress) -> None:
-    _release_freed_memory()  # what earlier runs freed, handed back before this one's peak
+    release_freed_memory()  # what earlier runs freed, handed back before this one's peak
     seed_everything(seed)
     kind, location = resolve_model_source(model_name)
     offline = kind != "hub"
@@ -812,7 +812,7 @@ def _masked_lm_pass(model_name, texts, folder: Path, steps, mlm_probability, lea
     mlm = accelerator.unwrap_model(mlm)
     del optimizer, scheduler, loader, logits, loss, batch
     accelerator.free_memory()
-    _release_freed_memory()
+    release_freed_memory()
     with quiet_transformers():
         encoder = AutoModel.from_pretrained(location, local_files_only=offline, trust_remote_code=False)
     adapted = mlm.base_model.state_dict()

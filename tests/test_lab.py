@@ -108,7 +108,7 @@ def test_lab_measures_builds_caches_and_reads_back(teacher, monkeypatch):
     monkeypatch.undo()
 
     # another machine's (or thread count's) measurements are not mixed in
-    monkeypatch.setattr(minikit.metrics, "machine_description", lambda: {"cpu": "another machine"})
+    monkeypatch.setattr(minikit.system, "machine_description", lambda: {"cpu": "another machine"})
     assert Lab(teacher, progress=False).results().empty
 
 

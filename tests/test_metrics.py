@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import minikit
-from minikit import cache, metrics
-from minikit.metrics import ModelProfile, dummy_inputs, measure_latency, profile_model
+from minikit import cache, metrics, system
+from minikit.metrics import ModelProfile, measure_latency, profile_model
+from minikit.models import dummy_inputs
 
 
 def test_count_parameters_of_a_linear_layer():
@@ -212,7 +213,7 @@ def test_compare_models_second_call_reads_the_cache(counted_profiles):
     assert abs(dt.datetime.now(dt.timezone.utc) - measured_at) < dt.timedelta(minutes=5)
     table = cache.entries(metrics.PROFILES_KIND)
     assert len(table) == 1
-    assert table.loc[0, "parts"]["machine"] == metrics.machine_description()
+    assert table.loc[0, "parts"]["machine"] == system.machine_description()
 
 
 def test_compare_models_refresh_measures_again_and_replaces_the_entry(counted_profiles):
@@ -249,7 +250,7 @@ def test_compare_models_anything_that_changes_the_numbers_is_a_new_entry(counted
             threads = torch.get_num_threads()
             elsewhere.setattr(torch, "get_num_threads", lambda: threads + 1)
         elif change == "machine":
-            elsewhere.setattr(metrics, "_cpu_model_name", lambda: "Another CPU @ 1.0GHz")
+            elsewhere.setattr(system, "_cpu_model_name", lambda: "Another CPU @ 1.0GHz")
         other = minikit.compare_models(**(SMALL if isinstance(change, str) else {**SMALL, **change}))
     assert len(counted_profiles) == 1 + len(other)  # measured again, not read from the cache
     assert len(cache.entries(metrics.PROFILES_KIND)) == 2
@@ -264,7 +265,7 @@ def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_p
 
 
 def test_machine_description_has_every_field():
-    machine = metrics.machine_description()
+    machine = system.machine_description()
     assert set(machine) == {"machine", "system", "cpu_count", "cpu_model"}
     assert all(machine[k] for k in ("machine", "system", "cpu_model"))
     json.dumps(machine)  # it goes into a cache key
@@ -273,12 +274,12 @@ def test_machine_description_has_every_field():
 def test_cpu_model_name_from_x86_arm_or_no_cpuinfo(tmp_path, monkeypatch):
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-1165G7\n")
-    assert metrics._cpu_model_name(x86) == "Intel(R) Core(TM) i7-1165G7"
+    assert system._cpu_model_name(x86) == "Intel(R) Core(TM) i7-1165G7"
     arm = tmp_path / "arm"
     arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n")
-    assert metrics._cpu_model_name(arm) == "implementer 0x41, part 0xd0c"
-    monkeypatch.setattr(metrics.platform, "processor", lambda: "")
-    assert metrics._cpu_model_name(tmp_path / "missing") == "unknown"
+    assert system._cpu_model_name(arm) == "implementer 0x41, part 0xd0c"
+    monkeypatch.setattr(system.platform, "processor", lambda: "")
+    assert system._cpu_model_name(tmp_path / "missing") == "unknown"
 
 
 def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them():
