@@ -26,6 +26,7 @@ import transformers
 from transformers import PreTrainedModel
 
 from minikit.cache import load_or_build
+from minikit.claims import SIZE_CLASSES, size_class_of
 from minikit.models import dummy_inputs, forward_arguments
 from minikit.settings import quiet_transformers
 from minikit.system import PeakRSS, machine_description
@@ -165,12 +166,10 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
     class is too big for a 2 GB notebook, so its figure is extrapolated from a log-log fit over
     the measured models and labelled as such.
     """
-    from minikit.charts import SIZE_CLASS_CLAIMS, size_class_of
-
     measured = profiles.assign(size_class=[size_class_of(p) for p in profiles["params_m"]])
     slope, intercept = np.polyfit(np.log(profiles["params_m"]), np.log(profiles["latency_p50_ms"]), 1)
     rows = []
-    for claim in SIZE_CLASS_CLAIMS.itertuples():
+    for claim in SIZE_CLASSES.itertuples():
         members = measured[measured["size_class"] == claim.size_class]
         if len(members):
             ms, how = float(members["latency_p50_ms"].median()), "measured: " + ", ".join(members["name"])

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from minikit import charts, pruning
+from minikit.claims import SIZE_CLASSES
 from minikit.data import truncated_share
 from minikit.metrics import (
     ThresholdScores,
@@ -81,7 +82,7 @@ class ModelExplorer:
         self.button = W.Button(description="Measure", button_style="primary", icon="play")
         self.status = W.HTML()
         self.profiles = profiles if profiles is not None else compare_models(names, seq_len, batch_size)
-        self.chart = _jupyter_chart(charts.latency_chart(self.profiles))
+        self.chart = _jupyter_chart(charts.latency_chart(self.profiles, claims=SIZE_CLASSES))
         self.bars = _jupyter_chart(charts.throughput_chart(self.profiles))
         self.button.on_click(lambda _: self.update())
         controls = W.VBox([self.models, self.seq_len, self.batch_size, W.HBox([self.button, self.status])])
@@ -98,7 +99,7 @@ class ModelExplorer:
             # A press is a request for a fresh measurement: the cached table is replaced, not shown again.
             self.profiles = compare_models(self.models.value, self.seq_len.value, self.batch_size.value,
                                            refresh=True)
-            self.chart.chart = charts.latency_chart(self.profiles)
+            self.chart.chart = charts.latency_chart(self.profiles, claims=SIZE_CLASSES)
             self.bars.chart = charts.throughput_chart(self.profiles)
             self.status.value = f"measured at {self.profiles['measured_at'].iloc[0]}"
         finally:
