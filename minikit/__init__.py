@@ -23,14 +23,13 @@ from minikit.data import (
     truncated_share,
 )
 from minikit.errors import DataError, MinikitError, ModelNotAvailableError, OnnxMismatchError, UnknownNameError
-from minikit.metrics import (
-    Benchmark,
-    ModelProfile,
-    classification_report,
+from minikit.benchmark import Benchmark
+from minikit.metrics import classification_report, confusion_matrix
+from minikit.profiling import (
     compare_models,
-    confusion_matrix,
     count_parameters,
     measure_latency,
+    ModelProfile,
     profile_model,
     size_on_disk_mb,
 )

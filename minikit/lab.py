@@ -211,7 +211,7 @@ class Lab:
         return table[table["recipe"] == recipe].iloc[0]
 
     def _benchmark(self, recipe: Recipe) -> dict:
-        from minikit.metrics import Benchmark
+        from minikit.benchmark import Benchmark
 
         # One Benchmark per Lab: the baseline's accuracy is scored once, and timed again beside every recipe.
         if self._bench is None or recipe.name in self._bench._variants:

@@ -200,7 +200,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
 
     import torch
 
-    from minikit import deployment, metrics, system
+    from minikit import benchmark, deployment, system
     from minikit import quantization as Q
     from minikit.settings import setup
     from minikit.training import fine_tune
@@ -242,8 +242,8 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
                                            max_length=config.max_length, texts=check_texts, name="student-int8")
     done("export")
     step("benchmark")
-    bench = metrics.Benchmark(baseline.splits["test"], baseline.tokenizer, max_length=config.max_length,
-                              baseline=BASELINE, repeats=repeats, batch_size=16, batch_repeats=2)
+    bench = benchmark.Benchmark(baseline.splits["test"], baseline.tokenizer, max_length=config.max_length,
+                                baseline=BASELINE, repeats=repeats, batch_size=16, batch_repeats=2)
     bench.add(BASELINE, baseline.model)
     bench.add(f"pruned FFN {PRUNE_FRACTION:.0%} (PyTorch)", pruned)
     bench.add("int8 dynamic (PyTorch)", int8_torch)

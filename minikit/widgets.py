@@ -23,14 +23,8 @@ from torch import nn
 from minikit import charts, pruning
 from minikit.claims import SIZE_CLASSES
 from minikit.data import truncated_share
-from minikit.metrics import (
-    ThresholdScores,
-    compare_models,
-    count_parameters,
-    measure_latency,
-    precision_recall_at_threshold,
-    precision_recall_curve_table,
-)
+from minikit.metrics import precision_recall_at_threshold, precision_recall_curve_table, ThresholdScores
+from minikit.profiling import compare_models, count_parameters, measure_latency
 from minikit.models import CATALOG
 from minikit.quantization import (
     GRANULARITIES,

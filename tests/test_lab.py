@@ -99,7 +99,7 @@ def test_lab_measures_builds_caches_and_reads_back(teacher, monkeypatch):
     def no_timing(*args, **kwargs):
         raise AssertionError("a cached recipe was measured again")
 
-    monkeypatch.setattr(minikit.metrics.Benchmark, "run", no_timing)
+    monkeypatch.setattr(minikit.benchmark.Benchmark, "run", no_timing)
     again = Lab(teacher, progress=False)
     assert all(again.is_measured(r) for r in recipes)
     pd.testing.assert_frame_equal(again.results().drop(columns="recipe"), table.drop(columns="recipe"))
