@@ -212,7 +212,7 @@ def _lab(course: _Course) -> None:
 
 
 def _early_exit(course: _Course) -> None:
-    from minikit import adaptive as A
+    from minikit import early_exit as A
 
     A.get_early_exit(course.baseline, progress=course.progress)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import torch
 from filelock import FileLock
 
 from minikit.errors import MinikitError
@@ -68,7 +70,7 @@ TRAINED_KINDS: dict[str, TrainedKind] = {
     "predictions": TrainedKind("a trained model's test-split predictions", "03b", ("multitask", "training"), "¼"),
     "teacher-logits": TrainedKind("the teacher's logits on the training texts", "07", ("distillation", "training"), "¼"),
     "distilled": TrainedKind("a distilled student", "07", ("distillation", "training", "pruning", "models"), "⅓–1½"),
-    "early_exit": TrainedKind("early-exit heads", "10", ("adaptive", "training"), "1"),
+    "early_exit": TrainedKind("early-exit heads", "10", ("early_exit", "training"), "1"),
     "lab-models": TrainedKind("a compression-lab model (surgery, training or int8 export)", "09",
                               ("lab", "distillation", "pruning", "training", "quantization", "deployment"), "¼–2"),
     "pruned": TrainedKind("a pruned and recovered model (minikit report)", "", ("report", "pruning", "training"), "1"),
@@ -176,6 +178,20 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 of a model's class and ``torch.save``d state dict (quantized weights too); ~0.1 s per 90 MB."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return hashlib.sha256(type(model).__qualname__.encode() + buffer.getvalue()).hexdigest()
+
+
+def tokenizer_sha256(tokenizer) -> str:
+    """sha256 of a tokenizer's full definition (its tokenizer.json), or of its vocabulary for a slow one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _entry_files(folder: Path) -> list[Path]:

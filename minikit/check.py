@@ -545,7 +545,7 @@ def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: f
     """Mean exit layer (1-based) under max-prob > ``threshold``, from every layer's logits (N, L, C)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.adaptive import ExitRule, exit_layers
+    from minikit.early_exit import ExitRule, exit_layers
 
     layers = exit_layers(layer_logits, ExitRule("max-prob", threshold))
     truth = float(layers.mean())
@@ -564,7 +564,7 @@ def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: 
     """The variant the picker would choose for these budgets (most accurate among those that fit)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.adaptive import pick_variant
+    from minikit.benchmark import pick_variant
 
     pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
     table = pick.table.set_index("name")

@@ -902,7 +902,7 @@ class BatchingExplorer:
 
 
 class EarlyExitExplorer:
-    """A threshold slider over ``adaptive.latency_curve``'s grid: accuracy, mean layers, measured latency.
+    """A threshold slider over ``early_exit.latency_curve``'s grid: accuracy, mean layers, measured latency.
 
     Every position is a threshold whose latency was measured (once, cached); accuracy and layers
     come from every layer's logits computed once, so a move only redraws (no model runs).
@@ -947,7 +947,7 @@ class EarlyExitExplorer:
 
 
 class BudgetPicker:
-    """Latency and memory budget sliders → ``adaptive.pick_variant`` on a results table, redrawn.
+    """Latency and memory budget sliders → ``benchmark.pick_variant`` on a results table, redrawn.
 
     The chosen variant is ringed; every rejected one says why. When nothing fits, the label says
     which variant comes closest and by how much.
@@ -955,7 +955,7 @@ class BudgetPicker:
 
     def __init__(self, results: pd.DataFrame, latency_budget_ms: float = 20.0, memory_budget_mb: float = 500.0,
                  latency_column: str = "latency_p50_ms", memory_column: str = "peak_memory_mb"):
-        from minikit.adaptive import pick_variant
+        from minikit.benchmark import pick_variant
 
         self.results, self.columns = results, (latency_column, memory_column)
         pick_variant(results, latency_budget_ms, memory_budget_mb, *self.columns)  # bad input fails here
@@ -974,7 +974,7 @@ class BudgetPicker:
         self.widget = W.VBox([W.HBox([self.latency, self.memory]), self.label, self.chart])
 
     def _table(self, latency_budget_ms: float, memory_budget_mb: float) -> pd.DataFrame:
-        from minikit.adaptive import NoVariantFitsError, pick_variant
+        from minikit.benchmark import NoVariantFitsError, pick_variant
 
         try:
             self.pick = pick_variant(self.results, latency_budget_ms, memory_budget_mb, *self.columns)
