@@ -184,7 +184,8 @@ def _distillation_knobs(course: _Course) -> None:
     """The first setting of chapter 7's α/depth explorer (``DistillationExplorer(teacher, alpha=0.5, layers=2)``)."""
     from minikit import widgets
     from minikit.distillation import distill, select_layers, spread_layers
-    from minikit.training import TrainConfig, encoder_layers
+    from minikit.models import encoder_layers
+    from minikit.training import TrainConfig
 
     teacher = course.baseline
     layers = spread_layers(len(encoder_layers(teacher.model)), 2)

@@ -111,7 +111,7 @@ def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     if (missing := _missing(answer)) is not None:
         return missing
     from minikit.models import build_model
-    from minikit.training import head_parameters
+    from minikit.models import head_parameters
 
     truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
     if int(answer) == truth:
@@ -435,7 +435,7 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
     if (missing := _missing(answer)) is not None:
         return missing
     from minikit.metrics import count_parameters
-    from minikit.training import encoder_layers
+    from minikit.models import encoder_layers
 
     truth = count_parameters(student)
     if int(answer) == truth:

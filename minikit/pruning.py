@@ -28,7 +28,8 @@ from transformers import PreTrainedModel
 from transformers.pytorch_utils import prune_linear_layer
 
 from minikit.metrics import count_parameters, size_on_disk_mb
-from minikit.training import TrainConfig, TrainResult, encoder_layers, train_classifier
+from minikit.models import encoder_layers
+from minikit.training import TrainConfig, TrainResult, train_classifier
 
 SCOPES = ("global", "layer")
 # A short recovery run: a quarter of the train split (~46 steps at batch 8, so roughly a quarter
