@@ -142,10 +142,10 @@ def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> Chec
 
 def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "temperature",
                            temperature: float = 2.0) -> CheckResult:
-    """The share of steps each task gets from ``multitask.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
+    """The share of steps each task gets from ``tasks.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.multitask import TaskSampler
+    from minikit.tasks import TaskSampler
 
     truth = TaskSampler(sizes, strategy, temperature).probabilities
     if not isinstance(answer, dict) or set(answer) != set(truth):

@@ -37,7 +37,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from minikit import metrics
-from minikit.cache import _pickle_files, load_or_build, save_model_dir
+from minikit.cache import load_or_build, pickle_files, save_model_dir
 from minikit.data import stratified_subset
 from minikit.errors import is_finite, is_int
 from minikit.loop import EVAL_BATCH, TrainConfig, TrainResult, loader_accuracy, train_loop, training_session
@@ -340,7 +340,7 @@ def load_multitask(folder: str | Path) -> tuple[MultiTaskModel, PreTrainedTokeni
     if not (folder / "multitask.json").is_file() or not (encoder_dir / "config.json").is_file():
         raise FileNotFoundError(f"{folder} has no multitask.json or encoder/config.json. "
                                 "Fix: pass a folder written by save_multitask.")
-    pickles = _pickle_files(encoder_dir)
+    pickles = pickle_files(encoder_dir)
     if pickles:
         raise ValueError(f"{encoder_dir} holds pickle weights {pickles}; minikit loads safetensors only, because "
                          "unpickling can run arbitrary code. Fix: re-save the model with save_multitask.")
