@@ -102,7 +102,8 @@ class TrainResult:
     """What a training run did: its history and its best validation accuracy."""
 
     # One row per log_every steps: step, epoch, train_loss (mean since the previous row),
-    # val_accuracy (NaN between evaluations), lr, trainable (parameters that were training).
+    # val_accuracy (NaN between evaluations), lr, trainable (parameters that were training);
+    # a multi-task run adds train_loss/<task>, steps/<task> and val_accuracy/<task> (train_loop).
     history: pd.DataFrame
     best_val_accuracy: float
     best_step: int  # the weights of this step are the ones the model ends with

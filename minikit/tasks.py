@@ -1,4 +1,4 @@
-"""Chapter 3b — the tasks of multi-task learning: what a task is, the chapter's tasks, and which task each step trains.
+"""Chapter 3b — the tasks of multi-task learning: what a task is, the chapter's tasks, and the task sampler.
 
 A ``Task`` is one classification dataset with its columns, number of classes and loss weight;
 ``TaskSampler`` draws the task of each training step (proportional, round-robin or
@@ -34,8 +34,8 @@ from minikit.data import (
     tokenize,
 )
 from minikit.errors import is_finite, is_int
+from minikit.loop import TrainConfig
 from minikit.settings import DEFAULT_SEED
-from minikit.training import TrainConfig
 
 STRATEGIES = ("proportional", "round-robin", "temperature")
 DEFAULT_TEMPERATURE = 2.0  # p ∝ n^(1/2): between proportional (T=1) and uniform (T→∞); T5 compares T = 2, 4, 8

@@ -3,9 +3,10 @@
 Three methods: ``"full"`` trains every weight; ``"linear-probe"`` trains only the head, which
 measures what the pre-trained features are worth as they are; ``"gradual-unfreeze"`` (ULMFiT)
 starts with the head and unfreezes one more encoder layer from the top at each stage. The loop
-(``minikit.loop``, with ``TrainConfig``) uses ``accelerate.Accelerator``, so the same code runs on a CPU,
-one GPU, or several GPUs under ``accelerate launch``. ``fine_tune`` caches the trained model; ``get_baseline()`` is the call
-later chapters use to get the fine-tuned baseline back in a fresh kernel.
+(``minikit.loop``, where ``TrainConfig`` is defined) uses ``accelerate.Accelerator``, so the same code
+runs on a CPU, one GPU, or several GPUs under ``accelerate launch``. ``fine_tune`` caches the trained
+model; ``get_baseline()`` is the call later chapters use to get the fine-tuned baseline back in a
+fresh kernel.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _dataloaders(splits, tokenizer, config: TrainConfig) -> tuple[DataLoader, Da
 
 
 # --------------------------------------------------------------------------------------------
-# The training loop
+# Training a classifier (the loop itself is minikit.loop's)
 # --------------------------------------------------------------------------------------------
 
 
