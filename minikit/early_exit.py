@@ -6,7 +6,7 @@ the last, whose answer stays the model's own head, so the full model's accuracy 
 inference, one text at a time, the model stops at the first layer whose answer is confident
 enough (``ExitRule``), and the layers above it never run: forward hooks on the encoder's layers
 compute each head and stop the forward pass by raising. Layers are found by module type
-(``training.encoder_layers``), so BERT, DistilBERT and MobileBERT all work.
+(``models.encoder_layers``), so BERT, DistilBERT and MobileBERT all work.
 
 The other half of the chapter, the variant picked to fit a budget, is ``benchmark.pick_variant``.
 """
@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from minikit.training import encoder_layers
+from minikit.models import encoder_layers
 
 RULES = ("max-prob", "entropy", "patience")
 HEAD_STEPS = 300  # AdamW steps per head, batches of 64 cached features: well under a second each

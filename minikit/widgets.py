@@ -33,7 +33,7 @@ from minikit.quantization import (
     quantize_tensor,
     quantized_size_mb,
 )
-from minikit.training import encoder_layers
+from minikit.models import encoder_layers
 
 
 def _jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
