@@ -31,7 +31,20 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 import psutil
 
+from minikit import cache, widgets
+from minikit import distillation as D
+from minikit import early_exit as A
+from minikit import multitask as M
+from minikit.cache import NO_TRAIN_VARIABLE, TrainingForbiddenError
+from minikit.data import prepare_dataset
+from minikit.distillation import distill, select_layers, spread_layers
 from minikit.errors import MinikitError
+from minikit.lab import Lab, Recipe
+from minikit.models import encoder_layers
+from minikit.settings import get_settings, setup
+from minikit.system import release_freed_memory
+from minikit.tasks import CHAPTER_CONFIG, chapter_tasks
+from minikit.training import BBC_NEWS, DEFAULT_MODEL, TrainConfig, domain_adapt, fine_tune, get_baseline
 
 # Every notebook of the course, in course order (its file name starts with the chapter).
 CHAPTERS = ("01", "02", "03", "03b", "04", "05", "06", "07", "08", "09", "10")
@@ -55,26 +68,18 @@ class _Course:
 
     @property
     def splits(self):
-        from minikit.data import prepare_dataset
-
         return self._get("splits", lambda: prepare_dataset("bbc-news")[0])
 
     @property
     def baseline(self):
-        from minikit.training import get_baseline
-
         return self._get("baseline", lambda: get_baseline(progress=self.progress))
 
     @property
     def tasks(self):
-        from minikit.tasks import chapter_tasks
-
         return self._get("tasks", chapter_tasks)
 
     @property
     def lab(self):
-        from minikit.lab import Lab
-
         return self._get("lab", lambda: Lab(self.baseline, progress=self.progress))
 
     def forget(self) -> None:
@@ -108,42 +113,29 @@ def _lean(config):
 
 
 def _baseline(course: _Course) -> None:
-    from minikit.training import BBC_NEWS, DEFAULT_MODEL, TrainConfig, fine_tune
-
     # chapter 3's full fine-tune is get_baseline(), i.e. fine_tune(DEFAULT_MODEL, BBC_NEWS, TrainConfig())
     fine_tune(DEFAULT_MODEL, BBC_NEWS, _lean(TrainConfig()), progress=course.progress)
 
 
 def _linear_probe(course: _Course) -> None:
-    from minikit.training import TrainConfig, fine_tune
-
     fine_tune("minilm-l6", "bbc-news", TrainConfig(method="linear-probe"), progress=course.progress)
 
 
 def _adapted(course: _Course) -> Path:
-    from minikit.training import domain_adapt
-
     return domain_adapt("minilm-l6", course.splits["train"]["text"], progress=course.progress)
 
 
 def _low_data(course: _Course) -> None:
-    from minikit.training import TrainConfig, fine_tune
-
     fine_tune("minilm-l6", "bbc-news", _lean(TrainConfig(train_fraction=0.1, epochs=2)), progress=course.progress)
 
 
 def _low_data_adapted(course: _Course) -> None:
-    from minikit.training import TrainConfig, fine_tune
-
     fine_tune("minilm-l6", "bbc-news", _lean(TrainConfig(train_fraction=0.1, epochs=2)), init_dir=_adapted(course),
               progress=course.progress)
 
 
 def _multitask(fraction: float | None) -> Callable[[_Course], None]:
     def run(course: _Course) -> None:
-        from minikit import multitask as M
-        from minikit.tasks import CHAPTER_CONFIG
-
         topic, headline = course.tasks
         tasks = [topic if fraction is None else topic.with_fraction(fraction), headline]
         M.multitask_row(M.get_multitask(tasks=tasks, config=_lean(CHAPTER_CONFIG), progress=course.progress), "topic",
@@ -154,9 +146,6 @@ def _multitask(fraction: float | None) -> Callable[[_Course], None]:
 
 def _single_task_rows(course: _Course) -> None:
     """Chapter 3b scores chapter 3's single-task runs on its own test split (their predictions are cached)."""
-    from minikit import multitask as M
-    from minikit.training import TrainConfig, fine_tune
-
     topic, _ = course.tasks
     full_rows = len(topic.splits["train"])
     M.single_task_row(course.baseline, topic, full_rows)
@@ -167,15 +156,11 @@ def _single_task_rows(course: _Course) -> None:
 
 
 def _teacher_logits(course: _Course) -> None:
-    from minikit import distillation as D
-
     D.teacher_logits(course.baseline, course.splits["validation"]["text"])
 
 
 def _student(use_teacher: bool) -> Callable[[_Course], None]:
     def run(course: _Course) -> None:
-        from minikit import distillation as D
-
         D.get_student(course.baseline, use_teacher=use_teacher, progress=course.progress)
 
     return run
@@ -183,11 +168,6 @@ def _student(use_teacher: bool) -> Callable[[_Course], None]:
 
 def _distillation_knobs(course: _Course) -> None:
     """The first setting of chapter 7's α/depth explorer (``DistillationExplorer(teacher, alpha=0.5, layers=2)``)."""
-    from minikit import widgets
-    from minikit.distillation import distill, select_layers, spread_layers
-    from minikit.models import encoder_layers
-    from minikit.training import TrainConfig
-
     teacher = course.baseline
     layers = spread_layers(len(encoder_layers(teacher.model)), 2)
     distill(select_layers(teacher.model, layers), teacher, alpha=0.5, temperature=2.0,
@@ -196,8 +176,6 @@ def _distillation_knobs(course: _Course) -> None:
 
 def lab_recipes():
     """The recipes chapter 9 measures (its cell 7), the dashboard's first one among them."""
-    from minikit.lab import Recipe
-
     return [Recipe(), Recipe(bits=8), Recipe(vocabulary=True), Recipe(vocabulary=True, bits=8),
             Recipe(depth=2, ffn_pruned=0.5, vocabulary=True), Recipe(depth=2, ffn_pruned=0.5, vocabulary=True, bits=8)]
 
@@ -214,8 +192,6 @@ def _lab(course: _Course) -> None:
 
 
 def _early_exit(course: _Course) -> None:
-    from minikit import early_exit as A
-
     A.get_early_exit(course.baseline, progress=course.progress)
 
 
@@ -288,8 +264,6 @@ def parse_chapters(values: Sequence[str] | None) -> list[str] | None:
 
 def writable_cache() -> Path:
     """The cache folder, created if needed, after proving a file can be written there (before any work)."""
-    from minikit.settings import get_settings
-
     folder = get_settings().cache_dir
     probe = folder / f".minikit-write-test-{uuid.uuid4().hex[:8]}"
     try:
@@ -306,8 +280,6 @@ def writable_cache() -> Path:
 @contextlib.contextmanager
 def _training_allowed(allowed: bool) -> Iterator[None]:
     """MINIKIT_NO_TRAIN as asked for the duration (the build trains; ``--list`` only looks)."""
-    from minikit.cache import NO_TRAIN_VARIABLE
-
     before = os.environ.get(NO_TRAIN_VARIABLE)
     if allowed:
         os.environ.pop(NO_TRAIN_VARIABLE, None)
@@ -352,8 +324,6 @@ class _PeakMemory:
 
 
 def _entry_names() -> dict[str, float]:
-    from minikit import cache
-
     table = cache.entries()
     return dict(zip(table["kind"] + "/" + table["key"], table["size_mb"]))
 
@@ -376,10 +346,6 @@ def build(chapters: Sequence[str] | None = None, progress: bool = True, threads:
 
     Returns the table the command prints. ``steps`` replaces the course's steps (tests).
     """
-    from minikit.cache import TrainingForbiddenError
-    from minikit.system import release_freed_memory
-    from minikit.settings import setup
-
     chosen = steps_for(chapters) if steps is None else list(steps)
     folder = writable_cache()
     setup(threads=threads)

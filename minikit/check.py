@@ -10,6 +10,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from minikit.benchmark import pick_variant
+from minikit.data import DataWarning, check_leakage, load_dataset, split_dataset
+from minikit.deployment import deployment_scenarios
+from minikit.distillation import distillation_loss
+from minikit.early_exit import ExitRule, exit_layers
+from minikit.lab import pareto_front
+from minikit.metrics import per_class_scores, precision_recall_at_threshold
+from minikit.models import build_model, encoder_layers, head_parameters
+from minikit.profiling import count_parameters
+from minikit.pruning import encoder_linears, magnitude_threshold
+from minikit.quantization import quantization_params, quantized_size_mb
+from minikit.server import create_app
+from minikit.tasks import TaskSampler
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -38,8 +52,6 @@ def encoder_layer_params(answer: int | None) -> CheckResult:
     """Parameters in one MiniLM-L6 encoder layer, from hidden=384 and FFN=1536."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.profiling import count_parameters
-    from minikit.models import build_model
 
     model = build_model("minilm-l6")
     layer = next(m for m in model.modules() if type(m).__name__.endswith("Layer"))
@@ -89,7 +101,6 @@ def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
         return missing
     import warnings
 
-    from minikit.data import DataWarning, check_leakage, load_dataset, split_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
@@ -110,8 +121,6 @@ def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     """Trainable parameters of a linear probe on MiniLM-L6 (the classification head only)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.models import build_model
-    from minikit.models import head_parameters
 
     truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
     if int(answer) == truth:
@@ -145,7 +154,6 @@ def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "te
     """The share of steps each task gets from ``tasks.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.tasks import TaskSampler
 
     truth = TaskSampler(sizes, strategy, temperature).probabilities
     if not isinstance(answer, dict) or set(answer) != set(truth):
@@ -195,7 +203,6 @@ def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult
     """Macro-F1 computed from a confusion matrix (rows: true class, columns: predicted)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.metrics import per_class_scores
 
     truth = float(per_class_scores(np.asarray(cm))["f1"].mean())
     if abs(float(answer) - truth) < 1e-6:
@@ -212,7 +219,6 @@ def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.
     """The lowest threshold (step 0.01) where one class's precision reaches ``target``."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.metrics import precision_recall_at_threshold
 
     grid = np.round(np.arange(0, 1.01, 0.01), 2)
     hits = [t for t in grid if precision_recall_at_threshold(probs, y_true, cls, t).precision >= target]
@@ -236,7 +242,6 @@ def pruning_threshold(answer: float | None, weights, sparsity: float) -> CheckRe
         return missing
     import torch
 
-    from minikit.pruning import magnitude_threshold
 
     w = torch.as_tensor(weights, dtype=torch.float32)
     truth, k = magnitude_threshold([w], sparsity), round(sparsity * w.numel())
@@ -292,7 +297,6 @@ def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult
     """The encoder layer that loses the largest share of its Linear weights under global magnitude pruning."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.pruning import encoder_linears, magnitude_threshold
 
     linears = encoder_linears(model)
     cut = magnitude_threshold([m.weight for _, _, m in linears], sparsity)
@@ -320,7 +324,6 @@ def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, s
         return missing
     import torch
 
-    from minikit.quantization import quantization_params
 
     scale, zero_point, qmin, qmax = quantization_params(torch.as_tensor(x, dtype=torch.float32), bits, "per-tensor",
                                                         symmetric)
@@ -351,7 +354,6 @@ def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: st
         return missing
     import math
 
-    from minikit.quantization import quantized_size_mb
 
     truth = round(quantized_size_mb(layer, bits, granularity, symmetric) * 1e6)
     rows, cols = layer.weight.shape
@@ -409,7 +411,6 @@ def kd_loss(answer: float | None, student_logits, teacher_logits, label: int, al
         return missing
     import torch
 
-    from minikit.distillation import distillation_loss
 
     s = torch.as_tensor(np.asarray([student_logits], dtype=np.float64))
     t = torch.as_tensor(np.asarray([teacher_logits], dtype=np.float64))
@@ -434,8 +435,6 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
     """Parameters of ``student`` (fewer layers, pruned vocabulary) worked out from the teacher's."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.models import encoder_layers
-    from minikit.profiling import count_parameters
 
     truth = count_parameters(student)
     if int(answer) == truth:
@@ -507,7 +506,6 @@ def refused_with(answer: dict | None, predict, status: int = 413, **app_options)
         return missing
     from fastapi.testclient import TestClient
 
-    from minikit.server import create_app
 
     with TestClient(create_app(predict, **app_options)) as client:
         reply = client.post("/predict", json=answer)
@@ -525,7 +523,6 @@ def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float =
     """Mean hybrid latency: device p50 + low-confidence share × (round trip + cloud model p50)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.deployment import deployment_scenarios
 
     truth = float(deployment_scenarios(measured, network_rtt_ms=network_rtt_ms).set_index("scenario")
                   .loc["hybrid", "latency_ms"])
@@ -545,7 +542,6 @@ def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: f
     """Mean exit layer (1-based) under max-prob > ``threshold``, from every layer's logits (N, L, C)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.early_exit import ExitRule, exit_layers
 
     layers = exit_layers(layer_logits, ExitRule("max-prob", threshold))
     truth = float(layers.mean())
@@ -564,7 +560,6 @@ def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: 
     """The variant the picker would choose for these budgets (most accurate among those that fit)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.benchmark import pick_variant
 
     pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
     table = pick.table.set_index("name")
@@ -598,7 +593,6 @@ def lab_pareto(answer: list | None, results: pd.DataFrame, axis: str = "size") -
     """The names of the recipes on the Pareto front of accuracy against ``axis`` ("size" or "latency")."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.lab import pareto_front
 
     if axis not in ("size", "latency"):
         raise ValueError(f"axis={axis!r}: expected 'size' or 'latency'.")

@@ -26,6 +26,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
+from minikit import cache as _cache
 from minikit.errors import DataError, UnknownNameError
 from minikit.settings import DEFAULT_SEED
 
@@ -573,7 +574,6 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     """
     if not cache or name != BBC_NEWS:
         return _prepare(name, seed, lowercase, near_threshold, test_size, validation_size)
-    from minikit import cache as _cache
 
     parts = {"dataset": name, "seed": seed, "lowercase": lowercase, "near_threshold": near_threshold,
              "test_size": test_size, "validation_size": validation_size,

@@ -33,14 +33,26 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from minikit import server
 from minikit.benchmark import Pick, pick_variant
 from minikit.cache import file_sha256
 from minikit.errors import OnnxMismatchError
 from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE, export_onnx, quantize_onnx
+from minikit.server import (  # the served model's side, re-exported: deployment.serve, deployment.create_app…
+    MANIFEST_FILE,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    ModelFolderError,
+    ServedModel,
+    background_server,
+    create_app,
+    load_served_model,
+    serve,
+)
+from minikit.system import PeakRSS
 
-# The server module is imported lazily (see __getattr__ at the end): ``python -m minikit.server``
-# would warn if importing the minikit package had already imported it.
-_SERVER_NAMES = ("ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve")
+_SERVER_NAMES = (  # re-exported from the server, above
+    "ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve")
 
 # Texts the export checks on when none are given: int8 must get real text right; random ids are
 # out of distribution and would hide a broken tokenizer.
@@ -106,7 +118,6 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     """
     import onnxruntime
 
-    from minikit.server import MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, load_served_model
 
     if accuracy is not None:  # checked before the export's seconds of work
         accuracy = _check_accuracy(accuracy, "export_for_serving")
@@ -365,8 +376,6 @@ def batching_comparison(model, texts: Sequence[str], clients: int = 16, requests
     ``model`` is a served folder or a ``predict(texts)``; a folder is loaded once and shared.
     The ratios column compares throughput with the first setting's.
     """
-    from minikit.server import background_server, load_served_model
-
     settings = settings or {"off": {"max_batch_size": 1}, "on": {"max_batch_size": 16, "max_wait_ms": 5.0}}
     predict = model if callable(model) else load_served_model(model, threads=threads)
     rows = []
@@ -390,8 +399,6 @@ def dockerfile(folder: str | Path, port: int = 8000, threads: int = 1, max_batch
 
     Pins the packages to the versions installed here, so the container runs what you measured.
     """
-    from minikit.server import MANIFEST_FILE
-
     manifest_path = Path(folder) / MANIFEST_FILE
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path} not found. Fix: write the folder with export_for_serving first.")
@@ -435,8 +442,6 @@ CMD ["uvicorn", "server:app_from_env", "--factory", "--host", "0.0.0.0", "--port
 
 def write_container(folder: str | Path, out_dir: str | Path, **dockerfile_options) -> Path:
     """A Docker build context in ``out_dir``: Dockerfile, requirements.txt, server.py, model/ (a copy of ``folder``)."""
-    from minikit import server
-
     out = Path(out_dir)
     text = dockerfile(folder, **dockerfile_options)
     if out.exists() and any(out.iterdir()):
@@ -464,9 +469,6 @@ def measure_served(folder: str | Path, texts: Sequence[str], threads: int = 1, c
     text), and low_confidence_share (of the first 256 texts, those whose top score is below
     ``confidence``).
     """
-    from minikit.system import PeakRSS
-    from minikit.server import MODEL_FILE, load_served_model
-
     texts = list(texts)
     with PeakRSS() as rss:  # as a device would run it: one text at a time
         served = load_served_model(folder, threads=threads)
@@ -542,8 +544,6 @@ def _candidate_names(folders: Sequence[Path], manifests: Sequence[dict]) -> list
 
 def _served_manifest(folder: Path) -> dict:
     """The manifest of a candidate folder, with a recorded accuracy, or a ``ModelFolderError`` saying what to fix."""
-    from minikit.server import MANIFEST_FILE, ModelFolderError
-
     path = folder / MANIFEST_FILE
     if not path.is_file():
         raise ModelFolderError(f"{folder} has no {MANIFEST_FILE}, so it is not a served folder. Fix: write it with "
@@ -585,8 +585,6 @@ def pick_served(folders: Sequence[str | Path], latency_budget_ms: float, memory_
     measuring. Returns the ``Pick``; its table also has p95_ms, model_mb, ram_mb,
     accuracy_note and folder. ``NoVariantFitsError`` when none fits, naming the closest.
     """
-    from minikit.server import load_served_model
-
     if isinstance(folders, (str, Path)):
         folders = [folders]
     paths = [Path(f) for f in folders]
@@ -662,17 +660,7 @@ def choose_served(dirs: list[str], latency_budget_ms: float, memory_budget_mb: f
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m minikit.deployment``: the server's command line, with ``--latency-budget-ms`` choosing the folder."""
-    from minikit import server
-
     server.main(argv, pick=choose_served, prog="python -m minikit.deployment")
-
-
-def __getattr__(name: str):
-    if name in _SERVER_NAMES:
-        from minikit import server
-
-        return getattr(server, name)
-    raise AttributeError(f"module 'minikit.deployment' has no attribute {name!r}")
 
 
 __all__ = [

@@ -32,6 +32,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from minikit.cache import load_model_dir, load_or_build, save_model_dir
 from minikit.errors import is_finite, is_int
 from minikit.models import encoder_layers
+from minikit.pruning import prune_ffn_neurons
 from minikit.settings import get_settings, quiet_transformers, seed_everything
 from minikit.training import (
     FineTuned,
@@ -594,8 +595,6 @@ def student_start(teacher: FineTuned, layers: Sequence[int] = STUDENT_LAYERS,
                   min_count: int = STUDENT_MIN_COUNT, ffn_fraction: float = STUDENT_FFN_FRACTION) -> PrunedVocabulary:
     """The untrained student: ``layers`` of the teacher, ``ffn_fraction`` of each feed-forward block's
     neurons pruned (``pruning.prune_ffn_neurons``), its vocabulary pruned to the train split's tokens."""
-    from minikit.pruning import prune_ffn_neurons
-
     student = select_layers(teacher.model, layers)
     if ffn_fraction:
         student = prune_ffn_neurons(student, ffn_fraction)

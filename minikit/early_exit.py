@@ -24,7 +24,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from minikit.cache import cache_key, load_or_build
 from minikit.models import encoder_layers
+from minikit.system import machine_description
+from minikit.training import predict_logits
 
 RULES = ("max-prob", "entropy", "patience")
 HEAD_STEPS = 300  # AdamW steps per head, batches of 64 cached features: well under a second each
@@ -273,8 +276,6 @@ class EarlyExitModel:
         if features is None:
             features = self.pooled_features(texts)
         if final_logits is None:
-            from minikit.training import predict_logits
-
             final_logits = predict_logits(self.model, self.tokenizer, list(texts), max_length=self.max_length)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(features))
@@ -365,7 +366,6 @@ def get_early_exit(finetuned, steps: int = HEAD_STEPS, seed: int = 0, progress: 
     """
     from safetensors.torch import load_file, save_file
 
-    from minikit.cache import load_or_build
 
     model, tokenizer, splits = finetuned.model, finetuned.tokenizer, finetuned.splits
     if finetuned.cache_dir is None:
@@ -460,8 +460,6 @@ def latency_curve(result: EarlyExit, texts: Sequence[str], thresholds: Sequence[
     """
     import json
 
-    from minikit.cache import cache_key, load_or_build
-    from minikit.system import machine_description
 
     texts = list(texts)
     rules = [ExitRule(kind, float(t)) for t in thresholds]

@@ -36,8 +36,24 @@ import pandas as pd
 import torch
 
 from minikit import cache
+from minikit.benchmark import Benchmark
+from minikit.cache import load_model_dir, save_model_dir
+from minikit.charts import lab_pareto_chart
 from minikit.claims import COMPRESSION_CLAIM
-from minikit.training import FineTuned
+from minikit.deployment import export_for_serving
+from minikit.distillation import (
+    STUDENT_CONFIG,
+    STUDENT_LAYERS,
+    _corpus_token_ids,
+    distill,
+    prune_vocabulary,
+    select_layers,
+    spread_layers,
+)
+from minikit.models import encoder_layers
+from minikit.pruning import RECOVERY_CONFIG, layer_parts, prune_ffn_neurons, recover
+from minikit.system import machine_description
+from minikit.training import FineTuned, get_baseline
 
 DEPTHS = (6, 4, 2)
 FFN_FRACTIONS = (0.0, 0.25, 0.5, 0.75)
@@ -102,13 +118,10 @@ class Lab:
     """
 
     def __init__(self, teacher: FineTuned | None = None, progress: bool = True):
-        from minikit.training import get_baseline
-
         self.teacher = get_baseline(progress=progress) if teacher is None else teacher
         if self.teacher.cache_dir is None:
             raise ValueError("The lab keys its results by the fine-tuned model's cache entry, and this one was trained "
                              "with cache=False. Fix: fine_tune(..., cache=True) (the default), or get_baseline().")
-        from minikit.models import encoder_layers
 
         n_layers = len(encoder_layers(self.teacher.model))
         if n_layers != max(DEPTHS):
@@ -128,9 +141,6 @@ class Lab:
 
     def _start(self, recipe: Recipe):
         """(model, tokenizer) after the surgery of ``recipe``, before any training."""
-        from minikit.distillation import prune_vocabulary, select_layers
-        from minikit.pruning import prune_ffn_neurons
-
         model, tokenizer = self.teacher.model, self.teacher.tokenizer
         layers = layers_for(recipe.depth)
         model = copy.deepcopy(model) if layers is None else select_layers(model, layers)
@@ -143,10 +153,6 @@ class Lab:
 
     def build(self, recipe: Recipe):
         """(model, tokenizer) in float for ``recipe``, trained as it needs (cached)."""
-        from minikit.cache import load_model_dir, save_model_dir
-        from minikit.distillation import STUDENT_CONFIG, distill
-        from minikit.pruning import RECOVERY_CONFIG, recover
-
         recipe = _as_recipe(recipe)
         if recipe.is_baseline:
             return self.teacher.model, self.teacher.tokenizer
@@ -172,8 +178,6 @@ class Lab:
         return self._onnx_int8(recipe, *self.build(replace(recipe, bits=32)))
 
     def _onnx_int8(self, recipe: Recipe, model, tokenizer) -> Path:
-        from minikit.deployment import export_for_serving
-
         parts = {"baseline": self.base_id, "recipe": asdict(replace(recipe, bits=8)), "method": LAB_METHOD}
         texts = list(self.teacher.splits["validation"]["text"][:16])
 
@@ -186,8 +190,6 @@ class Lab:
     # --- measuring ---------------------------------------------------------------------------
 
     def _parts(self, recipe: Recipe) -> dict:
-        from minikit.system import machine_description
-
         return {"baseline": self.base_id, "recipe": asdict(recipe), "bench": BENCH_SETTINGS,
                 "machine": machine_description(), "threads": torch.get_num_threads(), "method": LAB_METHOD}
 
@@ -211,8 +213,6 @@ class Lab:
         return table[table["recipe"] == recipe].iloc[0]
 
     def _benchmark(self, recipe: Recipe) -> dict:
-        from minikit.benchmark import Benchmark
-
         # One Benchmark per Lab: the baseline's accuracy is scored once, and timed again beside every recipe.
         if self._bench is None or recipe.name in self._bench._variants:
             self._bench = Benchmark(self.teacher.splits["test"], self.teacher.tokenizer, baseline=BASELINE,
@@ -241,8 +241,6 @@ class Lab:
         pareto_size / pareto_latency (no other recipe is at least as accurate and smaller /
         faster), beats_claim, measured_at.
         """
-        from minikit.system import machine_description
-
         machine, threads = machine_description(), torch.get_num_threads()
         rows = []
         for _, entry in cache.entries("lab").iterrows():
@@ -278,15 +276,11 @@ class Lab:
     def vocabulary_size(self) -> int:
         """Tokens kept by the vocabulary knob (counted once from the training split)."""
         if self._vocab_size is None:
-            from minikit.distillation import _corpus_token_ids
-
             self._vocab_size = len(_corpus_token_ids(self.teacher.tokenizer, self._train_texts, True, VOCAB_MIN_COUNT))
         return self._vocab_size
 
     def parameter_table(self) -> pd.DataFrame:
         """The baseline's parameters by part (``each`` × ``count`` = ``params``) and the knob each scales with."""
-        from minikit.pruning import layer_parts
-
         model = self.teacher.model
         word = model.get_input_embeddings().weight.numel()
         layers = layer_parts(model)
@@ -320,8 +314,6 @@ class Lab:
 
     def chart(self, current: Recipe | None = None, predicted_mb: float | None = None):
         """The Pareto chart of ``results()`` (see ``charts.lab_pareto_chart``)."""
-        from minikit.charts import lab_pareto_chart
-
         base_mb = self.predicted_size_mb(Recipe())
         predicted_pct = None if predicted_mb is None else 100 * predicted_mb / base_mb
         return lab_pareto_chart(self.results(), COMPRESSION_CLAIM, current=None if current is None else current.name,
@@ -334,8 +326,6 @@ def layers_for(depth: int) -> list[int] | None:
     2 layers: chapter 7's choice, (0, 4), which its sweep found best; 4 layers: spread from the
     bottom, (0, 1, 3, 4).
     """
-    from minikit.distillation import STUDENT_LAYERS, spread_layers
-
     if depth == 6:
         return None
     return list(STUDENT_LAYERS) if depth == len(STUDENT_LAYERS) else spread_layers(6, depth)
@@ -352,8 +342,6 @@ def pareto_front(cost, points) -> np.ndarray:
 
 
 def _layer_module(model, i: int) -> torch.nn.Module:
-    from minikit.models import encoder_layers
-
     return encoder_layers(model)[i]
 
 

@@ -36,7 +36,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from minikit import metrics
+from minikit import cache, metrics
 from minikit.cache import load_or_build, pickle_files, save_model_dir
 from minikit.data import stratified_subset
 from minikit.errors import is_finite, is_int
@@ -567,8 +567,6 @@ def multitask_runs(main: str = "topic", full_rows: int | None = None, split: str
     seconds. Reading is cheap (JSON files only), so a widget can redraw from it. Entries written
     before minikit recorded each task's train rows are left out.
     """
-    from minikit import cache
-
     out = []
     for _, entry in cache.entries("multitask").iterrows():
         folder, parts = Path(entry["path"]), entry["parts"]

@@ -26,10 +26,9 @@ from transformers import PreTrainedModel
 
 from minikit.cache import load_or_build
 from minikit.claims import SIZE_CLASSES, size_class_of
-from minikit.models import dummy_inputs
+from minikit.models import CATALOG, build_model, dummy_inputs, get_card
 from minikit.settings import quiet_transformers
 from minikit.system import PeakRSS, machine_description
-
 
 
 @dataclass(frozen=True)
@@ -131,8 +130,6 @@ def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch
     argument, torch's thread count, the torch and transformers versions and this machine
     (``machine_description()``). ``refresh=True`` measures again and replaces the cached table.
     """
-    from minikit.models import CATALOG, build_model, get_card
-
     names = list(names) if names is not None else list(CATALOG)
     cards = [get_card(name) for name in names]  # an unknown name fails here, before any measuring
     parts = {

@@ -30,11 +30,17 @@ from typing import Sequence
 
 import pandas as pd
 
+from minikit import benchmark, build, charts, deployment, system
+from minikit import distillation as D
+from minikit import quantization as Q
+from minikit.cache import load_model_dir, load_or_build, save_model_dir
 from minikit.claims import COMPRESSION_CLAIM as CLAIM
-from minikit.data import BBC_NEWS, DataWarning
+from minikit.data import BBC_NEWS, DataWarning, load_dataset
 from minikit.errors import MinikitError
-from minikit.models import DEFAULT_MODEL
-from minikit.training import TrainConfig
+from minikit.models import DEFAULT_MODEL, encoder_layers, resolve_model_source
+from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
+from minikit.settings import setup
+from minikit.training import TrainConfig, fine_tune
 
 STEPS = ("fine-tune", "prune", "quantize", "distil", "export", "benchmark", "write")
 PRUNE_FRACTION = 0.5  # of each feed-forward block's neurons (chapter 5's structured pruning)
@@ -77,9 +83,6 @@ def writable_folder(out: str | Path) -> Path:
 
 def _check_inputs(model: str | Path, dataset: str | Path) -> None:
     """Fail on an unknown model or dataset name in a second, not after the first training."""
-    from minikit.data import load_dataset
-    from minikit.models import resolve_model_source
-
     if not Path(str(model)).expanduser().is_dir():
         resolve_model_source(str(model))  # UnknownNameError lists the known names
     with warnings.catch_warnings():
@@ -90,9 +93,6 @@ def _check_inputs(model: str | Path, dataset: str | Path) -> None:
 
 def _student(baseline, config: TrainConfig, progress: bool):
     """The course's student for the embedded default; for another model, the same recipe scaled to its depth."""
-    from minikit import distillation as D
-    from minikit.models import encoder_layers
-
     n = len(encoder_layers(baseline.model))
     if n == 6 and config == TrainConfig():
         return D.get_student(baseline, progress=progress)
@@ -106,9 +106,6 @@ def _student(baseline, config: TrainConfig, progress: bool):
 
 def _pruned(baseline, config: TrainConfig, progress: bool):
     """Half of each feed-forward block pruned (chapter 5), then a short recovery fine-tune; cached."""
-    from minikit.cache import load_model_dir, load_or_build, save_model_dir
-    from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
-
     # With activation checkpointing, as the fine-tune above: this process holds the baseline beside it.
     recovery = replace(RECOVERY_CONFIG, max_length=config.max_length, seed=config.seed, activation_checkpointing=True)
     parts = {"baseline": Path(baseline.cache_dir).name, "ffn_fraction": PRUNE_FRACTION, "recovery": recovery}
@@ -145,8 +142,6 @@ def _claims(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write(folder: Path, table: pd.DataFrame, baseline, run: dict) -> tuple[Path, Path, Path]:
-    from minikit import charts
-
     csv_path, json_path, html_path = folder / "results.csv", folder / "results.json", folder / "report.html"
     table.to_csv(csv_path, index=False)
     claims = _claims(table)
@@ -200,10 +195,6 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
 
     import torch
 
-    from minikit import benchmark, deployment, system
-    from minikit import quantization as Q
-    from minikit.settings import setup
-    from minikit.training import fine_tune
 
     folder = writable_folder(out)
     _check_inputs(model, dataset)
@@ -291,7 +282,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--out", default="minikit-report", help="output folder (created if needed)")
     report.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     report.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
-    from minikit import build
 
     build_parser = commands.add_parser("build", help="train every artifact the chapters load, once, into the cache",
                                        description=build.__doc__.split("\n\n")[0] if build.__doc__ else None)
