@@ -3,7 +3,10 @@
 Importing minikit changes no global state; call ``minikit.setup()`` at the top of a notebook.
 """
 
-from minikit import adaptive, cache, charts, check, deployment, distillation, lab, metrics, multitask, pruning, quantization, training, widgets
+from minikit import (
+    adaptive, cache, charts, check, compression_widgets, deployment, distillation, lab, metrics, multitask, pruning,
+    quantization, training, widgets,
+)
 from minikit.data import (
     BBC_LABELS,
     DataWarning,
@@ -40,7 +43,7 @@ from minikit.settings import Settings, get_settings, seed_everything, setup
 __version__ = "0.1.0"
 
 __all__ = [
-    "BBC_LABELS", "Benchmark", "adaptive", "FineTuned", "TrainConfig", "cache", "classification_report", "confusion_matrix",
+    "BBC_LABELS", "Benchmark", "adaptive", "compression_widgets", "FineTuned", "TrainConfig", "cache", "classification_report", "confusion_matrix",
     "fine_tune", "get_baseline", "lab", "metrics", "multitask", "training", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
     "MinikitError", "ModelCard", "OnnxMismatchError", "deployment", "distillation", "pruning", "quantization", "ModelNotAvailableError", "ModelProfile", "Settings", "UnknownNameError",
     "build_model", "charts", "check", "check_leakage", "compare_models", "count_parameters", "find_duplicates",

@@ -182,14 +182,13 @@ def _student(use_teacher: bool) -> Callable[[_Course], None]:
 
 def _distillation_knobs(course: _Course) -> None:
     """The first setting of chapter 7's α/depth explorer (``DistillationExplorer(teacher, alpha=0.5, layers=2)``)."""
-    from minikit import widgets
-    from minikit.distillation import distill, select_layers, spread_layers
+    from minikit.distillation import QUICK_DISTILL, distill, select_layers, spread_layers
     from minikit.training import TrainConfig, encoder_layers
 
     teacher = course.baseline
     layers = spread_layers(len(encoder_layers(teacher.model)), 2)
     distill(select_layers(teacher.model, layers), teacher, alpha=0.5, temperature=2.0,
-            config=TrainConfig(**widgets.QUICK_DISTILL), progress=course.progress)
+            config=TrainConfig(**QUICK_DISTILL), progress=course.progress)
 
 
 def lab_recipes():

@@ -80,6 +80,12 @@ def measure_latency(model: torch.nn.Module, inputs: dict[str, torch.Tensor], war
     return np.array(times)
 
 
+def median_latency_ms(model: torch.nn.Module, inputs: dict[str, torch.Tensor], warmup: int = 3,
+                      repeats: int = 20) -> float:
+    """The median of ``measure_latency``'s milliseconds: one number, robust to a stray slow pass."""
+    return float(np.median(measure_latency(model, inputs, warmup, repeats)))
+
+
 def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 128, batch_size: int = 32,
                   repeats: int = 10, batch_repeats: int = 2) -> ModelProfile:
     """Measure one model: size, batch-1 latency p50/p95, throughput at ``batch_size``, peak memory."""
@@ -251,6 +257,19 @@ def accuracy(y_true, y_pred) -> float:
     return float(np.mean(y_true == y_pred))
 
 
+def subset_accuracy(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], labels) -> float:
+    """Accuracy of ``model``'s argmax over ``batches`` (model inputs, e.g. ``data.fixed_subset``'s) against ``labels``.
+
+    The model runs in eval mode (no dropout); its training flag is restored after.
+    """
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        predicted = np.concatenate([model(**batch).logits.argmax(-1).numpy() for batch in batches])
+    model.train(was_training)
+    return float(np.mean(predicted == np.asarray(labels)))
+
+
 def macro_f1(y_true, y_pred, num_labels: int | None = None) -> float:
     """Unweighted mean of the per-class F1 scores: a rare class counts as much as a common one.
 
@@ -308,6 +327,15 @@ def _check_probs(probs, y_true, cls: int) -> tuple[np.ndarray, np.ndarray]:
                          "in [0, 1]. Fix: these look like logits, pass torch.softmax(logits, -1).")
     if not 0 <= cls < p.shape[1]:
         raise ValueError(f"cls={cls} but probs has {p.shape[1]} classes. Fix: pick a class id 0…{p.shape[1] - 1}.")
+    return p, y
+
+
+def class_probabilities(probs, y_true, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``probs`` and ``y_true`` as arrays, after checking that ``probs`` is (N, num_classes)."""
+    p, y = np.asarray(probs), np.asarray(y_true)
+    if p.ndim != 2 or p.shape[1] != num_classes:
+        raise ValueError(f"probs has shape {p.shape} but there are {num_classes} label names. "
+                         "Fix: pass probabilities of shape (N, number of classes) and those classes' names.")
     return p, y
 
 

@@ -356,7 +356,7 @@ def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_con
 def test_temperature_explorer_softens_and_redraws(teacher):
     texts = teacher.splits["validation"]["text"]
     logits = teacher_logits(teacher, texts)
-    explorer = minikit.widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"],
+    explorer = minikit.compression_widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"],
                                                    list(TOPICS), temperature=1.0)
     assert len(explorer.examples) == 6
     sure, unsure = explorer.examples[0], explorer.examples[-1]
@@ -373,13 +373,13 @@ def test_temperature_explorer_softens_and_redraws(teacher):
     with pytest.raises(ValueError, match="temperature"):
         explorer.distribution(sure, 0.0)
     with pytest.raises(ValueError, match="outside"):
-        minikit.widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"], list(TOPICS),
+        minikit.compression_widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"], list(TOPICS),
                                             examples=[len(texts)])
 
 
 def test_distillation_explorer_trains_each_setting_once_and_caches_it(teacher):
     config = TrainConfig(**{**FAST, "epochs": 1, "eval_every": 1000})
-    explorer = minikit.widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
+    explorer = minikit.compression_widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
     assert explorer.num_layers == 4 and 0 <= explorer.teacher_accuracy <= 1
     first = explorer.current
     assert (first.alpha, first.layers, first.from_cache) == (0.5, 2, False)
@@ -387,7 +387,7 @@ def test_distillation_explorer_trains_each_setting_once_and_caches_it(teacher):
     point = explorer.update(1.0, 1)
     assert point.params_m < first.params_m and explorer.chart.chart.to_dict() != before
     assert explorer.update(0.5, 2) is first  # recalled from memory
-    again = minikit.widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
+    again = minikit.compression_widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
     assert again.current.from_cache and again.current.val_accuracy == first.val_accuracy  # from the disk cache
     assert list(explorer.table()["layers"]) == [2, 1]
     with pytest.raises(ValueError, match="layers=7"):
