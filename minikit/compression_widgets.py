@@ -431,7 +431,7 @@ class TemperatureExplorer(Explorer):
         return softened_table(self.logits[example], self.label_names, self.labels[example], temperature)
 
     def _title(self, table: pd.DataFrame) -> str:
-        return (f"T = {self.temperature:.2f}: entropy {entropy_bits(table['probability'].to_numpy()):.2f} bits "
+        return (f"T = {self.temperature:.2f}: entropy {entropy_bits(table['probability']):.2f} bits "
                 f"(at most {math.log2(len(table)):.2f})")
 
     def update(self, example: int, temperature: float, redraw: bool = True) -> pd.DataFrame:
