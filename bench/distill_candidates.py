@@ -51,7 +51,7 @@ def main() -> None:
     import minikit
     from minikit import distillation as D
     from minikit.deployment import export_for_serving
-    from minikit.metrics import benchmark_session_options, size_on_disk_mb
+    from minikit.benchmark import benchmark_session_options
 
     minikit.setup(threads=args.threads, charts=False)
     teacher = minikit.get_baseline(progress=False)

@@ -379,7 +379,7 @@ def build(chapters: Sequence[str] | None = None, progress: bool = True, threads:
 
     chosen = steps_for(chapters) if steps is None else list(steps)
     folder = writable_cache()
-    setup(threads=threads, charts=False)
+    setup(threads=threads)
     course = _Course(progress)
     rows = []
     start = time.perf_counter()

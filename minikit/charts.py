@@ -1,6 +1,8 @@
 """Altair charts: each function takes plain data (a DataFrame or array) and returns a chart.
 
-Charts carry small, aggregated data only, so notebook outputs stay light.
+Charts carry small, aggregated data only, so notebook outputs stay light. This module imports
+nothing of minikit: a claim or a threshold to draw is an argument (``minikit.claims`` holds the
+source's).
 """
 
 from __future__ import annotations
@@ -8,18 +10,6 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 import pandas as pd
-
-# The course's source: "5–20 M parameters ≈ 10 ms, 50–100 M ≈ 40 ms, 500 M+ > 100 ms".
-SIZE_CLASS_CLAIMS = pd.DataFrame(
-    {
-        "size_class": ["5–20 M", "50–100 M", "500 M+"],
-        "params_lo_m": [5.0, 50.0, 500.0],
-        "params_hi_m": [20.0, 100.0, 2000.0],
-        "claimed_ms": [10.0, 40.0, 100.0],
-        "claim": ["≈ 10 ms", "≈ 40 ms", "> 100 ms"],
-    }
-)
-
 
 def enable_offline_charts() -> None:
     """Render charts as JupyterChart widgets with Vega bundled locally (no CDN, works offline)."""
@@ -29,16 +19,8 @@ def enable_offline_charts() -> None:
     alt.JupyterChart.enable_offline()
 
 
-def size_class_of(params_m: float) -> str | None:
-    """The source's size class for a parameter count in millions, or None between classes."""
-    for row in SIZE_CLASS_CLAIMS.itertuples():
-        if row.params_lo_m <= params_m < row.params_hi_m:
-            return row.size_class
-    return None
-
-
-def latency_chart(profiles: pd.DataFrame, claims: bool = True) -> alt.Chart:
-    """Batch-1 latency vs parameters (log axes), with the source's size-class claims as boxes."""
+def latency_chart(profiles: pd.DataFrame, claims: pd.DataFrame | None = None) -> alt.Chart:
+    """Batch-1 latency vs parameters (log axes); ``claims`` (``minikit.claims.SIZE_CLASSES``) as gray rules."""
     base = alt.Chart(profiles).encode(
         x=alt.X("params_m:Q", scale=alt.Scale(type="log", domain=[4, 1000]), title="parameters (millions)"),
         y=alt.Y("latency_p50_ms:Q", scale=alt.Scale(type="log", domain=[2, 2000]), title="latency p50, batch 1 (ms)"),
@@ -51,11 +33,11 @@ def latency_chart(profiles: pd.DataFrame, claims: bool = True) -> alt.Chart:
     )
     labels = base.mark_text(align="left", dx=7, fontSize=11).encode(text="name:N")
     layers = [points, labels]
-    if claims:
-        claim = alt.Chart(SIZE_CLASS_CLAIMS).mark_rule(strokeWidth=3, color="gray", opacity=0.6).encode(
+    if claims is not None:
+        claim = alt.Chart(claims).mark_rule(strokeWidth=3, color="gray", opacity=0.6).encode(
             x="params_lo_m:Q", x2="params_hi_m:Q", y="claimed_ms:Q", tooltip=["size_class", "claim"]
         )
-        claim_text = alt.Chart(SIZE_CLASS_CLAIMS).mark_text(dy=-8, color="gray", align="left").encode(
+        claim_text = alt.Chart(claims).mark_text(dy=-8, color="gray", align="left").encode(
             x="params_lo_m:Q", y="claimed_ms:Q", text=alt.Text("claim:N")
         )
         layers = [claim, claim_text, *layers]
@@ -608,18 +590,17 @@ def budget_chart(table: pd.DataFrame, latency_budget_ms: float | None = None,
         title="The most accurate variant left of both red lines is chosen (ringed)")
 
 
-def lab_pareto_chart(table: pd.DataFrame, current: str | None = None,
+def lab_pareto_chart(table: pd.DataFrame, claim, current: str | None = None,
                      predicted_size_pct: float | None = None) -> alt.HConcatChart:
     """Chapter 9: every recipe measured, accuracy change against size and against latency (% of the baseline).
 
     Recipes on the Pareto front (nothing else is as accurate and cheaper) are blue and joined by
-    a line; the others grey; ``current`` is ringed. The source's claim (−70 % size, −40 % latency,
-    −2 points) is the red cross, and the green corner is where a recipe beats it on that axis.
+    a line; the others grey; ``current`` is ringed. ``claim`` (``minikit.claims.COMPRESSION_CLAIM``:
+    its ``size_pct``, ``latency_pct`` and ``points`` lost) is the red cross, and the green corner is
+    where a recipe beats it on that axis.
     ``predicted_size_pct`` draws the current recipe's size from arithmetic as a dashed line,
     before it is measured.
     """
-    from minikit.lab import CLAIM
-
     data = table.drop(columns=["recipe"], errors="ignore").assign(
         ringed=table["name"].eq(current) if current is not None else False)
     tooltip = ["name", alt.Tooltip("points:Q", format="+.2f", title="points vs baseline"),
@@ -628,11 +609,11 @@ def lab_pareto_chart(table: pd.DataFrame, current: str | None = None,
     low = float(min(-4.0, np.floor(data["points"].min() - 1))) if len(data) else -4.0
     y = alt.Y("points:Q", title="accuracy change (points)", scale=alt.Scale(domain=[low, 2]))
 
-    def panel(column: str, front: str, title: str, claim: float, rule: float | None) -> alt.LayerChart:
+    def panel(column: str, front: str, title: str, limit: float, rule: float | None) -> alt.LayerChart:
         x = alt.X(f"{column}:Q", title=title, scale=alt.Scale(domain=[0, 110]))
-        corner = alt.Chart(pd.DataFrame({"x0": [0.0], "x1": [claim], "y0": [CLAIM["points"]], "y1": [2.0]})).mark_rect(
+        corner = alt.Chart(pd.DataFrame({"x0": [0.0], "x1": [limit], "y0": [-claim.points], "y1": [2.0]})).mark_rect(
             color="#2ca02c", opacity=0.08).encode(x="x0:Q", x2="x1:Q", y="y0:Q", y2="y1:Q")
-        claim_point = alt.Chart(pd.DataFrame({column: [claim], "points": [CLAIM["points"]],
+        claim_point = alt.Chart(pd.DataFrame({column: [limit], "points": [-claim.points],
                                               "label": ["source's claim"]}))
         layers = [corner,
                   claim_point.mark_point(shape="cross", size=200, filled=True, color="#d62728").encode(x=x, y=y),
@@ -655,10 +636,10 @@ def lab_pareto_chart(table: pd.DataFrame, current: str | None = None,
         return alt.layer(*layers).properties(width=300, height=240)
 
     return alt.hconcat(
-        panel("size_pct", "pareto_size", "size (% of the fp32 baseline)", CLAIM["size_pct"],
+        panel("size_pct", "pareto_size", "size (% of the fp32 baseline)", claim.size_pct,
               predicted_size_pct),
         panel("latency_pct", "pareto_latency", "latency, batch 1 (% of the baseline, same run)",
-              CLAIM["latency_pct"], None),
+              claim.latency_pct, None),
     ).properties(title=f"{len(data)} recipe(s) measured; up and left is better")
 
 

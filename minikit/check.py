@@ -38,7 +38,7 @@ def encoder_layer_params(answer: int | None) -> CheckResult:
     """Parameters in one MiniLM-L6 encoder layer, from hidden=384 and FFN=1536."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.metrics import count_parameters
+    from minikit.profiling import count_parameters
     from minikit.models import build_model
 
     model = build_model("minilm-l6")
@@ -434,7 +434,7 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
     """Parameters of ``student`` (fewer layers, pruned vocabulary) worked out from the teacher's."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.metrics import count_parameters
+    from minikit.profiling import count_parameters
     from minikit.training import encoder_layers
 
     truth = count_parameters(student)

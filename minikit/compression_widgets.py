@@ -31,7 +31,8 @@ from minikit.distillation import (
     softened_table,
     spread_layers,
 )
-from minikit.metrics import count_parameters, median_latency_ms, subset_accuracy
+from minikit.metrics import subset_accuracy
+from minikit.profiling import count_parameters, median_latency_ms
 from minikit.quantization import (
     GRANULARITIES,
     SUPPORTED_BITS,

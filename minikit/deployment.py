@@ -101,7 +101,7 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
 
     ``accuracy`` (a fraction in [0, 1]) and ``accuracy_note`` (what it was measured on, e.g.
     "BBC News test split, 311 articles") go into the manifest, so that the folder carries its own
-    quality and ``pick_served`` (``python -m minikit.server --latency-budget-ms``) can choose among
+    quality and ``pick_served`` (``python -m minikit.deployment --latency-budget-ms``) can choose among
     folders without the data. The export cannot check this number: measure it on the model you
     export (for int8, on the quantized model), and say on what in the note. The manifest is not
     in the checksums, so the accuracy is a claim of whoever wrote the folder.
@@ -648,6 +648,28 @@ def format_pick(pick: Pick) -> str:
             + "\n  ".join(lines))
 
 
+def choose_served(dirs: list[str], latency_budget_ms: float, memory_budget_mb: float | None, threads: int,
+                  out) -> str:
+    """``python -m minikit.deployment``'s picker: measure ``dirs`` here, print every verdict to ``out``, return the folder.
+
+    Raises ``ValueError`` with the fix for a bad budget, a folder without a recorded accuracy, or
+    no folder that fits (``NoVariantFitsError``).
+    """
+    print(f"Measuring {len(dirs)} folder(s) on this machine ({threads} thread(s))…", file=out, flush=True)
+    pick = pick_served(dirs, latency_budget_ms, memory_budget_mb, threads=threads)
+    chosen = str(pick.table.set_index("name").loc[pick.chosen, "folder"])
+    print(format_pick(pick), file=out)
+    print(f"Serving {pick.chosen!r} from {chosen}", file=out, flush=True)
+    return chosen
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m minikit.deployment``: the server's command line, with ``--latency-budget-ms`` choosing the folder."""
+    from minikit import server
+
+    server.main(argv, pick=choose_served, prog="python -m minikit.deployment")
+
+
 def __getattr__(name: str):
     if name in _SERVER_NAMES:
         from minikit import server
@@ -660,5 +682,9 @@ __all__ = [
     "CHECK_TEXTS", "CONTAINER_PACKAGES", "LoadTestResult", "MAX_LOAD_CLIENTS", "MAX_LOAD_REQUESTS",
     "MAX_LOAD_SECONDS", "batching_comparison", "deployment_scenarios", "dockerfile", "export_for_serving",
     "format_pick", "latency_vs_batch", "load_test", "measure_served", "pick_served", "served_gap",
-    "write_container", *_SERVER_NAMES,
+    "write_container", "choose_served", "main", *_SERVER_NAMES,
 ]
+
+
+if __name__ == "__main__":
+    main()

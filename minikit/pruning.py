@@ -27,7 +27,7 @@ from torch.nn.utils import prune
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import prune_linear_layer
 
-from minikit.metrics import count_parameters, size_on_disk_mb
+from minikit.profiling import count_parameters, size_on_disk_mb
 from minikit.training import TrainConfig, TrainResult, encoder_layers, train_classifier
 
 SCOPES = ("global", "layer")

@@ -12,9 +12,9 @@ model once on the whole batch in a worker thread (so the event loop keeps accept
 and resolves each future. ``max_batch_size=1`` turns batching off.
 
 Run it: ``python -m minikit.server --model-dir DIR --port 8000`` (127.0.0.1 unless ``--allow-remote``).
-With ``--latency-budget-ms MS`` and several ``--model-dir``, it measures each folder on this machine
-and serves the most accurate one within the budget (this needs minikit installed; see
-``choose_model_dir``).
+``python -m minikit.deployment`` takes the same options plus ``--latency-budget-ms MS``: with several
+``--model-dir`` it measures each folder on this machine and serves the most accurate one within the
+budget (measuring needs the rest of minikit, so it lives there; see ``choose_model_dir``).
 """
 
 # No ``from __future__ import annotations``: FastAPI must see the request models defined inside
@@ -43,6 +43,8 @@ TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 
 Predict = Callable[[list[str]], list[dict]]  # texts → [{"label": …, "score": …}, …], one per text
+# (folders, latency budget ms, memory budget MB or None, threads, where to report) → the folder to serve
+Pick = Callable[[list[str], float, "float | None", int, Any], str]
 
 
 class ModelFolderError(ValueError):
@@ -531,18 +533,15 @@ def background_server(model: str | Path | Predict, port: int = 0, host: str = "1
         sock.close()
 
 
-def choose_model_dir(args: argparse.Namespace, out=None) -> str:
-    """The folder ``main`` serves: the one given, or with a budget the most accurate that fits it here.
+def choose_model_dir(args: argparse.Namespace, out=None, pick: Pick | None = None) -> str:
+    """The folder ``main`` serves: the one given, or with a budget the one ``pick`` chooses.
 
     Without ``--latency-budget-ms`` exactly one ``--model-dir`` is served as given (checked when
-    it loads). With a budget, every ``--model-dir`` (one is fine: it is then only checked against
-    the budget) is measured on this machine with ``--threads`` (``minikit.deployment.pick_served``),
-    a table of every candidate and its verdict goes to ``out`` (default stderr), and the chosen
-    folder is returned. Raises ``ValueError`` with the fix for a bad combination, a bad budget, a
-    folder without a recorded accuracy, or no folder that fits (``NoVariantFitsError``).
-
-    The budget path imports minikit (pandas, torch), which the container's copy of this file does
-    not have: there, pick beforehand and serve the chosen folder.
+    it loads). With a budget, ``pick(dirs, latency_budget_ms, memory_budget_mb, threads, out)``
+    measures the folders and returns the chosen one; ``out`` defaults to stderr.
+    ``python -m minikit.deployment`` passes ``minikit.deployment.choose_served``: this file
+    stands alone, so ``python -m minikit.server`` (and the container's copy) has no picker and
+    says so. Raises ``ValueError`` with the fix for a bad combination.
     """
     dirs = list(args.model_dir)
     if args.latency_budget_ms is None:
@@ -554,23 +553,16 @@ def choose_model_dir(args: argparse.Namespace, out=None) -> str:
                              "choose. Fix: add --latency-budget-ms MS (and optionally --memory-budget-mb MB) to "
                              "serve the most accurate folder that fits, or give one --model-dir.")
         return dirs[0]
-    try:
-        from minikit.deployment import format_pick, pick_served
-    except ImportError as problem:
-        raise ValueError(f"--latency-budget-ms measures the folders with minikit, which cannot be imported here "
-                         f"({problem}). Fix: pick with minikit installed and serve the chosen folder with one "
-                         "--model-dir.") from None
-    out = sys.stderr if out is None else out
-    print(f"Measuring {len(dirs)} folder(s) on this machine ({args.threads} thread(s))…", file=out, flush=True)
-    pick = pick_served(dirs, args.latency_budget_ms, args.memory_budget_mb, threads=args.threads)
-    chosen = str(pick.table.set_index("name").loc[pick.chosen, "folder"])
-    print(format_pick(pick), file=out)
-    print(f"Serving {pick.chosen!r} from {chosen}", file=out, flush=True)
-    return chosen
+    if pick is None:
+        raise ValueError("--latency-budget-ms measures the folders with the rest of minikit, which this "
+                         "stand-alone server does not import. Fix: run `python -m minikit.deployment` with the same "
+                         "options (it measures, picks and serves), or serve the chosen folder with one --model-dir.")
+    return pick(dirs, args.latency_budget_ms, args.memory_budget_mb, args.threads, sys.stderr if out is None else out)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minikit.server", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, pick: Pick | None = None, prog: str = "python -m minikit.server") -> None:
+    """The command line: serve one ``--model-dir``, or with ``pick`` the one a latency budget chooses."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True, action="append",
                         help="a folder written by export_for_serving; give several with --latency-budget-ms to serve "
                              "the most accurate one that fits")
@@ -590,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.latency_budget_ms is not None:
             _check_host(args.host, args.allow_remote)  # before seconds of measuring; serve checks it again
-        model_dir = choose_model_dir(args)
+        model_dir = choose_model_dir(args, pick=pick)
         serve(model_dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
               max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, threads=args.threads)
     except (ValueError, FileNotFoundError) as problem:

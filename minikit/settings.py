@@ -74,19 +74,15 @@ def seed_everything(seed: int | None = None) -> int:
     return seed
 
 
-def setup(seed: int | None = None, threads: int | None = None, charts: bool = True) -> Settings:
-    """Prepare a notebook: seed everything, set torch threads, quiet library logs, offline charts.
+def setup(seed: int | None = None, threads: int | None = None) -> Settings:
+    """Prepare a run: seed everything, set torch threads, quiet library logs; returns the settings in force.
 
-    Returns the settings in force, so a notebook can print where its cache lives.
+    A notebook calls ``minikit.setup()``, which does this and also switches charts to offline mode.
     """
     settings = get_settings()
     seed_everything(seed)
     torch.set_num_threads(threads or settings.num_threads)
     _quiet_libraries()
-    if charts:
-        from minikit.charts import enable_offline_charts
-
-        enable_offline_charts()
     return settings
 
 

@@ -22,18 +22,19 @@ import pandas as pd
 
 from minikit import charts
 from minikit.adaptive import NoVariantFitsError, curve_row, pick_variant
+from minikit.claims import SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
 from minikit.deployment import load_test
 from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
 from minikit.metrics import (
     ThresholdScores,
     class_probabilities,
-    compare_models,
     precision_recall_at_threshold,
     precision_recall_curve_table,
 )
 from minikit.models import CATALOG
 from minikit.multitask import RUN_COLUMNS, nearest_single_task
+from minikit.profiling import compare_models
 from minikit.server import background_server
 
 
@@ -109,7 +110,7 @@ class ModelExplorer(Explorer):
         self.batch_size = W.Dropdown(options=[1, 8, 16, 32, 64], value=batch_size, description="batch size")
         self.button = W.Button(description="Measure", button_style="primary", icon="play")
         self.profiles = profiles if profiles is not None else compare_models(names, seq_len, batch_size)
-        self.chart = jupyter_chart(charts.latency_chart(self.profiles))
+        self.chart = jupyter_chart(charts.latency_chart(self.profiles, claims=SIZE_CLASSES))
         self.bars = jupyter_chart(charts.throughput_chart(self.profiles))
         self.button.on_click(lambda _: self.update())
         controls = W.VBox([self.models, self.seq_len, self.batch_size, W.HBox([self.button, self.status])])
@@ -124,7 +125,7 @@ class ModelExplorer(Explorer):
             # A press is a request for a fresh measurement: the cached table is replaced, not shown again.
             self.profiles = compare_models(self.models.value, self.seq_len.value, self.batch_size.value,
                                            refresh=True)
-        self.chart.chart = charts.latency_chart(self.profiles)
+        self.chart.chart = charts.latency_chart(self.profiles, claims=SIZE_CLASSES)
         self.bars.chart = charts.throughput_chart(self.profiles)
         self.status.value = f"measured at {self.profiles['measured_at'].iloc[0]}"
         return self.profiles

@@ -11,7 +11,7 @@ import pytest
 import vl_convert as vlc
 
 import minikit
-from minikit import charts, check, widgets
+from minikit import charts, check, claims, widgets
 from minikit.data import normalize_text
 
 
@@ -41,31 +41,31 @@ def _dataset_with(spec: dict, key: str) -> list[dict]:
 
 
 def test_size_class_of():
-    assert charts.size_class_of(14.4) == "5–20 M"
-    assert charts.size_class_of(5.0) == "5–20 M"
-    assert charts.size_class_of(20.0) is None  # between classes
-    assert charts.size_class_of(66.9) == "50–100 M"
-    assert charts.size_class_of(700) == "500 M+"
-    assert charts.size_class_of(1.0) is None
+    assert claims.size_class_of(14.4) == "5–20 M"
+    assert claims.size_class_of(5.0) == "5–20 M"
+    assert claims.size_class_of(20.0) is None  # between classes
+    assert claims.size_class_of(66.9) == "50–100 M"
+    assert claims.size_class_of(700) == "500 M+"
+    assert claims.size_class_of(1.0) is None
 
 
 def test_latency_chart_data_and_layers():
-    chart = charts.latency_chart(PROFILES)
+    chart = charts.latency_chart(PROFILES, claims=claims.SIZE_CLASSES)
     assert isinstance(chart, alt.LayerChart)
     spec = chart.to_dict()
     points = _dataset_with(spec, "latency_p50_ms")
     assert [r["name"] for r in points] == ["small", "medium", "big"]
     assert [r["params_m"] for r in points] == [14.4, 66.9, 109.5]
     assert [r["latency_p50_ms"] for r in points] == [8.0, 35.0, 60.0]
-    claims = _dataset_with(spec, "claimed_ms")
-    assert [r["claimed_ms"] for r in claims] == [10.0, 40.0, 100.0]
+    claimed = _dataset_with(spec, "claimed_ms")
+    assert [r["claimed_ms"] for r in claimed] == [10.0, 40.0, 100.0]
     assert len(spec["layer"]) == 4
     assert "64 tokens" in spec["title"]
     assert spec["layer"][2]["encoding"]["x"]["scale"]["type"] == "log"
 
 
 def test_latency_chart_without_claims():
-    spec = charts.latency_chart(PROFILES, claims=False).to_dict()
+    spec = charts.latency_chart(PROFILES, claims=None).to_dict()
     assert len(spec["layer"]) == 2
     assert all("claimed_ms" not in rows[0] for rows in _datasets(spec))
 
@@ -115,7 +115,7 @@ def test_class_balance_chart(prepared):
 
 def test_charts_render_offline():
     # vl-convert bundles Vega: a spec that does not compile (e.g. an undefined parameter) fails here.
-    for chart in (charts.token_length_histogram(np.array([10, 200, 400]), 128), charts.latency_chart(PROFILES)):
+    for chart in (charts.token_length_histogram(np.array([10, 200, 400]), 128), charts.latency_chart(PROFILES, claims=claims.SIZE_CLASSES)):
         svg = vlc.vegalite_to_svg(chart.to_dict())
         assert svg.lstrip().startswith("<svg")
 

@@ -510,15 +510,15 @@ def served_with(monkeypatch) -> list[tuple]:
 def test_cli_serves_the_folder_the_budget_picks(accurate_folder, fast_folder, fixed_measurements, served_with,
                                                 capsys):
     dirs = ["--model-dir", str(accurate_folder), "--model-dir", str(fast_folder)]
-    server.main([*dirs, "--latency-budget-ms", "20", "--threads", "2", "--port", "9000"])
+    deployment.main([*dirs, "--latency-budget-ms", "20", "--threads", "2", "--port", "9000"])
     (model, options), = served_with
     assert model == str(fast_folder) and options["threads"] == 2 and options["port"] == 9000
     err = capsys.readouterr().err
     assert "rejected: 30.00 ms > 20 ms" in err and "chosen" in err and f"Serving 'fast' from {fast_folder}" in err
 
-    server.main([*dirs, "--latency-budget-ms", "100"])
+    deployment.main([*dirs, "--latency-budget-ms", "100"])
     assert served_with[-1][0] == str(accurate_folder)
-    server.main([*dirs, "--latency-budget-ms", "100", "--memory-budget-mb", "50"])
+    deployment.main([*dirs, "--latency-budget-ms", "100", "--memory-budget-mb", "50"])
     assert served_with[-1][0] == str(fast_folder)
 
 
@@ -541,7 +541,7 @@ def test_cli_with_one_folder_and_no_budget_serves_it_unmeasured(fast_folder, fix
 def test_cli_budget_errors_exit_2_naming_the_problem(accurate_folder, fast_folder, fixed_measurements, served_with,
                                                     capsys, extra, words):
     with pytest.raises(SystemExit) as exit_info:
-        server.main(["--model-dir", str(accurate_folder), "--model-dir", str(fast_folder), *extra])
+        deployment.main(["--model-dir", str(accurate_folder), "--model-dir", str(fast_folder), *extra])
     assert exit_info.value.code == 2
     assert words in capsys.readouterr().err
     assert served_with == []
@@ -550,7 +550,7 @@ def test_cli_budget_errors_exit_2_naming_the_problem(accurate_folder, fast_folde
 def test_cli_refuses_a_folder_without_a_recorded_accuracy(accurate_folder, int8_folder, fixed_measurements,
                                                           served_with, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        server.main(["--model-dir", str(accurate_folder), "--model-dir", str(int8_folder), "--latency-budget-ms", "50"])
+        deployment.main(["--model-dir", str(accurate_folder), "--model-dir", str(int8_folder), "--latency-budget-ms", "50"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert str(int8_folder) in err and "records no accuracy" in err and "accuracy=" in err
@@ -692,3 +692,11 @@ def test_chapter_8_checks_recompute_the_answers():
     measured = {"model_mb": 9.0, "ram_mb": 50.0, "p50_ms": 4.0, "request_bytes": 2000.0, "low_confidence_share": 0.1}
     assert minikit.check.hybrid_latency(4.0 + 0.1 * 54.0, measured, network_rtt_ms=50.0)
     assert "every text" in minikit.check.hybrid_latency(58.0, measured, network_rtt_ms=50.0).message
+
+
+def test_the_standalone_server_sends_a_budget_to_minikit_deployment(accurate_folder, fast_folder, served_with,
+                                                                    capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        server.main(["--model-dir", str(accurate_folder), "--model-dir", str(fast_folder), "--latency-budget-ms", "20"])
+    assert exit_info.value.code == 2
+    assert "python -m minikit.deployment" in capsys.readouterr().err and served_with == []

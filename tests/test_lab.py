@@ -9,6 +9,7 @@ import pytest
 import minikit
 from minikit import charts, check
 from minikit import lab as L
+from minikit.claims import COMPRESSION_CLAIM
 from minikit.lab import Lab, Recipe
 from minikit.training import TrainConfig
 
@@ -98,7 +99,7 @@ def test_lab_measures_builds_caches_and_reads_back(teacher, monkeypatch):
     def no_timing(*args, **kwargs):
         raise AssertionError("a cached recipe was measured again")
 
-    monkeypatch.setattr(minikit.metrics.Benchmark, "run", no_timing)
+    monkeypatch.setattr(minikit.benchmark.Benchmark, "run", no_timing)
     again = Lab(teacher, progress=False)
     assert all(again.is_measured(r) for r in recipes)
     pd.testing.assert_frame_equal(again.results().drop(columns="recipe"), table.drop(columns="recipe"))
@@ -134,13 +135,13 @@ def test_dashboard_moves_knobs_without_measuring_then_measures(teacher, monkeypa
 def test_pareto_chart_draws_the_claim_with_or_without_results():
     empty = pd.DataFrame(columns=["recipe", "name", "points", "size_pct", "latency_pct", "size_mb", "latency_p50_ms",
                                   "speedup", "measured_at", "pareto_size", "pareto_latency"])
-    spec = charts.lab_pareto_chart(empty, predicted_size_pct=40.0).to_dict()
+    spec = charts.lab_pareto_chart(empty, COMPRESSION_CLAIM, predicted_size_pct=40.0).to_dict()
     assert "source's claim" in str(spec) and "predicted size" in str(spec)
     table = pd.DataFrame({"name": ["a", "b"], "points": [0.0, -0.3], "size_pct": [100.0, 10.0],
                           "latency_pct": [100.0, 30.0], "size_mb": [90.0, 9.0], "latency_p50_ms": [16.0, 5.0],
                           "speedup": [1.0, 3.3], "measured_at": ["x", "y"], "pareto_size": [True, True],
                           "pareto_latency": [True, True]})
-    spec = charts.lab_pareto_chart(table, current="b").to_dict()
+    spec = charts.lab_pareto_chart(table, COMPRESSION_CLAIM, current="b").to_dict()
     assert "ringed" in str(spec) and "b" in str(spec)
 
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import minikit
-from minikit import cache, metrics, system
-from minikit.metrics import ModelProfile, measure_latency, profile_model
+from minikit import cache, profiling, system
+from minikit.profiling import measure_latency, ModelProfile, profile_model
 from minikit.models import dummy_inputs
 
 
@@ -143,10 +143,10 @@ def test_median_latency_is_the_median_of_the_timed_runs(monkeypatch):
         seen.append((warmup, repeats))
         return np.array([5.0, 1.0, 3.0]) if repeats == 3 else np.array([1.0, 2.0, 3.0, 10.0])
 
-    monkeypatch.setattr(metrics, "measure_latency", fake)
-    assert metrics.median_latency_ms(None, {}, warmup=1, repeats=3) == 3.0
-    assert metrics.median_latency_ms(None, {}, warmup=0, repeats=4) == 2.5  # even count: the mean of the middle two
-    assert seen == [(1, 3), (0, 4)] and isinstance(metrics.median_latency_ms(None, {}, 1, 3), float)
+    monkeypatch.setattr(profiling, "measure_latency", fake)
+    assert profiling.median_latency_ms(None, {}, warmup=1, repeats=3) == 3.0
+    assert profiling.median_latency_ms(None, {}, warmup=0, repeats=4) == 2.5  # even count: the mean of the middle two
+    assert seen == [(1, 3), (0, 4)] and isinstance(profiling.median_latency_ms(None, {}, 1, 3), float)
 
 
 @pytest.mark.parametrize("warmup, repeats", [(3, 0), (3, -1), (-1, 5)])
@@ -210,7 +210,7 @@ def counted_profiles(tmp_path, monkeypatch) -> list[tuple[str, int]]:
         n = float(len(calls))
         return ModelProfile(name, 14.35, 57.4, seq_len, n, n + 0.5, batch_size, 100.0 / n, 80.0 + n)
 
-    monkeypatch.setattr(metrics, "profile_model", fake_profile)
+    monkeypatch.setattr(profiling, "profile_model", fake_profile)
     monkeypatch.setattr(minikit.models, "build_model", lambda name, num_labels=None, seed=None: object())
     return calls
 
@@ -224,7 +224,7 @@ def test_compare_models_second_call_reads_the_cache(counted_profiles):
     measured_at = dt.datetime.fromisoformat(first.loc[0, "measured_at"])
     assert measured_at.tzinfo is not None
     assert abs(dt.datetime.now(dt.timezone.utc) - measured_at) < dt.timedelta(minutes=5)
-    table = cache.entries(metrics.PROFILES_KIND)
+    table = cache.entries(profiling.PROFILES_KIND)
     assert len(table) == 1
     assert table.loc[0, "parts"]["machine"] == system.machine_description()
 
@@ -237,7 +237,7 @@ def test_compare_models_refresh_measures_again_and_replaces_the_entry(counted_pr
     later = minikit.compare_models(**SMALL)
     assert len(counted_profiles) == 2
     pd.testing.assert_frame_equal(later, fresh)  # the refreshed table replaced the old one
-    assert len(cache.entries(metrics.PROFILES_KIND)) == 1
+    assert len(cache.entries(profiling.PROFILES_KIND)) == 1
 
 
 def test_compare_models_a_failed_refresh_keeps_the_cached_table(counted_profiles, monkeypatch):
@@ -246,7 +246,7 @@ def test_compare_models_a_failed_refresh_keeps_the_cached_table(counted_profiles
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(metrics, "profile_model", interrupted)
+    monkeypatch.setattr(profiling, "profile_model", interrupted)
     with pytest.raises(KeyboardInterrupt):
         minikit.compare_models(**SMALL, refresh=True)
     pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)
@@ -266,7 +266,7 @@ def test_compare_models_anything_that_changes_the_numbers_is_a_new_entry(counted
             elsewhere.setattr(system, "_cpu_model_name", lambda: "Another CPU @ 1.0GHz")
         other = minikit.compare_models(**(SMALL if isinstance(change, str) else {**SMALL, **change}))
     assert len(counted_profiles) == 1 + len(other)  # measured again, not read from the cache
-    assert len(cache.entries(metrics.PROFILES_KIND)) == 2
+    assert len(cache.entries(profiling.PROFILES_KIND)) == 2
     pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)  # the first entry is still there
 
 
@@ -274,7 +274,7 @@ def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_p
     with pytest.raises(minikit.models.UnknownNameError, match="Unknown model name 'no-such-model'"):
         minikit.compare_models(["tinybert-4", "no-such-model"], seq_len=16, batch_size=2)
     assert counted_profiles == []
-    assert cache.entries(metrics.PROFILES_KIND).empty
+    assert cache.entries(profiling.PROFILES_KIND).empty
 
 
 def test_machine_description_has_every_field():
@@ -296,7 +296,7 @@ def test_cpu_model_name_from_x86_arm_or_no_cpuinfo(tmp_path, monkeypatch):
 
 
 def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them():
-    from minikit.metrics import benchmark_session_options
+    from minikit.benchmark import benchmark_session_options
 
     options = benchmark_session_options(threads=2)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

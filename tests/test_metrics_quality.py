@@ -21,26 +21,28 @@ from sklearn import metrics as skm
 from transformers import BertConfig, DistilBertConfig
 
 import minikit
-from minikit import charts, metrics, widgets
+from minikit import charts, widgets
+from minikit.attribution import token_attributions
+from minikit.benchmark import Benchmark
 from minikit.metrics import (
-    ENERGY_ESTIMATE,
-    JOULES_PER_FLOP,
-    Benchmark,
     accuracy,
     class_probabilities,
     classification_report,
     confusion_matrix,
-    energy_reading,
-    estimate_energy_j,
-    forward_flops,
     macro_f1,
     misclassified,
     precision_recall_at_threshold,
     precision_recall_curve_table,
+    subset_accuracy,
+)
+from minikit.profiling import (
+    ENERGY_ESTIMATE,
+    energy_reading,
+    estimate_energy_j,
+    forward_flops,
+    JOULES_PER_FLOP,
     rapl_joules,
     read_rapl_uj,
-    subset_accuracy,
-    token_attributions,
 )
 
 LABELS = ["business", "entertainment", "politics", "sport", "tech"]
@@ -397,7 +399,7 @@ def test_charts_build(labels, probs, bench, tok, bench_models):
     p, y = probs
     pr = charts.precision_recall_chart(precision_recall_curve_table(p, y, 0), threshold=0.3).to_dict()
     assert {"name": "threshold", "value": 0.3} in pr["params"]  # a slider can link to it
-    assert isinstance(bench.chart(), alt.HConcatChart)
+    assert isinstance(charts.benchmark_chart(bench.results, bench.baseline), alt.HConcatChart)
     attributions = token_attributions(bench_models[0], tok, TEXT)
     assert isinstance(charts.attribution_chart(attributions, top_k=5), alt.Chart)
     with pytest.raises(ValueError, match="label names"):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import minikit
-from minikit.metrics import _torch_parameter_counts, _torch_size_mb
+from minikit.benchmark import _torch_parameter_counts, _torch_size_mb
 from minikit.quantization import (
     INT8_TOLERANCE,
     Int8Embedding,

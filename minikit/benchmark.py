@@ -1,0 +1,504 @@
+"""Chapter 4 — the Benchmark: several variants of one model measured side by side in one run.
+
+Quality and efficiency of each variant on the same texts, with the same threads, in one process,
+so the ratios between rows are the course's performance figures. Drawn by ``charts.benchmark_chart``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import tempfile
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import transformers
+from transformers import PreTrainedModel
+
+from minikit.cache import load_or_build
+from minikit.models import forward_arguments
+from minikit.metrics import accuracy, macro_f1
+from minikit.profiling import (
+    ENERGY_ESTIMATE,
+    ENERGY_MEASURED,
+    ENERGY_UNAVAILABLE,
+    RAPL_ROOT,
+    count_parameters,
+    energy_reading,
+    estimate_energy_j,
+    forward_flops,
+    measure_latency,
+    size_on_disk_mb,
+)
+from minikit.system import PeakRSS, machine_description
+
+
+
+# ================================================================================================
+# Benchmark: several variants of one model, measured side by side in one run
+# ================================================================================================
+
+Batch = dict[str, np.ndarray]  # tokenizer outputs as int64 arrays, (B, T) each
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """One variant's row in a ``Benchmark``: its quality and its costs on this machine."""
+
+    name: str
+    kind: str  # "torch", "onnxruntime" or "callable"
+    accuracy: float
+    macro_f1: float
+    n_eval: int  # examples scored
+    params_m: float  # millions; NaN where unknown (a plain callable, a session without path=)
+    nonzero_params_m: float
+    size_mb: float
+    size_source: str  # "save_pretrained", "torch.save" (quantized torch), ".onnx file" or "given"
+    seq_len: int  # every timed input is padded/truncated to exactly this many tokens
+    latency_p50_ms: float  # batch 1
+    latency_p95_ms: float
+    batch_size: int
+    throughput: float  # examples per second at batch_size
+    peak_memory_mb: float  # size_mb + the largest extra resident memory during one batch forward
+    energy_mj_per_example: float  # at batch_size
+    energy_source: str  # "rapl" (measured), "estimate (FLOPs × J/FLOP)" or "unavailable"
+    run: int  # which call of run() measured this row
+    baseline_p50_ms: float  # the baseline's batch-1 p50 timed in the same run: the speedup's numerator
+    measured_at: str = ""  # ISO time of the measurement (earlier than this run's when read from the cache)
+
+
+@dataclass(frozen=True)
+class _Variant:
+    name: str
+    kind: str
+    predict: Callable[[Batch], np.ndarray]  # a batch → logits (B, C) as a NumPy array
+    size_mb: float
+    size_source: str
+    params: tuple[int, int] | None  # (all, non-zero)
+    config: Any  # a transformers config where known: the FLOP estimate needs it
+    tokenizer: Any = None  # its own tokenizer (e.g. a pruned vocabulary); None: the benchmark's
+    # Computes the sha256 of its weights or .onnx file, only when a cached run asks (so with cache=False it
+    # costs nothing); None: cannot be cached (a callable).
+    fingerprint: Callable[[], str] | None = None
+
+    def __call__(self, **batch: np.ndarray) -> np.ndarray:  # the calling convention of measure_latency
+        return self.predict(batch)
+
+
+def _logits_array(out) -> np.ndarray:
+    out = getattr(out, "logits", out)
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if isinstance(out, torch.Tensor):
+        out = out.detach().float().cpu().numpy()
+    return np.asarray(out)
+
+
+def _torch_predict(model: torch.nn.Module) -> Callable[[Batch], np.ndarray]:
+    accepted = forward_arguments(model)
+    device = next(model.parameters(), torch.empty(0)).device
+
+    def predict(batch: Batch) -> np.ndarray:
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(v).to(device) for k, v in batch.items() if k in accepted}
+            return _logits_array(model(**inputs))
+
+    return predict
+
+
+def benchmark_session_options(threads: int | None = None):
+    """ONNX Runtime session options for timing beside other variants: worker threads do not spin.
+
+    By default ONNX Runtime's idle worker threads keep spinning for a while after each run, to
+    answer the next run sooner. Timed in alternation with a PyTorch model, that spinning takes
+    the cores the PyTorch call needs: measured on 2 cores, it doubled MiniLM-L6's float32 batch-1
+    latency (16 → 35 ms) and so inflated every ONNX Runtime speedup. A session made here waits
+    instead. ``threads`` sets the intra-op threads (default: ONNX Runtime's, one per core).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _onnx_predict(session) -> Callable[[Batch], np.ndarray]:
+    dtypes = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    output = "logits" if "logits" in outputs else outputs[0]
+
+    def predict(batch: Batch) -> np.ndarray:
+        missing = set(dtypes) - set(batch) - {"token_type_ids"}
+        if missing:
+            raise ValueError(f"The ONNX model needs inputs {sorted(missing)}; the tokenizer gives {sorted(batch)}. "
+                             "Fix: export with input_names matching the tokenizer's outputs.")
+        # token_type_ids are all zeros for one-sentence inputs, so a tokenizer without them still works.
+        feeds = {name: batch.get(name, np.zeros_like(batch["input_ids"])).astype(dtype, copy=False)
+                 for name, dtype in dtypes.items()}
+        return session.run([output], feeds)[0]
+
+    return predict
+
+
+def _torch_size_mb(model: torch.nn.Module) -> tuple[float, str]:
+    """Size as shipped: save_pretrained's safetensors, else torch.save of the state dict.
+
+    safetensors cannot hold torch.ao's packed int8 weights, so dynamically quantized models
+    (and plain ``nn.Module``s) take the second way.
+    """
+    if isinstance(model, PreTrainedModel):
+        try:
+            return size_on_disk_mb(model), "save_pretrained"
+        except Exception:  # the error for packed tensors differs between versions; any failure falls back
+            pass
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "state_dict.pt"
+        torch.save(model.state_dict(), file)
+        return file.stat().st_size / 1e6, "torch.save"
+
+
+def _torch_parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(all, non-zero) parameters, including the packed weights of torch.ao quantized modules.
+
+    ``model.parameters()`` does not list packed weights, so ``count_parameters`` alone would
+    report a dynamically quantized BERT as its embeddings only.
+    """
+    total, nonzero = count_parameters(model), count_parameters(model, nonzero=True)
+    for module in model.modules():
+        if not type(module).__module__.startswith("torch.ao.nn.quantized"):
+            continue
+        for get in (getattr(module, "weight", None), getattr(module, "bias", None)):
+            tensor = get() if callable(get) else None
+            if isinstance(tensor, torch.Tensor):
+                tensor = tensor.dequantize() if tensor.is_quantized else tensor
+                total, nonzero = total + tensor.numel(), nonzero + int(torch.count_nonzero(tensor))
+    return total, nonzero
+
+
+def _onnx_parameter_counts(path: str | Path) -> tuple[int, int]:
+    """(all, non-zero) elements of an ONNX file's initializers: the weights, plus a few constants."""
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
+
+
+def _torch_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of the model's class and ``torch.save``d state dict (quantized weights too); ~0.1 s per 90 MB."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return hashlib.sha256(type(model).__qualname__.encode() + buffer.getvalue()).hexdigest()
+
+
+def _file_fingerprint(path: str | Path) -> str:
+    from minikit.cache import file_sha256
+
+    return file_sha256(Path(path))
+
+
+def _tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _make_variant(name: str, model, size_mb: float | None, path: str | Path | None, config) -> _Variant:
+    if isinstance(model, (str, Path)):
+        import onnxruntime as ort
+
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist. Fix: pass the path of an exported .onnx file.")
+        model = ort.InferenceSession(str(path), benchmark_session_options(), providers=["CPUExecutionProvider"])
+    if isinstance(model, torch.nn.Module):
+        model.eval()  # dropout off: a benchmark measures inference
+        size, how = (size_mb, "given") if size_mb is not None else _torch_size_mb(model)
+        return _Variant(name, "torch", _torch_predict(model), size, how, _torch_parameter_counts(model),
+                        config if config is not None else getattr(model, "config", None),
+                        fingerprint=lambda: _torch_fingerprint(model))
+    if hasattr(model, "get_inputs") and hasattr(model, "run"):  # an onnxruntime.InferenceSession
+        if size_mb is None and path is None:
+            raise ValueError(f"Variant {name!r} is an ONNX Runtime session, which does not know its file. "
+                             "Fix: bench.add(name, session, path='model.onnx') or size_mb=...")
+        size, how = (size_mb, "given") if size_mb is not None else (Path(path).stat().st_size / 1e6, ".onnx file")
+        params = _onnx_parameter_counts(path) if path is not None else None
+        fingerprint = (lambda: _file_fingerprint(path)) if path is not None else None
+        return _Variant(name, "onnxruntime", _onnx_predict(model), size, how, params, config, fingerprint=fingerprint)
+    if callable(model):
+        if size_mb is None:
+            raise ValueError(f"Variant {name!r} is a plain callable, whose size cannot be measured. "
+                             "Fix: bench.add(name, fn, size_mb=...) with the size of what you would ship.")
+        return _Variant(name, "callable", lambda batch: _logits_array(model(batch)), size_mb, "given", None, config)
+    raise TypeError(f"Variant {name!r} is a {type(model).__name__}. Expected a torch model, an onnxruntime "
+                    "InferenceSession, a path to a .onnx file, or a callable(batch dict) -> logits.")
+
+
+# Bump when the Benchmark measures differently: cached runs taken the old way are then measured again.
+_BENCH_METHOD = 1
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass(frozen=True)
+class _BenchInputs:
+    batches: list[Batch]  # the evaluation examples, sorted by length, each batch padded to its longest
+    labels: np.ndarray  # true labels in the same (sorted) order
+    single: Batch  # 1 × max_length: latency
+    full: Batch  # batch_size × max_length: throughput, memory, energy
+
+
+class Benchmark:
+    """Measure several variants of one model side by side: quality, size, speed, memory, energy.
+
+    All variants see the same inputs: accuracy on the same examples (batched by length), timing
+    on real texts padded or truncated to exactly ``max_length`` tokens, so every variant sees
+    identical shapes. Timing alternates variants in rounds (A B, then B A, …) so that drift of
+    the machine hits all alike; in each round a variant runs ``burst`` timed calls back to back
+    after one untimed call, as a served model does (called one at a time in turn, a small model
+    would always start with the other model's weights in the CPU caches, which it never does in
+    service). ``run()`` again measures only the variants added since, and
+    times the baseline again beside them: a row's speedup uses the baseline timed in its run.
+
+    ``cache=True`` keeps each run's rows in the cache, keyed by everything that sets them (each
+    variant's weights or .onnx file, its tokenizer, the data, every setting, torch's threads, the
+    versions and this machine): the same run again is read back (``measured_at`` says when it
+    was measured) instead of taking its seconds again; ``run(refresh=True)`` measures anew. A run
+    with a plain callable is never cached (its code cannot be fingerprinted).
+    """
+
+    def __init__(self, dataset, tokenizer, max_length: int = 128, baseline: str | None = None,
+                 n_eval: int | None = None, repeats: int = 20, warmup: int = 3, batch_size: int = 32,
+                 batch_repeats: int = 3, seed: int = 0, rapl_root: str | Path = RAPL_ROOT, burst: int = 5,
+                 cache: bool = False):
+        missing = {"text", "label"} - set(dataset.column_names)
+        if missing:
+            raise ValueError(f"The dataset has columns {dataset.column_names}, not {sorted(missing)}. "
+                             "Fix: pass a split of prepare_dataset(), e.g. splits['test'].")
+        if len(dataset) == 0 or (n_eval is not None and n_eval < 1):
+            raise ValueError(f"{len(dataset)} examples, n_eval={n_eval}: need at least one example to score.")
+        if repeats < 1 or batch_repeats < 1 or batch_size < 1 or burst < 1:
+            raise ValueError(f"repeats={repeats}, batch_repeats={batch_repeats}, batch_size={batch_size}, "
+                             f"burst={burst}: all must be at least 1.")
+        self.dataset, self.tokenizer, self.max_length = dataset, tokenizer, max_length
+        self.n_eval, self.repeats, self.warmup = n_eval, repeats, warmup
+        self.batch_size, self.batch_repeats, self.seed, self.rapl_root = batch_size, batch_repeats, seed, rapl_root
+        self.burst, self.cache = burst, cache
+        label = dataset.features["label"]
+        self.num_labels = getattr(label, "num_classes", None) or int(max(dataset["label"])) + 1
+        self.rows: list[BenchResult] = []
+        self._baseline = baseline
+        self._variants: dict[str, _Variant] = {}
+        self._data: dict[int, _BenchInputs] = {}  # per tokenizer (by id): most benchmarks have one
+        self._runs = 0
+
+    def __repr__(self) -> str:
+        return (f"Benchmark({len(self._variants)} variant(s), {len(self.rows)} measured, baseline={self.baseline!r}, "
+                f"max_length={self.max_length}, n_eval={self.n_eval}, repeats={self.repeats})")
+
+    @property
+    def baseline(self) -> str | None:
+        """The variant the ratios compare against: the one named, else the first added."""
+        return self._baseline or next(iter(self._variants), None)
+
+    def add(self, name: str, model, *, size_mb: float | None = None, path: str | Path | None = None,
+            config=None, tokenizer=None) -> "Benchmark":
+        """Register a variant: a torch model, an ONNX Runtime session (or .onnx path), or a callable.
+
+        A session needs ``path=`` (its file gives size and parameters) or ``size_mb=``; pass the path
+        itself rather than your own session, so the session is made with
+        ``benchmark_session_options()`` (a session whose threads spin slows the variants timed
+        beside it). A callable
+        (given a dict of int64 NumPy arrays, returning logits) needs ``size_mb=``. ``config=`` (a
+        transformers config) lets a non-torch variant get a FLOP-based energy estimate. A torch
+        model is put in eval mode (dropout off), as inference would run it. ``tokenizer=`` gives a
+        variant its own tokenizer (a pruned vocabulary): it reads the same texts, encoded its way,
+        and is timed on them at the same ``max_length``.
+        """
+        if name in self._variants:
+            raise ValueError(f"A variant named {name!r} was already added. Fix: give this one another name.")
+        variant = _make_variant(name, model, size_mb, path, config)
+        self._variants[name] = replace(variant, tokenizer=tokenizer) if tokenizer is not None else variant
+        return self
+
+    def run(self, refresh: bool = False) -> pd.DataFrame:
+        """Measure the variants not measured yet (timing the baseline beside them); returns ``results``.
+
+        With ``cache=True``, a run whose variants, data, settings and machine were all measured
+        before is read from the cache (its rows keep their ``measured_at``); ``refresh=True``
+        measures it again and replaces the cached rows.
+        """
+        done = {row.name for row in self.rows}
+        new = [v for v in self._variants.values() if v.name not in done]
+        if not new:
+            return self.results
+        self._runs += 1
+        base = self._variants.get(self.baseline)
+        timed = new if base is None or base.name not in done else [base, *new]
+        parts = self._cache_parts(timed, new) if self.cache else None
+        if parts is None:
+            self.rows.extend(self._measure(timed, new, base))
+            return self.results
+        def build(folder: Path) -> None:
+            rows = [asdict(r) for r in self._measure(timed, new, base)]
+            (folder / "rows.json").write_text(json.dumps(rows, indent=1))
+
+        entry = load_or_build("benchmarks", parts, build, rebuild=refresh)
+        rows = json.loads((entry / "rows.json").read_text())
+        self.rows.extend(replace(BenchResult(**row), run=self._runs) for row in rows)
+        return self.results
+
+    def _measure(self, timed: list[_Variant], new: list[_Variant], base: _Variant | None) -> list[BenchResult]:
+        quality = {v.name: self._quality(v, self._inputs(v.tokenizer)) for v in new}
+        single = self._time(timed, "single", self.repeats, self.warmup)
+        full = self._time(timed, "full", self.batch_repeats, 1)
+        reference = float(np.percentile(single[base.name][0], 50)) if base is not None else float("nan")
+        measured_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        return [replace(self._row(v, quality[v.name], single[v.name][0], *full[v.name], reference,
+                                  len(self._inputs(v.tokenizer).labels)), measured_at=measured_at) for v in new]
+
+    def _cache_parts(self, timed: list[_Variant], new: list[_Variant]) -> dict | None:
+        """Everything that sets this run's numbers; None when a variant cannot be fingerprinted (a callable)."""
+        if any(v.fingerprint is None for v in timed):
+            return None
+        subset = self._inputs(None)  # the evaluation rows: same seed and n_eval, same rows
+        data = hashlib.sha256(json.dumps([self.dataset.num_rows, self.n_eval, self.seed,
+                                          subset.labels.tolist()]).encode())
+        data.update("\x1f".join(self.dataset["text"]).encode())
+        tokenizers: dict[int, str] = {}
+        for v in timed:
+            tok = self.tokenizer if v.tokenizer is None else v.tokenizer
+            if id(tok) not in tokenizers:
+                tokenizers[id(tok)] = _tokenizer_fingerprint(tok)
+        return {
+            "method": _BENCH_METHOD, "data": data.hexdigest(),
+            "variants": [{"name": v.name, "weights": v.fingerprint(), "new": v in new, "kind": v.kind,
+                          "tokenizer": tokenizers[id(self.tokenizer if v.tokenizer is None else v.tokenizer)]}
+                         for v in timed],
+            "settings": {"max_length": self.max_length, "repeats": self.repeats, "warmup": self.warmup,
+                         "batch_size": self.batch_size, "batch_repeats": self.batch_repeats, "burst": self.burst},
+            "torch_threads": torch.get_num_threads(), "machine": machine_description(),
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                         "onnxruntime": _version("onnxruntime")},
+        }
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """Every row so far, plus size_ratio, speedup and accuracy_delta against the baseline.
+
+        size_ratio = size / baseline size (below 1: smaller). speedup = the baseline's batch-1 p50
+        from the same run / this p50 (the baseline row's p50 if it was not timed in that run).
+        accuracy_delta is in percentage points.
+        """
+        table = pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in fields(BenchResult)])
+        base = table[table["name"] == self.baseline]
+        if base.empty:
+            return table.assign(size_ratio=np.nan, speedup=np.nan, accuracy_delta=np.nan)
+        b = base.iloc[0]
+        return table.assign(
+            size_ratio=table["size_mb"] / b["size_mb"],
+            speedup=table["baseline_p50_ms"].fillna(b["latency_p50_ms"]) / table["latency_p50_ms"],
+            accuracy_delta=(table["accuracy"] - b["accuracy"]) * 100,
+        )
+
+    # --- the measurements ---------------------------------------------------------------------
+
+    def _encode(self, tokenizer, texts: list[str], padding: bool | str) -> Batch:
+        enc = tokenizer(texts, truncation=True, max_length=self.max_length, padding=padding, return_tensors="np")
+        return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+
+    def _inputs(self, tokenizer=None) -> _BenchInputs:
+        tokenizer = self.tokenizer if tokenizer is None else tokenizer
+        if id(tokenizer) not in self._data:
+            n = len(self.dataset) if self.n_eval is None else min(self.n_eval, len(self.dataset))
+            # A random subset: loaders may sort rows by class, and the first n would then be one class.
+            rows = np.sort(np.random.default_rng(self.seed).permutation(len(self.dataset))[:n])
+            subset = self.dataset.select(rows)
+            texts, labels = list(subset["text"]), np.asarray(subset["label"])
+            encoded = tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+            lengths = [len(ids) for ids in encoded]
+            order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
+            chunks = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
+            full = self._encode(tokenizer, [texts[i % n] for i in range(self.batch_size)], padding="max_length")
+            self._data[id(tokenizer)] = _BenchInputs(
+                batches=[self._encode(tokenizer, [texts[i] for i in chunk], padding=True) for chunk in chunks],
+                labels=labels[order], single={k: v[:1] for k, v in full.items()}, full=full,
+            )
+        return self._data[id(tokenizer)]
+
+    def _quality(self, v: _Variant, data: _BenchInputs) -> tuple[float, float, float]:
+        """(accuracy, macro F1, extra peak memory in MB) of one variant."""
+        with PeakRSS() as rss:
+            v.predict(data.full)  # the first batch forward: one-off allocations (arenas, caches) count
+        predictions = np.concatenate([v.predict(batch).argmax(-1) for batch in data.batches])
+        return (accuracy(data.labels, predictions), macro_f1(data.labels, predictions, self.num_labels),
+                max(rss.peak_mb, 0.0))
+
+    def _time(self, variants: list[_Variant], which: str, repeats: int,
+              warmup: int) -> dict[str, tuple[np.ndarray, float | None]]:
+        """{name: (milliseconds per call, RAPL joules or None)}; calls alternate A B, B A, A B, …
+
+        ``which`` is "single" (batch 1) or "full" (batch_size): each variant gets those inputs
+        encoded by its own tokenizer, with the same shape.
+
+        A few calls per variant per round (``burst``, after one untimed call), so a burst of load
+        from another process, or a CPU warming up and throttling, falls on every variant alike
+        instead of on one of them, while each variant is timed with its own weights in cache.
+        """
+        inputs = {v.name: getattr(self._inputs(v.tokenizer), which) for v in variants}
+        for v in variants:
+            measure_latency(v, inputs[v.name], warmup=warmup, repeats=1)
+        times: dict[str, list[np.ndarray]] = {v.name: [] for v in variants}
+        joules: dict[str, float | None] = {v.name: 0.0 for v in variants}
+        done = 0
+        for r in range(-(-repeats // self.burst)):
+            calls = min(self.burst, repeats - done)
+            done += calls
+            for v in variants if r % 2 == 0 else variants[::-1]:
+                measure_latency(v, inputs[v.name], warmup=0, repeats=1)  # untimed: back in the caches
+                with energy_reading(self.rapl_root) as reading:
+                    times[v.name].append(measure_latency(v, inputs[v.name], warmup=0, repeats=calls))
+                spent = joules[v.name]
+                joules[v.name] = None if spent is None or reading.joules is None else spent + reading.joules
+        return {name: (np.concatenate(times[name]), joules[name]) for name in times}
+
+    def _energy(self, v: _Variant, joules: float | None, examples: int) -> tuple[float, str]:
+        """Millijoules per example and where the figure comes from."""
+        if joules is not None:
+            return joules / examples * 1e3, ENERGY_MEASURED
+        try:
+            flops = forward_flops(v.config, self.max_length) if v.config is not None else None
+        except ValueError:  # not a BERT-style config
+            flops = None
+        if flops is None:
+            return float("nan"), ENERGY_UNAVAILABLE
+        return estimate_energy_j(flops).joules * 1e3, ENERGY_ESTIMATE
+
+    def _row(self, v: _Variant, quality: tuple[float, float, float], single_ms: np.ndarray, full_ms: np.ndarray,
+             joules: float | None, reference_ms: float, n_eval: int) -> BenchResult:
+        acc, f1, extra_mb = quality
+        params, nonzero = v.params if v.params is not None else (float("nan"), float("nan"))
+        energy, source = self._energy(v, joules, len(full_ms) * self.batch_size)
+        return BenchResult(
+            name=v.name, kind=v.kind, accuracy=acc, macro_f1=f1, n_eval=n_eval,
+            params_m=params / 1e6, nonzero_params_m=nonzero / 1e6, size_mb=v.size_mb, size_source=v.size_source,
+            seq_len=self.max_length, latency_p50_ms=float(np.percentile(single_ms, 50)),
+            latency_p95_ms=float(np.percentile(single_ms, 95)), batch_size=self.batch_size,
+            throughput=float(self.batch_size / (np.median(full_ms) / 1e3)), peak_memory_mb=v.size_mb + extra_mb,
+            energy_mj_per_example=energy, energy_source=source, run=self._runs, baseline_p50_ms=reference_ms,
+        )
