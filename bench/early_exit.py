@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     import minikit
-    from minikit import adaptive as A
+    from minikit import early_exit as A
 
     minikit.setup(threads=args.threads, charts=False)
     baseline = minikit.get_baseline(progress=False)

@@ -41,12 +41,13 @@ def main() -> None:
 
     import minikit
     from minikit import multitask as M
+    from minikit.tasks import default_tasks
     from minikit.training import TrainConfig
 
     minikit.setup(threads=args.threads, charts=False)
     print(f"torch threads: {torch.get_num_threads()}, cpu count: {os.cpu_count()}, "
           f"load average: {os.getloadavg()[0]:.2f}")
-    topic, headline = M.default_tasks()
+    topic, headline = default_tasks()
     print(f"topic: {len(topic.splits['train'])}/{len(topic.splits['validation'])}/{len(topic.splits['test'])} "
           f"articles; headline pairs: {len(headline.splits['train'])}/{len(headline.splits['validation'])}/"
           f"{len(headline.splits['test'])}")

@@ -1,13 +1,20 @@
 """minikit — helpers for the course on small pre-trained language models and their compression.
 
 Importing minikit changes no global state; call ``minikit.setup()`` at the top of a notebook.
+
+This file is the notebooks' facade: it re-exports the names they call as ``minikit.name``. Every
+module is also reachable as ``minikit.module``: the data, models, training and measurement layers
+load with the package; techniques, applications and the presentation layer (charts, widgets,
+check) load on first use (PEP 562), so a script that never draws never imports altair or
+ipywidgets, and ``python -m minikit.server`` finds its module not yet imported.
 """
 
-import minikit.settings
-from minikit import (
-    adaptive, cache, charts, check, claims, compression_widgets, deployment, distillation, lab, metrics, multitask,
-    pruning, quantization, training, widgets,
-)
+from __future__ import annotations
+
+import importlib
+
+from minikit import cache, claims, data, errors, models, settings, system, training
+from minikit.benchmark import Benchmark
 from minikit.data import (
     BBC_LABELS,
     DataWarning,
@@ -26,19 +33,43 @@ from minikit.data import (
     truncated_share,
 )
 from minikit.errors import DataError, MinikitError, ModelNotAvailableError, OnnxMismatchError, UnknownNameError
-from minikit.benchmark import Benchmark
 from minikit.metrics import classification_report, confusion_matrix
+from minikit.models import (
+    CATALOG,
+    DEFAULT_MODEL,
+    ModelCard,
+    build_model,
+    list_models,
+    load_model,
+    load_tokenizer,
+    resolve_model_source,
+)
 from minikit.profiling import (
+    ModelProfile,
     compare_models,
     count_parameters,
     measure_latency,
-    ModelProfile,
     profile_model,
     size_on_disk_mb,
 )
-from minikit.models import CATALOG, DEFAULT_MODEL, ModelCard, build_model, list_models, load_model, load_tokenizer, resolve_model_source
-from minikit.training import FineTuned, TrainConfig, fine_tune, get_baseline
 from minikit.settings import Settings, get_settings, seed_everything
+from minikit.training import FineTuned, TrainConfig, fine_tune, get_baseline
+
+__version__ = "0.1.0"
+
+# Loaded on first use (``minikit.widgets``, ``from minikit import lab``): see the module docstring.
+_ON_FIRST_USE = ("attribution", "build", "charts", "check", "compression_widgets", "deployment", "distillation",
+                 "early_exit", "lab", "multitask", "pruning", "quantization", "report", "server", "widgets")
+
+
+def __getattr__(name: str):
+    if name in _ON_FIRST_USE:
+        return importlib.import_module(f"minikit.{name}")
+    raise AttributeError(f"module 'minikit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ON_FIRST_USE))
 
 
 def setup(seed: int | None = None, threads: int | None = None, charts: bool = True) -> Settings:
@@ -46,20 +77,19 @@ def setup(seed: int | None = None, threads: int | None = None, charts: bool = Tr
 
     Returns the settings in force, so a notebook can print where its cache lives.
     """
-    settings = minikit.settings.setup(seed=seed, threads=threads)
+    in_force = settings.setup(seed=seed, threads=threads)
     if charts:
-        minikit.charts.enable_offline_charts()
-    return settings
+        importlib.import_module("minikit.charts").enable_offline_charts()
+    return in_force
 
-__version__ = "0.1.0"
 
 __all__ = [
-    "BBC_LABELS", "Benchmark", "adaptive", "compression_widgets", "FineTuned", "TrainConfig", "cache", "classification_report", "confusion_matrix",
-    "fine_tune", "get_baseline", "lab", "metrics", "multitask", "training", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "LeakageReport",
-    "MinikitError", "ModelCard", "OnnxMismatchError", "deployment", "distillation", "pruning", "quantization", "ModelNotAvailableError", "ModelProfile", "Settings", "UnknownNameError",
-    "build_model", "charts", "check", "claims", "check_leakage", "compare_models", "count_parameters", "find_duplicates",
-    "get_settings", "list_models", "load_dataset", "load_model", "load_tokenizer", "measure_latency", "normalize",
-    "normalize_text", "prepare_dataset", "profile_model", "remove_duplicates", "resolve_model_source",
-    "seed_everything", "setup", "size_on_disk_mb", "split_dataset", "token_lengths", "tokenize",
-    "truncated_share", "widgets",
+    "BBC_LABELS", "Benchmark", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport", "FineTuned",
+    "LeakageReport", "MinikitError", "ModelCard", "ModelNotAvailableError", "ModelProfile", "OnnxMismatchError",
+    "Settings", "TrainConfig", "UnknownNameError", "build_model", "cache", "check_leakage", "claims",
+    "classification_report", "compare_models", "confusion_matrix", "count_parameters", "data", "errors",
+    "find_duplicates", "fine_tune", "get_baseline", "get_settings", "list_models", "load_dataset", "load_model",
+    "load_tokenizer", "measure_latency", "models", "normalize", "normalize_text", "prepare_dataset", "profile_model",
+    "remove_duplicates", "resolve_model_source", "seed_everything", "settings", "setup", "size_on_disk_mb",
+    "split_dataset", "system", "token_lengths", "tokenize", "training", "truncated_share",
 ]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
+import math
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -21,8 +21,9 @@ import torch
 import transformers
 from transformers import PreTrainedModel
 
-from minikit.cache import load_or_build
+from minikit.cache import file_sha256, load_or_build, tokenizer_sha256, weights_sha256
 from minikit.models import forward_arguments
+from minikit.errors import MinikitError
 from minikit.metrics import accuracy, macro_f1
 from minikit.profiling import (
     ENERGY_ESTIMATE,
@@ -192,25 +193,6 @@ def _onnx_parameter_counts(path: str | Path) -> tuple[int, int]:
     return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
 
 
-def _torch_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 of the model's class and ``torch.save``d state dict (quantized weights too); ~0.1 s per 90 MB."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return hashlib.sha256(type(model).__qualname__.encode() + buffer.getvalue()).hexdigest()
-
-
-def _file_fingerprint(path: str | Path) -> str:
-    from minikit.cache import file_sha256
-
-    return file_sha256(Path(path))
-
-
-def _tokenizer_fingerprint(tokenizer) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _make_variant(name: str, model, size_mb: float | None, path: str | Path | None, config) -> _Variant:
     if isinstance(model, (str, Path)):
         import onnxruntime as ort
@@ -224,14 +206,14 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
         size, how = (size_mb, "given") if size_mb is not None else _torch_size_mb(model)
         return _Variant(name, "torch", _torch_predict(model), size, how, _torch_parameter_counts(model),
                         config if config is not None else getattr(model, "config", None),
-                        fingerprint=lambda: _torch_fingerprint(model))
+                        fingerprint=lambda: weights_sha256(model))
     if hasattr(model, "get_inputs") and hasattr(model, "run"):  # an onnxruntime.InferenceSession
         if size_mb is None and path is None:
             raise ValueError(f"Variant {name!r} is an ONNX Runtime session, which does not know its file. "
                              "Fix: bench.add(name, session, path='model.onnx') or size_mb=...")
         size, how = (size_mb, "given") if size_mb is not None else (Path(path).stat().st_size / 1e6, ".onnx file")
         params = _onnx_parameter_counts(path) if path is not None else None
-        fingerprint = (lambda: _file_fingerprint(path)) if path is not None else None
+        fingerprint = (lambda: file_sha256(Path(path))) if path is not None else None
         return _Variant(name, "onnxruntime", _onnx_predict(model), size, how, params, config, fingerprint=fingerprint)
     if callable(model):
         if size_mb is None:
@@ -384,7 +366,7 @@ class Benchmark:
         for v in timed:
             tok = self.tokenizer if v.tokenizer is None else v.tokenizer
             if id(tok) not in tokenizers:
-                tokenizers[id(tok)] = _tokenizer_fingerprint(tok)
+                tokenizers[id(tok)] = tokenizer_sha256(tok)
         return {
             "method": _BENCH_METHOD, "data": data.hexdigest(),
             "variants": [{"name": v.name, "weights": v.fingerprint(), "new": v in new, "kind": v.kind,
@@ -502,3 +484,98 @@ class Benchmark:
             throughput=float(self.batch_size / (np.median(full_ms) / 1e3)), peak_memory_mb=v.size_mb + extra_mb,
             energy_mj_per_example=energy, energy_source=source, run=self._runs, baseline_p50_ms=reference_ms,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# The budget picker: the most accurate measured variant that fits a latency and a memory budget
+# --------------------------------------------------------------------------------------------
+
+
+class NoVariantFitsError(MinikitError, ValueError):
+    """No measured variant meets the budget; the message names the closest one and by how much."""
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The chosen variant's row, and every variant with whether it fits and why not."""
+
+    chosen: str
+    table: pd.DataFrame  # name, accuracy, latency_ms, memory_mb, fits, reason
+    latency_budget_ms: float
+    memory_budget_mb: float | None
+
+    def __repr__(self) -> str:
+        row = self.table.set_index("name").loc[self.chosen]
+        return (f"Pick({self.chosen!r}: accuracy {row['accuracy']:.2%}, {row['latency_ms']:.2f} ms, "
+                f"{row['memory_mb']:.1f} MB; {int((~self.table['fits']).sum())} rejected)")
+
+
+def _budget(value, name: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} is not a number. Fix: give it in {unit}, e.g. {name}=20.") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{name}={value!r}: a budget must be a finite number of {unit} above 0.")
+    return number
+
+
+def _over(value: float, budget: float, unit: str, decimals: int) -> str:
+    """"16.00 ms > 3.5 ms"; where the two would read alike ("11.70 > 11.7"), more decimals for both."""
+    if f"{value:.{decimals}f}" != f"{budget:.{decimals}f}":
+        return f"{value:.{decimals}f} {unit} > {budget:g} {unit}"
+    while decimals < 6 and f"{value:.{decimals}f}" == f"{budget:.{decimals}f}":
+        decimals += 1
+    return f"{value:.{decimals}f} {unit} > {budget:.{decimals}f} {unit}"
+
+
+def pick_variant(results: pd.DataFrame, latency_budget_ms: float, memory_budget_mb: float | None = None,
+                 latency_column: str = "latency_p50_ms", memory_column: str = "peak_memory_mb") -> Pick:
+    """The most accurate variant whose batch-1 latency and memory fit the budgets (ties: faster, then smaller).
+
+    ``results`` is a ``Benchmark.results`` table (or any table with name, accuracy and the two
+    columns). Raises ``NoVariantFitsError`` naming the closest variant when none fits.
+    """
+    latency_budget = _budget(latency_budget_ms, "latency_budget_ms", "ms")
+    memory_budget = None if memory_budget_mb is None else _budget(memory_budget_mb, "memory_budget_mb", "MB")
+    needed = {"name", "accuracy", latency_column} | ({memory_column} if memory_budget is not None else set())
+    missing = needed - set(results.columns)
+    if missing:
+        raise ValueError(f"The results table lacks {sorted(missing)} (it has {list(results.columns)}). "
+                         "Fix: pass Benchmark.results, or name your columns with latency_column=/memory_column=.")
+    if results.empty:
+        raise ValueError("The results table is empty: measure some variants first (Benchmark.run()).")
+    table = pd.DataFrame({"name": results["name"], "accuracy": results["accuracy"].astype(float),
+                          "latency_ms": results[latency_column].astype(float),
+                          "memory_mb": (results[memory_column].astype(float) if memory_column in results
+                                        else np.nan)}).reset_index(drop=True)
+    over_latency = table["latency_ms"] / latency_budget - 1
+    over_memory = (table["memory_mb"] / memory_budget - 1) if memory_budget is not None else over_latency * 0 - 1
+    reasons = []
+    for i, row in table.iterrows():
+        why = []
+        if over_latency[i] > 0:
+            why.append(_over(row["latency_ms"], latency_budget, "ms", 2))
+        if memory_budget is not None and over_memory[i] > 0:
+            why.append(_over(row["memory_mb"], memory_budget, "MB", 1))
+        reasons.append("; ".join(why))
+    table["fits"] = [not r for r in reasons]
+    fitting = table[table["fits"]]
+    if fitting.empty:
+        worst = np.maximum(over_latency, over_memory)
+        i = int(np.argmin(worst.to_numpy()))
+        row = table.iloc[i]
+        budget = f"{latency_budget:g} ms" + (f" and {memory_budget:g} MB" if memory_budget is not None else "")
+        raise NoVariantFitsError(
+            f"No variant fits {budget}. Closest: {row['name']!r} ({reasons[i]}, {worst[i]:.0%} over). "
+            f"Fix: raise the budget by that much, or measure a smaller or faster variant.")
+    best = fitting.sort_values(["accuracy", "latency_ms", "memory_mb"], ascending=[False, True, True]).iloc[0]
+    for i, row in table.iterrows():
+        if row["fits"] and row["name"] != best["name"]:
+            reasons[i] = f"fits, but less accurate ({row['accuracy']:.2%} vs {best['accuracy']:.2%})" \
+                if row["accuracy"] < best["accuracy"] else "fits, as accurate but slower or larger"
+    table["reason"] = ["chosen" if n == best["name"] else r for n, r in zip(table["name"], reasons)]
+    return Pick(str(best["name"]), table, latency_budget, memory_budget)
+
+
+__all__ = ["BenchResult", "Benchmark", "NoVariantFitsError", "Pick", "benchmark_session_options", "pick_variant"]

@@ -67,7 +67,7 @@ class _Course:
 
     @property
     def tasks(self):
-        from minikit.multitask import chapter_tasks
+        from minikit.tasks import chapter_tasks
 
         return self._get("tasks", chapter_tasks)
 
@@ -142,10 +142,11 @@ def _low_data_adapted(course: _Course) -> None:
 def _multitask(fraction: float | None) -> Callable[[_Course], None]:
     def run(course: _Course) -> None:
         from minikit import multitask as M
+        from minikit.tasks import CHAPTER_CONFIG
 
         topic, headline = course.tasks
         tasks = [topic if fraction is None else topic.with_fraction(fraction), headline]
-        M.multitask_row(M.get_multitask(tasks=tasks, config=_lean(M.CHAPTER_CONFIG), progress=course.progress), "topic",
+        M.multitask_row(M.get_multitask(tasks=tasks, config=_lean(CHAPTER_CONFIG), progress=course.progress), "topic",
                         len(topic.splits["train"]))
 
     return run
@@ -183,7 +184,8 @@ def _student(use_teacher: bool) -> Callable[[_Course], None]:
 def _distillation_knobs(course: _Course) -> None:
     """The first setting of chapter 7's α/depth explorer (``DistillationExplorer(teacher, alpha=0.5, layers=2)``)."""
     from minikit.distillation import QUICK_DISTILL, distill, select_layers, spread_layers
-    from minikit.training import TrainConfig, encoder_layers
+    from minikit.models import encoder_layers
+    from minikit.training import TrainConfig
 
     teacher = course.baseline
     layers = spread_layers(len(encoder_layers(teacher.model)), 2)
@@ -211,7 +213,7 @@ def _lab(course: _Course) -> None:
 
 
 def _early_exit(course: _Course) -> None:
-    from minikit import adaptive as A
+    from minikit import early_exit as A
 
     A.get_early_exit(course.baseline, progress=course.progress)
 

@@ -514,7 +514,7 @@ def layer_accuracy_chart(table: pd.DataFrame, full_accuracy: float | None = None
 
 
 def early_exit_chart(curve: pd.DataFrame, threshold: float | None = None) -> alt.HConcatChart:
-    """``adaptive.latency_curve``'s table: accuracy, mean layers and measured latency against the threshold.
+    """``early_exit.latency_curve``'s table: accuracy, mean layers and measured latency against the threshold.
 
     The x axis is the grid's position (thresholds crowd near 1); the current threshold is ringed,
     and the full model's accuracy and latency are dashed.
@@ -560,7 +560,7 @@ def exit_layers_chart(layers: np.ndarray, labels: np.ndarray, label_names) -> al
 
 def budget_chart(table: pd.DataFrame, latency_budget_ms: float | None = None,
                  memory_budget_mb: float | None = None) -> alt.HConcatChart:
-    """``adaptive.pick_variant``'s table: accuracy vs latency and vs memory, budgets as red lines.
+    """``benchmark.pick_variant``'s table: accuracy vs latency and vs memory, budgets as red lines.
 
     Variants that fit are blue, the chosen one is ringed, rejected ones are grey.
     """

@@ -111,7 +111,7 @@ def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     if (missing := _missing(answer)) is not None:
         return missing
     from minikit.models import build_model
-    from minikit.training import head_parameters
+    from minikit.models import head_parameters
 
     truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
     if int(answer) == truth:
@@ -142,10 +142,10 @@ def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> Chec
 
 def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "temperature",
                            temperature: float = 2.0) -> CheckResult:
-    """The share of steps each task gets from ``multitask.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
+    """The share of steps each task gets from ``tasks.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.multitask import TaskSampler
+    from minikit.tasks import TaskSampler
 
     truth = TaskSampler(sizes, strategy, temperature).probabilities
     if not isinstance(answer, dict) or set(answer) != set(truth):
@@ -434,8 +434,8 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
     """Parameters of ``student`` (fewer layers, pruned vocabulary) worked out from the teacher's."""
     if (missing := _missing(answer)) is not None:
         return missing
+    from minikit.models import encoder_layers
     from minikit.profiling import count_parameters
-    from minikit.training import encoder_layers
 
     truth = count_parameters(student)
     if int(answer) == truth:
@@ -545,7 +545,7 @@ def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: f
     """Mean exit layer (1-based) under max-prob > ``threshold``, from every layer's logits (N, L, C)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.adaptive import ExitRule, exit_layers
+    from minikit.early_exit import ExitRule, exit_layers
 
     layers = exit_layers(layer_logits, ExitRule("max-prob", threshold))
     truth = float(layers.mean())
@@ -564,7 +564,7 @@ def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: 
     """The variant the picker would choose for these budgets (most accurate among those that fit)."""
     if (missing := _missing(answer)) is not None:
         return missing
-    from minikit.adaptive import pick_variant
+    from minikit.benchmark import pick_variant
 
     pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
     table = pick.table.set_index("name")

@@ -32,6 +32,7 @@ from minikit.distillation import (
     spread_layers,
 )
 from minikit.metrics import subset_accuracy
+from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, median_latency_ms
 from minikit.quantization import (
     GRANULARITIES,
@@ -42,7 +43,7 @@ from minikit.quantization import (
     requantize_linears,
     typical_row,
 )
-from minikit.training import TrainConfig, encoder_layers, evaluate_accuracy
+from minikit.training import TrainConfig, evaluate_accuracy
 from minikit.widgets import Explorer, jupyter_chart
 
 # --- 05 pruning ------------------------------------------------------------------------------------

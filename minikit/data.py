@@ -445,6 +445,21 @@ def split_dataset(ds: datasets.Dataset, test_size: float = 0.15, validation_size
     return datasets.DatasetDict(train=rest["train"], validation=rest["test"], test=first["test"])
 
 
+def stratified_subset(ds: datasets.Dataset, fraction: float, seed: int, label_column: str = "label") -> datasets.Dataset:
+    """A share of each class's rows (at least one per class), drawn with a fixed seed, in their original order.
+
+    ``fraction`` ≥ 1 returns ``ds`` itself. Fine-tuning's ``train_fraction`` and ``Task.with_fraction``
+    both thin a train split with it, so one seed picks the same rows for either.
+    """
+    if fraction >= 1:
+        return ds
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(ds[label_column])
+    keep = [rng.choice(rows, max(1, round(fraction * len(rows))), replace=False)
+            for rows in (np.flatnonzero(labels == c) for c in np.unique(labels))]
+    return ds.select(np.sort(np.concatenate(keep)))
+
+
 @dataclass(frozen=True)
 class LeakageReport:
     """Texts found in more than one split: {(split_a, split_b): [(id_a, id_b), ...]}."""

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -33,12 +33,10 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from minikit.benchmark import Pick, pick_variant
 from minikit.cache import file_sha256
 from minikit.errors import OnnxMismatchError
 from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE, export_onnx, quantize_onnx
-
-if TYPE_CHECKING:  # imported when used: adaptive pulls in the training stack
-    from minikit.adaptive import Pick
 
 # The server module is imported lazily (see __getattr__ at the end): ``python -m minikit.server``
 # would warn if importing the minikit package had already imported it.
@@ -567,7 +565,7 @@ def pick_served(folders: Sequence[str | Path], latency_budget_ms: float, memory_
                 texts: Sequence[str] | None = None, threads: int = 1, repeats: int = 30) -> Pick:
     """Measure each served folder here and pick the most accurate one that fits the budgets.
 
-    This is ``adaptive.pick_variant`` for folders from ``export_for_serving``: the budget is met
+    This is ``benchmark.pick_variant`` for folders from ``export_for_serving``: the budget is met
     on the machine that will serve, so the numbers must come from this machine, not from a
     notebook's Benchmark. Each folder is measured with ``measure_served`` (``threads`` as the
     server will use them, ``repeats`` timed calls on ``texts``, default ``CHECK_TEXTS``: pass
@@ -587,7 +585,6 @@ def pick_served(folders: Sequence[str | Path], latency_budget_ms: float, memory_
     measuring. Returns the ``Pick``; its table also has p95_ms, model_mb, ram_mb,
     accuracy_note and folder. ``NoVariantFitsError`` when none fits, naming the closest.
     """
-    from minikit.adaptive import pick_variant
     from minikit.server import load_served_model
 
     if isinstance(folders, (str, Path)):

@@ -30,22 +30,21 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from minikit.cache import load_model_dir, load_or_build, save_model_dir
+from minikit.errors import is_finite, is_int
+from minikit.models import encoder_layers
 from minikit.settings import get_settings, quiet_transformers, seed_everything
 from minikit.training import (
     FineTuned,
     TrainConfig,
     TrainResult,
-    _data_fingerprint,
-    _is_finite,
-    _is_int,
-    _model_inputs,
-    _read_result,
-    _write_result,
-    encoder_layers,
+    data_fingerprint,
     evaluate_accuracy,
     get_baseline,
+    model_inputs,
     predict_logits,
+    read_result,
     train_classifier,
+    write_result,
 )
 
 DEFAULT_ALPHA = 0.5  # equal weight on the labels and on the teacher
@@ -59,13 +58,13 @@ DEFAULT_TEMPERATURE = 2.0  # DistilBERT's choice; a confident fine-tuned teacher
 
 def check_kd(alpha: float, temperature: float, hidden_weight: float = 0.0) -> None:
     """Raise a ValueError that says what was wrong unless 0 ≤ alpha ≤ 1, temperature > 0 and hidden_weight ≥ 0."""
-    if not (_is_finite(alpha) and 0 <= alpha <= 1):
+    if not (is_finite(alpha) and 0 <= alpha <= 1):
         raise ValueError(f"alpha={alpha!r}: expected a weight in [0, 1] "
                          "(1 = true labels only, no teacher; 0 = the teacher's soft labels only).")
-    if not (_is_finite(temperature) and temperature > 0):
+    if not (is_finite(temperature) and temperature > 0):
         raise ValueError(f"temperature={temperature!r}: expected a number > 0 "
                          "(1 = the teacher's own distribution, higher = softer, e.g. 2 or 4).")
-    if not (_is_finite(hidden_weight) and hidden_weight >= 0):
+    if not (is_finite(hidden_weight) and hidden_weight >= 0):
         raise ValueError(f"hidden_weight={hidden_weight!r}: expected a number ≥ 0 "
                          "(0 turns hidden-state matching off).")
 
@@ -168,17 +167,17 @@ def softened_table(logits: np.ndarray, label_names: Sequence[str], true_label: i
 
 def spread_layers(n_teacher: int, n_student: int) -> list[int]:
     """``n_student`` teacher layer indices spread from the bottom: (6, 3) → [0, 2, 4]; (12, 6) → [0, 2, ..., 10]."""
-    if not (_is_int(n_student) and 1 <= n_student <= n_teacher):
+    if not (is_int(n_student) and 1 <= n_student <= n_teacher):
         raise ValueError(f"A student of {n_student!r} layers from a {n_teacher}-layer teacher: "
                          f"expected a whole number from 1 to {n_teacher}.")
     return [i * n_teacher // n_student for i in range(n_student)]
 
 
 def _check_layers(layers: Sequence[int] | int, n_teacher: int) -> list[int]:
-    if _is_int(layers):
+    if is_int(layers):
         return spread_layers(n_teacher, int(layers))
     chosen = list(layers)
-    if not chosen or not all(_is_int(i) for i in chosen):
+    if not chosen or not all(is_int(i) for i in chosen):
         raise ValueError(f"layers={layers!r}: expected a non-empty list of layer indices, e.g. [0, 2, 4], "
                          "or a number of layers to keep.")
     outside = [i for i in chosen if not 0 <= i < n_teacher]
@@ -369,7 +368,7 @@ def prune_vocabulary(
     """
     if isinstance(texts, str):
         raise TypeError("prune_vocabulary got one string as texts; pass a list of texts (e.g. [text]).")
-    if not (_is_int(min_count) and min_count >= 1):
+    if not (is_int(min_count) and min_count >= 1):
         raise ValueError(f"min_count={min_count!r}: expected a whole number ≥ 1 (1 keeps every token the texts use).")
     old = model.get_input_embeddings()
     if len(tokenizer) != old.num_embeddings:
@@ -532,7 +531,7 @@ class _Distiller(nn.Module):
 def _soft_lookup(logits: np.ndarray, splits, tokenizer, config: TrainConfig) -> dict[bytes, torch.Tensor]:
     # train_classifier's batches carry no row index, only token ids; the teacher's logits are a
     # function of the text, so the student's ids of each train text are the key.
-    ids = _model_inputs(splits["train"], tokenizer, config)["input_ids"]
+    ids = model_inputs(splits["train"], tokenizer, config)["input_ids"]
     return {np.asarray(row, dtype=np.int64).tobytes(): torch.from_numpy(logits[i]) for i, row in enumerate(ids)}
 
 
@@ -570,7 +569,7 @@ def distill(
     uses_teacher = alpha < 1 or hidden_weight > 0
     teacher_id = _weights_fingerprint(teacher.model, teacher.tokenizer) if uses_teacher else None
     parts = {"student": _weights_fingerprint(student, tokenizer), "teacher": teacher_id,
-             "data": _data_fingerprint(teacher.splits), "config": replace(config, learning_rate=config.lr),
+             "data": data_fingerprint(teacher.splits), "config": replace(config, learning_rate=config.lr),
              "alpha": alpha, "temperature": temperature if alpha < 1 else None, "hidden_weight": hidden_weight}
 
     def train() -> tuple[PreTrainedModel, TrainResult, float]:
@@ -596,14 +595,14 @@ def distill(
     def build(folder: Path) -> None:
         trained.extend(train())
         save_model_dir(trained[0], tokenizer, folder)
-        _write_result(folder, trained[1], trained[2], config)
+        write_result(folder, trained[1], trained[2], config)
 
     entry = load_or_build("distilled", parts, build)
     if trained:
         net, result, accuracy = trained
         return FineTuned(net, tokenizer, teacher.splits, result, accuracy, cache_dir=entry, from_cache=False)
     net, saved_tokenizer = load_model_dir(entry)
-    result, accuracy = _read_result(entry)
+    result, accuracy = read_result(entry)
     if callback is not None:
         callback(result.history)
     return FineTuned(net.to(get_settings().device), saved_tokenizer, teacher.splits, result, accuracy, entry, True)

@@ -1,4 +1,8 @@
-"""The few exceptions minikit raises on purpose, each with a message that says the fix."""
+"""The few exceptions minikit raises on purpose, each with a message that says the fix, and the checks behind them."""
+
+import math
+
+import numpy as np
 
 
 class MinikitError(Exception):
@@ -19,3 +23,13 @@ class DataError(MinikitError, ValueError):
 
 class OnnxMismatchError(MinikitError, ValueError):
     """An ONNX model whose outputs disagree with the PyTorch model beyond the stated tolerance."""
+
+
+def is_int(value) -> bool:
+    """True for a whole number (a Python or NumPy integer), False for a bool: what counts, sizes and seeds must be."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_finite(value) -> bool:
+    """True for a finite real number (not a bool, NaN or infinity): what rates, weights and fractions must be."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)

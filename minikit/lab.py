@@ -108,7 +108,7 @@ class Lab:
         if self.teacher.cache_dir is None:
             raise ValueError("The lab keys its results by the fine-tuned model's cache entry, and this one was trained "
                              "with cache=False. Fix: fine_tune(..., cache=True) (the default), or get_baseline().")
-        from minikit.training import encoder_layers
+        from minikit.models import encoder_layers
 
         n_layers = len(encoder_layers(self.teacher.model))
         if n_layers != max(DEPTHS):
@@ -352,7 +352,7 @@ def pareto_front(cost, points) -> np.ndarray:
 
 
 def _layer_module(model, i: int) -> torch.nn.Module:
-    from minikit.training import encoder_layers
+    from minikit.models import encoder_layers
 
     return encoder_layers(model)[i]
 

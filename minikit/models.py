@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -274,3 +275,42 @@ def forward_arguments(model: torch.nn.Module) -> set[str]:
     """Inputs the model's forward names explicitly (DistilBERT takes no token_type_ids)."""
     params = inspect.signature(model.forward).parameters.values()
     return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+# --------------------------------------------------------------------------------------------
+# Architecture: the encoder's layers and the task head, found by type, not by path
+# --------------------------------------------------------------------------------------------
+
+
+def head_parameters(model: PreTrainedModel) -> list[nn.Parameter]:
+    """The task head: every parameter that is not part of ``model.base_model``."""
+    base = getattr(model, "base_model", model)
+    in_base = {id(p) for p in base.parameters()}
+    head = [p for p in model.parameters() if id(p) not in in_base]
+    if not head:
+        raise ValueError(f"{type(model).__name__} has no parameters outside model.base_model, so no head to train. "
+                         "Fix: load it with AutoModelForSequenceClassification (minikit.load_model does).")
+    return head
+
+
+def encoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The encoder's transformer layers, bottom to top, found by module type rather than by path.
+
+    They are the outermost ``nn.ModuleList`` in ``model.base_model`` whose children all share one
+    type, preferring one whose length is ``config.num_hidden_layers`` (MobileBERT's layers hold
+    smaller lists of their own feed-forward blocks).
+    """
+    base = getattr(model, "base_model", model)
+    lists = [(name, m) for name, m in base.named_modules()
+             if isinstance(m, nn.ModuleList) and len(m) > 0 and len({type(c) for c in m}) == 1]
+    outer = [(name, m) for name, m in lists
+             if not any(name.startswith(other + ".") for other, _ in lists if other and other != name)]
+    if not outer:
+        raise ValueError(
+            f"Found no encoder layers in {type(base).__name__}: no nn.ModuleList of identical blocks. "
+            "encoder_layers expects a transformer encoder (BERT, DistilBERT, MobileBERT, ...). "
+            "Fix: pass a transformers model, or list the layers yourself."
+        )
+    expected = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    matching = [m for _, m in outer if len(m) == expected]
+    return list(matching[0] if matching else max((m for _, m in outer), key=len))

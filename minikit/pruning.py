@@ -27,8 +27,9 @@ from torch.nn.utils import prune
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import prune_linear_layer
 
+from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, size_on_disk_mb
-from minikit.training import TrainConfig, TrainResult, encoder_layers, train_classifier
+from minikit.training import TrainConfig, TrainResult, train_classifier
 
 SCOPES = ("global", "layer")
 # A short recovery run: a quarter of the train split (~46 steps at batch 8, so roughly a quarter

@@ -29,9 +29,8 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from minikit.errors import OnnxMismatchError
-from minikit.models import dummy_inputs, forward_arguments
+from minikit.models import dummy_inputs, encoder_layers, forward_arguments
 from minikit.system import release_freed_memory
-from minikit.training import encoder_layers
 
 SUPPORTED_BITS = (2, 3, 4, 5, 6, 7, 8)
 GRANULARITIES = ("per-tensor", "per-channel")

@@ -91,7 +91,7 @@ def _check_inputs(model: str | Path, dataset: str | Path) -> None:
 def _student(baseline, config: TrainConfig, progress: bool):
     """The course's student for the embedded default; for another model, the same recipe scaled to its depth."""
     from minikit import distillation as D
-    from minikit.training import encoder_layers
+    from minikit.models import encoder_layers
 
     n = len(encoder_layers(baseline.model))
     if n == 6 and config == TrainConfig():

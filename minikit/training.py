@@ -3,18 +3,17 @@
 Three methods: ``"full"`` trains every weight; ``"linear-probe"`` trains only the head, which
 measures what the pre-trained features are worth as they are; ``"gradual-unfreeze"`` (ULMFiT)
 starts with the head and unfreezes one more encoder layer from the top at each stage. The loop
-uses ``accelerate.Accelerator``, so the same code runs on a CPU, one GPU, or several GPUs under
-``accelerate launch``. ``fine_tune`` caches the trained model; ``get_baseline()`` is the call
-later chapters use to get the fine-tuned baseline back in a fresh kernel.
+(``minikit.loop``, where ``TrainConfig`` is defined) uses ``accelerate.Accelerator``, so the same code
+runs on a CPU, one GPU, or several GPUs under ``accelerate launch``. ``fine_tune`` caches the trained
+model; ``get_baseline()`` is the call later chapters use to get the fine-tuned baseline back in a
+fresh kernel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,7 +22,7 @@ import datasets
 import numpy as np
 import pandas as pd
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState
+from accelerate import Accelerator, PartialState
 from accelerate.utils import broadcast_object_list
 from torch import nn
 from torch.utils.data import DataLoader
@@ -40,171 +39,19 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from minikit.cache import MANIFEST, file_sha256, find, load_model_dir, load_or_build, save_model_dir
-from minikit.data import BBC_NEWS, prepare_dataset, tokenize
+from minikit.data import BBC_NEWS, prepare_dataset, stratified_subset, tokenize
+from minikit.errors import is_int
+from minikit.loop import (
+    EVAL_BATCH,
+    TrainConfig,
+    TrainResult,
+    loader_accuracy,
+    train_loop,
+    training_session,
+)
 from minikit.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_model_source
 from minikit.settings import get_settings, quiet_transformers, seed_everything
 from minikit.system import release_freed_memory
-
-METHODS = ("full", "linear-probe", "gradual-unfreeze")
-# One epoch on BBC News with minilm-l6 (bench/train_baseline.py --method ...): full 97.7 % test
-# accuracy, gradual-unfreeze 97.4 %, linear-probe 89.4 % (on stored encoder outputs; its loss still
-# falling). The head alone
-# starts from random weights over frozen features, so it needs a ~100x larger step.
-DEFAULT_LEARNING_RATE = {"full": 1e-4, "linear-probe": 1e-2, "gradual-unfreeze": 2e-4}
-_EVAL_BATCH = 32  # validation batches: larger ones are no faster on a CPU and cost peak memory
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a fine-tuning run (and so its cache key)."""
-
-    method: str = "full"  # "full", "linear-probe" or "gradual-unfreeze"
-    epochs: int = 1  # one pass over ~1,450 BBC articles already reaches ≥95 % test accuracy
-    learning_rate: float | None = None  # None: the method's default, DEFAULT_LEARNING_RATE[method]
-    batch_size: int = 8  # 16 is as fast and as accurate but peaks ~200 MB higher (1.64 vs 1.45 GB)
-    max_length: int = 128  # tokens per article; BBC articles are ~400, but the lede names the topic
-    warmup_ratio: float = 0.1  # share of steps spent ramping the learning rate up from 0
-    weight_decay: float = 0.01  # AdamW; never applied to biases and norm weights
-    max_grad_norm: float | None = 1.0  # gradient clipping; None disables it
-    eval_every: int = 40  # steps between validation evaluations (one more at the end); each costs ~4 s
-    patience: int | None = None  # stop after this many evaluations without improvement; None: never
-    seed: int = 42
-    train_fraction: float = 1.0  # stratified share of the train split, for low-data experiments
-    truncation: str = "head"  # or "head+tail" (see minikit.data.tokenize)
-    unfreeze_every: int | None = None  # gradual-unfreeze: steps per stage; None spreads stages evenly
-    log_every: int = 5  # steps per history row (train loss is averaged over them)
-    # Recompute each layer's activations in the backward pass instead of keeping them: ~35 % slower
-    # steps, ~200 MB less peak memory at batch 8 × 128 tokens. Off by default: with the prepared corpus
-    # read from the cache, chapter 3 peaks at ~1.4 GB without it. Turn it on for longer inputs or batches.
-    activation_checkpointing: bool = False
-
-    def __post_init__(self):
-        def bad(name: str, expected: str) -> ValueError:
-            return ValueError(f"TrainConfig({name}={getattr(self, name)!r}): expected {expected}.")
-
-        if self.method not in METHODS:
-            raise bad("method", f"one of {', '.join(map(repr, METHODS))}")
-        if self.truncation not in {"head", "head+tail"}:
-            raise bad("truncation", "'head' or 'head+tail'")
-        for name in ("epochs", "batch_size", "eval_every", "log_every"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise bad(name, "a whole number ≥ 1")
-        for name in ("patience", "unfreeze_every"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise bad(name, "None or a whole number ≥ 1")
-        if not _is_int(self.max_length) or self.max_length < 8:
-            raise bad("max_length", "a whole number of tokens ≥ 8")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise bad("seed", "a whole number ≥ 0")
-        if self.learning_rate is not None and not (_is_finite(self.learning_rate) and 0 < self.learning_rate < 1):
-            raise bad("learning_rate", "None (the method's default) or a number in (0, 1), e.g. 1e-4")
-        if not (_is_finite(self.train_fraction) and 0 < self.train_fraction <= 1):
-            raise bad("train_fraction", "a fraction in (0, 1]")
-        if not (_is_finite(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
-            raise bad("warmup_ratio", "a fraction in [0, 1)")
-        if not (_is_finite(self.weight_decay) and self.weight_decay >= 0):
-            raise bad("weight_decay", "a number ≥ 0")
-        if self.max_grad_norm is not None and not (_is_finite(self.max_grad_norm) and self.max_grad_norm > 0):
-            raise bad("max_grad_norm", "None or a number > 0")
-
-    @property
-    def lr(self) -> float:
-        """The learning rate in force: ``learning_rate``, or the method's default when it is None."""
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_finite(value) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(frozen=True, eq=False)
-class TrainResult:
-    """What a training run did: its history and its best validation accuracy."""
-
-    # One row per log_every steps: step, epoch, train_loss (mean since the previous row),
-    # val_accuracy (NaN between evaluations), lr, trainable (parameters that were training).
-    history: pd.DataFrame
-    best_val_accuracy: float
-    best_step: int  # the weights of this step are the ones the model ends with
-    seconds: float
-    stopped_early: bool
-    steps: int  # optimizer steps actually taken
-
-
-# --------------------------------------------------------------------------------------------
-# Which parameters train: head, encoder layers, freezing plans
-# --------------------------------------------------------------------------------------------
-
-
-def head_parameters(model: PreTrainedModel) -> list[nn.Parameter]:
-    """The task head: every parameter that is not part of ``model.base_model``."""
-    base = getattr(model, "base_model", model)
-    in_base = {id(p) for p in base.parameters()}
-    head = [p for p in model.parameters() if id(p) not in in_base]
-    if not head:
-        raise ValueError(f"{type(model).__name__} has no parameters outside model.base_model, so no head to train. "
-                         "Fix: load it with AutoModelForSequenceClassification (minikit.load_model does).")
-    return head
-
-
-def encoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The encoder's transformer layers, bottom to top, found by module type rather than by path.
-
-    They are the outermost ``nn.ModuleList`` in ``model.base_model`` whose children all share one
-    type, preferring one whose length is ``config.num_hidden_layers`` (MobileBERT's layers hold
-    smaller lists of their own feed-forward blocks).
-    """
-    base = getattr(model, "base_model", model)
-    lists = [(name, m) for name, m in base.named_modules()
-             if isinstance(m, nn.ModuleList) and len(m) > 0 and len({type(c) for c in m}) == 1]
-    outer = [(name, m) for name, m in lists
-             if not any(name.startswith(other + ".") for other, _ in lists if other and other != name)]
-    if not outer:
-        raise ValueError(
-            f"Found no encoder layers in {type(base).__name__}: no nn.ModuleList of identical blocks. "
-            "encoder_layers expects a transformer encoder (BERT, DistilBERT, MobileBERT, ...). "
-            "Fix: pass a transformers model, or list the layers yourself."
-        )
-    expected = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    matching = [m for _, m in outer if len(m) == expected]
-    return list(matching[0] if matching else max((m for _, m in outer), key=len))
-
-
-def _stages(model: PreTrainedModel, method: str) -> list[list[nn.Parameter]]:
-    """Parameters each stage adds: full = [all]; linear probe = [head]; gradual = [head, top layer, ..., rest]."""
-    if method == "full":
-        return [list(model.parameters())]
-    head = head_parameters(model)
-    if method == "linear-probe":
-        return [head]
-    layers = [list(layer.parameters()) for layer in reversed(encoder_layers(model))]
-    seen = {id(p) for group in [head, *layers] for p in group}
-    rest = [p for p in model.parameters() if id(p) not in seen]  # embeddings, pooler, final norms
-    return [head, *layers, rest]
-
-
-def _apply_stage(stages: list[list[nn.Parameter]], stage: int) -> int:
-    """Make stages[0..stage] trainable and everything else in them frozen; returns trainable params."""
-    trainable = 0
-    for index, group in enumerate(stages):
-        for p in group:
-            p.requires_grad_(index <= stage)
-            trainable += p.numel() if index <= stage else 0
-    return trainable
-
-
-def _optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
-    # No weight decay on biases and norm weights (1-D tensors), as in BERT's own recipe.
-    # Frozen parameters have no gradient, and AdamW skips those entirely, decay included.
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, fused=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,18 +87,8 @@ def check_labels(splits: datasets.DatasetDict, num_labels: int) -> None:
                              "raise train_fraction.")
 
 
-def _stratified_subset(ds: datasets.Dataset, fraction: float, seed: int) -> datasets.Dataset:
-    """A share of each class's rows (at least one per class), drawn with a fixed seed."""
-    if fraction >= 1:
-        return ds
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(ds["label"])
-    keep = [rng.choice(rows, max(1, round(fraction * len(rows))), replace=False)
-            for rows in (np.flatnonzero(labels == c) for c in np.unique(labels))]
-    return ds.select(np.sort(np.concatenate(keep)))
-
-
-def _model_inputs(ds: datasets.Dataset, tokenizer, config: TrainConfig) -> datasets.Dataset:
+def model_inputs(ds: datasets.Dataset, tokenizer, config: TrainConfig) -> datasets.Dataset:
+    """``ds`` (text, label) tokenized as ``config`` says: input_ids, attention_mask and labels only."""
     # Only ids, mask and labels: DistilBERT's forward() rejects the token_type_ids BERT tokenizers add.
     ds = tokenize(ds, tokenizer, config.max_length, config.truncation).rename_column("label", "labels")
     return ds.select_columns(["input_ids", "attention_mask", "labels"])
@@ -259,43 +96,17 @@ def _model_inputs(ds: datasets.Dataset, tokenizer, config: TrainConfig) -> datas
 
 def _dataloaders(splits, tokenizer, config: TrainConfig) -> tuple[DataLoader, DataLoader]:
     collate = DataCollatorWithPadding(tokenizer)
-    train = _model_inputs(_stratified_subset(splits["train"], config.train_fraction, config.seed), tokenizer, config)
-    val = _model_inputs(splits["validation"], tokenizer, config)
+    train = model_inputs(stratified_subset(splits["train"], config.train_fraction, config.seed), tokenizer, config)
+    val = model_inputs(splits["validation"], tokenizer, config)
     val = val.select(np.argsort([len(x) for x in val["input_ids"]], kind="stable"))  # less padding
     generator = torch.Generator().manual_seed(config.seed)
     return (DataLoader(train, batch_size=config.batch_size, shuffle=True, collate_fn=collate, generator=generator),
-            DataLoader(val, batch_size=_EVAL_BATCH, collate_fn=collate))
+            DataLoader(val, batch_size=EVAL_BATCH, collate_fn=collate))
 
 
 # --------------------------------------------------------------------------------------------
-# The training loop
+# Training a classifier (the loop itself is minikit.loop's)
 # --------------------------------------------------------------------------------------------
-
-
-def _keep_copy(model: nn.Module, copy: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    """The model's weights copied to CPU memory (~90 MB for minilm-l6), into ``copy``'s tensors if given.
-
-    Copying into the same tensors each time, rather than allocating new ones, keeps peak memory flat.
-    """
-    state = model.state_dict()
-    if copy is None:
-        return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
-    for k, v in state.items():
-        copy[k].copy_(v.detach())
-    return copy
-
-
-def _accuracy(model: nn.Module, loader: DataLoader, accelerator: Accelerator) -> float:
-    model.eval()
-    correct = total = 0
-    with torch.inference_mode():
-        for batch in loader:
-            predictions = model(**batch).logits.argmax(-1)
-            predictions, labels = accelerator.gather_for_metrics((predictions, batch["labels"]))
-            correct += int((predictions == labels).sum())
-            total += labels.numel()
-    model.train()
-    return correct / total
 
 
 class _EncoderOutputs:
@@ -377,35 +188,6 @@ class _EncoderOutputs:
         return bool(torch.allclose(real, stored, atol=1e-4, rtol=1e-4))
 
 
-class _BestWeights:
-    """The best validation accuracy so far, its step and a copy of its weights; early stopping by patience."""
-
-    def __init__(self, patience: int | None):
-        self.accuracy, self.step, self.state, self.patience, self._stale = -1.0, 0, None, patience, 0
-
-    def update(self, accuracy: float, step: int, model: nn.Module) -> bool:
-        """Record one evaluation; True when ``patience`` evaluations in a row brought no gain (stop)."""
-        if accuracy > self.accuracy:
-            self.accuracy, self.step, self._stale = accuracy, step, 0
-            self.state = _keep_copy(model, self.state)
-        else:
-            self._stale += 1
-        return self.patience is not None and self._stale >= self.patience
-
-
-def _optimizer_step(accelerator: Accelerator, model: nn.Module, loss: torch.Tensor, optimizer, scheduler,
-                    max_grad_norm: float | None) -> float:
-    """Backward, clip, step, schedule, zero: one training step; returns the learning rate it used."""
-    accelerator.backward(loss)
-    if max_grad_norm is not None:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    lr = scheduler.get_last_lr()[0]
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad()
-    return lr
-
-
 def train_classifier(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -418,89 +200,33 @@ def train_classifier(
 
     Seeds Python, NumPy and torch with ``config.seed`` first. The model ends with the weights of
     its best validation evaluation, in eval mode, with ``requires_grad`` as it was on entry (also
-    after Ctrl-C). ``callback(history)`` runs after every evaluation (a live chart, for instance).
+    after Ctrl-C). ``callback(history)`` runs after every history row, every ``config.log_every``
+    steps (a live chart, for instance, follows the loss between evaluations).
     """
     check_labels(splits, model.config.num_labels)
     seed_everything(config.seed)
-    was_trainable = [p.requires_grad for p in model.parameters()]
-    checkpointing = (config.activation_checkpointing and config.method != "linear-probe"
-                     and getattr(model, "supports_gradient_checkpointing", False)
-                     and not getattr(model, "is_activation_checkpointing", True))
-    if checkpointing:
-        model.activation_checkpointing_enable()  # non-reentrant, transformers' default
-        # It also hooks the embeddings to make their output require grad, which only re-entrant
-        # checkpointing needs; left on, it would make frozen layers backpropagate for nothing.
-        model.disable_input_require_grads()
-    try:
-        return _train(model, tokenizer, splits, config, callback, progress)
-    finally:
-        _EncoderOutputs.remove(model)  # a linear probe's stored encoder outputs, if _train installed them
-        if checkpointing:
-            model.activation_checkpointing_disable()
-        for p, flag in zip(model.parameters(), was_trainable):
-            p.requires_grad_(flag)
-        model.eval()
+    with training_session(model, config):
+        train_loader, val_loader = _dataloaders(splits, tokenizer, config)
 
+        def next_loss(model, batches):
+            return model(**next(batches[0])).loss, {}
 
-def _train(model, tokenizer, splits, config: TrainConfig, callback, progress: bool) -> TrainResult:
-    stages = _stages(model, config.method)
-    params = [p for group in stages for p in group]
-    model.requires_grad_(False)  # whatever no stage names (the linear probe's encoder) stays frozen
-    _apply_stage(stages, len(stages) - 1)  # DDP registers only what is trainable when it wraps the model
-    train_loader, val_loader = _dataloaders(splits, tokenizer, config)
-    total = len(train_loader) * config.epochs
-    optimizer = _optimizer(params, config)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
-    accelerator = Accelerator(
-        cpu=get_settings().device == "cpu",
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=len(stages) > 1)],
-    )
-    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, val_loader, scheduler)
-    steps_per_epoch = len(train_loader)  # per process: the scheduler above counts all processes' batches
-    total = steps_per_epoch * config.epochs
-    unfreeze_every = config.unfreeze_every or max(1, math.ceil(total / len(stages)))
+        def evaluate(model, val_loaders, accelerator):
+            return loader_accuracy(model, val_loaders[0], accelerator), {}
 
-    history, losses, best = [], [], _BestWeights(config.patience)
-    step, stage, trainable, stopped = 0, -1, 0, False
-    start = time.perf_counter()
-    bar = tqdm(total=total, desc=f"fine-tuning ({config.method})",
-               disable=not (progress and accelerator.is_local_main_process))
-    if config.method == "linear-probe" and accelerator.num_processes == 1:
-        net = accelerator.unwrap_model(model)
-        encoder = _EncoderOutputs(net, [train_loader.dataset, val_loader.dataset])
-        if encoder.matches(net, {k: v for k, v in next(iter(val_loader)).items() if k != "labels"}):
-            encoder.install()  # removed by train_classifier, even on Ctrl-C
-    model.train()
-    while step < total and not stopped:
-        for batch in train_loader:
-            if min(step // unfreeze_every, len(stages) - 1) != stage:
-                stage = min(step // unfreeze_every, len(stages) - 1)
-                trainable = _apply_stage(stages, stage)
-            loss = model(**batch).loss
-            lr = _optimizer_step(accelerator, model, loss, optimizer, scheduler, config.max_grad_norm)
-            step += 1
-            losses.append(loss.item())
-            bar.update()
-            evaluate = step % config.eval_every == 0 or step == total
-            if not (evaluate or step % config.log_every == 0):
-                continue
-            row = {"step": step, "epoch": step / steps_per_epoch, "train_loss": float(np.mean(losses)),
-                   "val_accuracy": float("nan"), "lr": lr, "trainable": trainable}
-            losses = []
-            if evaluate:
-                row["val_accuracy"] = accuracy = _accuracy(model, val_loader, accelerator)
-                stopped = best.update(accuracy, step, accelerator.unwrap_model(model))
-                bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{accuracy:.3f}")
-            history.append(row)
-            if evaluate and callback is not None:
-                callback(pd.DataFrame(history))
-            if stopped:
-                break
-    bar.close()
-    accelerator.unwrap_model(model).load_state_dict(best.state)
-    accelerator.free_memory()
-    return TrainResult(pd.DataFrame(history), best.accuracy, best.step, time.perf_counter() - start, stopped, step)
+        def store_encoder_outputs(model, train_loaders, val_loaders, accelerator) -> None:
+            if config.method == "linear-probe" and accelerator.num_processes == 1:
+                net = accelerator.unwrap_model(model)
+                encoder = _EncoderOutputs(net, [train_loaders[0].dataset, val_loaders[0].dataset])
+                if encoder.matches(net, {k: v for k, v in next(iter(val_loaders[0])).items() if k != "labels"}):
+                    encoder.install()  # removed below, even on Ctrl-C
+
+        try:
+            return train_loop(model, [train_loader], [val_loader], next_loss, evaluate, config, callback=callback,
+                              progress=progress, description=f"fine-tuning ({config.method})",
+                              setup=store_encoder_outputs)
+        finally:
+            _EncoderOutputs.remove(model)  # a linear probe's stored encoder outputs, if they were installed
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,7 +306,7 @@ def _files_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _model_fingerprint(name: str | Path) -> dict:
+def model_fingerprint(name: str | Path) -> dict:
     """What identifies the starting weights: a hash of the files for local folders, else the hub id."""
     kind, location = resolve_model_source(str(name))
     if kind in {"embedded", "local"}:  # the files, not the name or path, decide what trains
@@ -588,7 +314,8 @@ def _model_fingerprint(name: str | Path) -> dict:
     return {"source": kind, "name": location}
 
 
-def _data_fingerprint(splits: datasets.DatasetDict) -> str:
+def data_fingerprint(splits: datasets.DatasetDict) -> str:
+    """A hash of every split's texts, labels and label names: what identifies the data in a cache key."""
     digest = hashlib.sha256()
     for name in sorted(splits):
         ds = splits[name]
@@ -599,13 +326,14 @@ def _data_fingerprint(splits: datasets.DatasetDict) -> str:
 
 def _load_splits(dataset: str | datasets.DatasetDict, seed: int) -> tuple[datasets.DatasetDict, dict]:
     if isinstance(dataset, datasets.DatasetDict):
-        return dataset, {"name": "DatasetDict", "fingerprint": _data_fingerprint(dataset)}
+        return dataset, {"name": "DatasetDict", "fingerprint": data_fingerprint(dataset)}
     splits, _report = prepare_dataset(dataset, seed=seed)
     # The defaults of prepare_dataset are part of the data; the fingerprint catches any change.
-    return splits, {"name": dataset, "seed": seed, "fingerprint": _data_fingerprint(splits)}
+    return splits, {"name": dataset, "seed": seed, "fingerprint": data_fingerprint(splits)}
 
 
-def _write_result(folder: Path, result: TrainResult, test_accuracy: float, config: TrainConfig) -> None:
+def write_result(folder: Path, result: TrainResult, test_accuracy: float, config: TrainConfig) -> None:
+    """Store a run in its cache entry: history.json, and result.json (the summary, the test accuracy, the config)."""
     (folder / "history.json").write_text(result.history.to_json(orient="records"))
     summary = {"best_val_accuracy": result.best_val_accuracy, "best_step": result.best_step,
                "seconds": result.seconds, "stopped_early": result.stopped_early, "steps": result.steps,
@@ -613,7 +341,8 @@ def _write_result(folder: Path, result: TrainResult, test_accuracy: float, confi
     (folder / "result.json").write_text(json.dumps(summary, indent=1))
 
 
-def _read_result(folder: Path) -> tuple[TrainResult, float]:
+def read_result(folder: Path) -> tuple[TrainResult, float]:
+    """(TrainResult, test accuracy) as ``write_result`` stored them."""
     summary = json.loads((folder / "result.json").read_text())
     history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
     history["val_accuracy"] = history["val_accuracy"].astype(float)  # null → NaN
@@ -643,7 +372,7 @@ def fine_tune(
     num_labels = len(splits["train"].features["label"].names)
     # Activation checkpointing trades memory for time and changes no number (tested), so it is not part of
     # the key: a model trained with it on is the same model, and either setting loads the other's entry.
-    parts = {"model": _model_fingerprint(source), "data": data_parts,
+    parts = {"model": model_fingerprint(source), "data": data_parts,
              "config": replace(config, learning_rate=config.lr, activation_checkpointing=False),
              "task": "sequence-classification"}
 
@@ -668,14 +397,14 @@ def fine_tune(
     def build(folder: Path) -> None:
         trained.extend(train())
         save_model_dir(trained[0], trained[1], folder)
-        _write_result(folder, trained[2], trained[3], config)
+        write_result(folder, trained[2], trained[3], config)
 
     entry = load_or_build("finetuned", parts, build)
     if trained:
         net, tokenizer, result, accuracy = trained
         return FineTuned(net, tokenizer, splits, result, accuracy, cache_dir=entry, from_cache=False)
     net, tokenizer = load_model_dir(entry)
-    result, accuracy = _read_result(entry)
+    result, accuracy = read_result(entry)
     if callback is not None:
         callback(result.history)
     return FineTuned(net.to(get_settings().device), tokenizer, splits, result, accuracy, entry, True)
@@ -689,14 +418,14 @@ def _fine_tune_distributed(parts: dict, splits, train) -> FineTuned:
     broadcast_object_list(entry)
     if entry[0] is not None:
         net, tokenizer = load_model_dir(entry[0])
-        result, accuracy = _read_result(entry[0])
+        result, accuracy = read_result(entry[0])
         return FineTuned(net.to(state.device), tokenizer, splits, result, accuracy, entry[0], True)
     net, tokenizer, result, accuracy = train()
     config = parts["config"]
     if state.is_main_process:
         def save(folder: Path) -> None:
             save_model_dir(net, tokenizer, folder)
-            _write_result(folder, result, accuracy, config)
+            write_result(folder, result, accuracy, config)
 
         entry = [load_or_build("finetuned", parts, save)]
     state.wait_for_everyone()
@@ -741,7 +470,7 @@ def domain_adapt(
     """
     if isinstance(texts, str):
         raise TypeError("domain_adapt got one string as texts; pass a list of texts (e.g. [text]).")
-    if not _is_int(steps) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise ValueError(f"steps={steps!r}: expected a whole number ≥ 1.")
     if not 0 < mlm_probability < 1:
         raise ValueError(f"mlm_probability={mlm_probability!r}: expected a fraction in (0, 1), usually 0.15.")
@@ -751,7 +480,7 @@ def domain_adapt(
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise ValueError("domain_adapt got no non-empty texts. Fix: pass a list of strings from your domain.")
-    parts = {"model": _model_fingerprint(model_name), "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+    parts = {"model": model_fingerprint(model_name), "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
              "steps": steps, "mlm_probability": mlm_probability, "learning_rate": learning_rate,
              "batch_size": batch_size, "max_length": max_length, "seed": seed}
     entry = load_or_build("domain-adapted", parts, lambda folder: _masked_lm_pass(

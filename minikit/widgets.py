@@ -2,7 +2,7 @@
 
 Each widget class keeps its logic in an ``update`` method that tests (and benchmarks) can call
 without a browser; ``.widget`` is what a notebook displays. The numbers come from the chapter
-modules (``metrics``, ``data``, ``multitask``, ``deployment``, ``lab``, ``adaptive``); this module
+modules (``metrics``, ``profiling``, ``data``, ``multitask``, ``deployment``, ``lab``, ``benchmark``, ``early_exit``); this module
 only builds widgets and links them. ``Explorer`` is what the knob-driven ones share. Chapters
 1–4 and 8–10 live here; the compression chapters' explorers (5–7), which keep a working copy
 of a model, are in ``minikit.compression_widgets``.
@@ -21,10 +21,11 @@ import ipywidgets as W
 import pandas as pd
 
 from minikit import charts
-from minikit.adaptive import NoVariantFitsError, curve_row, pick_variant
+from minikit.benchmark import NoVariantFitsError, pick_variant
 from minikit.claims import SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
 from minikit.deployment import load_test
+from minikit.early_exit import curve_row
 from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
 from minikit.metrics import (
     ThresholdScores,
@@ -447,7 +448,7 @@ class LabDashboard(Explorer):
 
 
 class EarlyExitExplorer(Explorer):
-    """A threshold slider over ``adaptive.latency_curve``'s grid: accuracy, mean layers, measured latency.
+    """A threshold slider over ``early_exit.latency_curve``'s grid: accuracy, mean layers, measured latency.
 
     Every position is a threshold whose latency was measured (once, cached); accuracy and layers
     come from every layer's logits computed once, so a move only redraws (no model runs).
@@ -492,7 +493,7 @@ class EarlyExitExplorer(Explorer):
 
 
 class BudgetPicker(Explorer):
-    """Latency and memory budget sliders → ``adaptive.pick_variant`` on a results table, redrawn.
+    """Latency and memory budget sliders → ``benchmark.pick_variant`` on a results table, redrawn.
 
     The chosen variant is ringed; every rejected one says why. When nothing fits, the label says
     which variant comes closest and by how much.

@@ -38,6 +38,19 @@ def make_splits(n_train: int = 36, n_eval: int = 12) -> datasets.DatasetDict:
     return datasets.DatasetDict(train=rows(n_train, 0), validation=rows(n_eval, 1000), test=rows(n_eval, 2000))
 
 
+
+def articles(per_topic: int = 10) -> tuple[list[str], list[str], list[str]]:
+    """Raw articles, first line the headline: (texts, topics, ids), every headline and body distinct."""
+    texts, topics, ids = [], [], []
+    for topic, sentences in TOPICS.items():
+        for i in range(per_topic):
+            texts.append(f"{topic.title()} headline number {i}\n\n{sentences[i % 3]}, said report {topic} {i}.\n"
+                         f"More on {sentences[(i + 1) % 3]}.")
+            topics.append(topic)
+            ids.append(f"{topic}/{i:03d}.txt")
+    return texts, topics, ids
+
+
 def tiny_model_and_csv(folder: Path, layers: int = 2, rows: int = 90) -> tuple[Path, Path]:
     """A random 32-wide BERT of ``layers`` layers with the embedded tokenizer, saved as a model folder,
     and a ``rows``-row, 3-topic CSV of WORDS (no duplicates): (model folder, csv path)."""

@@ -24,7 +24,7 @@ from transformers import BertConfig
 
 import minikit
 from minikit import deployment, server
-from minikit.adaptive import NoVariantFitsError
+from minikit.benchmark import NoVariantFitsError
 from minikit.deployment import (
     CHECK_TEXTS,
     deployment_scenarios,

@@ -34,7 +34,8 @@ from minikit.distillation import (
     teacher_logits,
     train_without_teacher,
 )
-from minikit.training import FineTuned, TrainConfig, encoder_layers, train_classifier
+from minikit.models import encoder_layers
+from minikit.training import FineTuned, TrainConfig, train_classifier
 
 from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
 FAST = dict(epochs=3, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)

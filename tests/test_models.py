@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 from safetensors import safe_open
 from transformers import (
     BertConfig,
@@ -16,7 +17,7 @@ from transformers import (
 )
 
 import minikit
-from minikit.models import CATALOG, get_card
+from minikit.models import CATALOG, encoder_layers, get_card, head_parameters
 
 # name: (hub_id, family, layers, hidden, heads, ffn)
 EXPECTED_CATALOG = {
@@ -328,3 +329,26 @@ def test_missing_path(tmp_path, monkeypatch, name):
 def test_num_labels_must_be_positive(num_labels):
     with pytest.raises(ValueError, match=rf"num_labels={num_labels}"):
         minikit.load_model("minilm-l6", num_labels=num_labels)
+
+
+# --- finding the head and the layers ------------------------------------------------------------
+
+
+def test_encoder_layers_bert_distilbert_mobilebert(tokenizer, tiny_bert_config, tiny_distilbert_config,
+                                                   tiny_mobilebert_config):
+    cases = [(tiny_bert_config(num_hidden_layers=3), "BertLayer", 3),
+             (tiny_distilbert_config(n_layers=3), "TransformerBlock", 3),
+             # each MobileBERT layer holds its own list of 3 FFN blocks: more than the 2 layers
+             (tiny_mobilebert_config(num_feedforward_networks=4), "MobileBertLayer", 2)]
+    for config, layer_type, n in cases:
+        model = minikit.build_model(config, num_labels=3, seed=0)
+        layers = encoder_layers(model)
+        assert len(layers) == n and {type(layer).__name__ for layer in layers} == {layer_type}
+        assert all(any(layer is m for m in model.base_model.modules()) for layer in layers)
+        head = {id(p) for p in head_parameters(model)}
+        assert head and not head & {id(p) for p in model.base_model.parameters()}
+
+
+def test_encoder_layers_says_when_there_are_none():
+    with pytest.raises(ValueError, match=r"no encoder layers in Sequential.*nn.ModuleList"):
+        encoder_layers(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
-from collections import Counter
 from dataclasses import replace
 
 import datasets
@@ -17,22 +15,18 @@ import minikit
 from minikit import multitask
 from minikit.multitask import (
     MultiTaskModel,
-    Task,
-    TaskSampler,
-    check_tasks,
     evaluate_multitask,
-    file_task,
     get_multitask,
-    headline_pairs,
     load_multitask,
     predict_task,
     save_multitask,
     train_multitask,
     weighted_loss,
 )
+from minikit.tasks import Task, check_tasks, headline_pairs
 from minikit.training import TrainConfig
 
-from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
+from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
 FAST = dict(epochs=2, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)
 
 
@@ -44,18 +38,6 @@ def cache_root(tmp_path, monkeypatch):
 
 def topic_splits(n_train: int = 24, n_eval: int = 9) -> datasets.DatasetDict:
     return make_splits(n_train, n_eval)
-
-
-def articles(per_topic: int = 10) -> tuple[list[str], list[str], list[str]]:
-    """Raw articles, first line the headline: (texts, topics, ids), every headline and body distinct."""
-    texts, topics, ids = [], [], []
-    for topic, sentences in TOPICS.items():
-        for i in range(per_topic):
-            texts.append(f"{topic.title()} headline number {i}\n\n{sentences[i % 3]}, said report {topic} {i}.\n"
-                         f"More on {sentences[(i + 1) % 3]}.")
-            topics.append(topic)
-            ids.append(f"{topic}/{i:03d}.txt")
-    return texts, topics, ids
 
 
 @pytest.fixture(scope="module")
@@ -110,20 +92,6 @@ def test_mean_pooling_ignores_padding(tiny_encoder, tokenizer):
                                    atol=1e-5, rtol=1e-5)
 
 
-def test_text_pairs_are_encoded_as_sentence_pairs(tiny_encoder, tokenizer, pair_splits):
-    task = Task("match", pair_splits, text_column=("headline", "body"))
-    encoded = multitask._encode(task, "train", tokenizer, max_length=24)
-    row = pair_splits["train"][0]
-    expected = tokenizer(row["headline"], row["body"], truncation="longest_first", max_length=24)
-    assert encoded[0]["input_ids"] == expected["input_ids"]
-    assert encoded[0]["input_ids"].count(tokenizer.sep_token_id) == 2  # [CLS] headline [SEP] body [SEP]
-    assert set(encoded[0]["token_type_ids"]) == {0, 1} and encoded[0]["labels"] == row["label"]
-    topic = Task("topic", topic_splits())
-    head_tail = multitask._encode(topic, "train", tokenizer, max_length=8, truncation="head+tail")
-    assert max(len(ids) for ids in head_tail["input_ids"]) == 8  # one text: cut as minikit.tokenize cuts it
-    assert list(head_tail["labels"]) == list(topic.splits["train"]["label"])
-
-
 def test_encoder_from_a_classifier_and_its_name_check(tiny_encoder):
     classifier = minikit.build_model(tiny_encoder(), num_labels=3, seed=0)
     model = MultiTaskModel(classifier, {"a": 2})
@@ -148,94 +116,6 @@ def test_weighted_loss_matches_a_hand_computation():
     parts = {"a": torch.tensor(1.5, requires_grad=True), "b": torch.tensor(0.2, requires_grad=True)}
     weighted_loss(parts, {"a": 0.25, "b": 4.0}).backward()
     assert parts["a"].grad.item() == 0.25 and parts["b"].grad.item() == 4.0  # ∂/∂L_t = w_t
-
-
-# --- the sampler --------------------------------------------------------------------------------
-
-
-SIZES = {"big": 800, "mid": 150, "small": 50}
-
-
-@pytest.mark.parametrize("strategy, temperature, expected", [
-    ("proportional", 2.0, {"big": 0.80, "mid": 0.15, "small": 0.05}),
-    ("temperature", 2.0, {t: math.sqrt(n) / sum(math.sqrt(m) for m in SIZES.values()) for t, n in SIZES.items()}),
-    ("temperature", 1.0, {"big": 0.80, "mid": 0.15, "small": 0.05}),
-    ("round-robin", 2.0, {"big": 1 / 3, "mid": 1 / 3, "small": 1 / 3}),
-])
-def test_sampler_proportions(strategy, temperature, expected):
-    sampler = TaskSampler(SIZES, strategy, temperature, seed=3)
-    assert sampler.probabilities == pytest.approx(expected)
-    counts = Counter(sampler.sample(20_000))
-    for task, p in expected.items():  # 4 standard deviations of a share of 20,000 draws: at most 0.0142
-        assert counts[task] / 20_000 == pytest.approx(p, abs=0.015)
-
-
-def test_round_robin_takes_turns_and_a_high_temperature_is_nearly_uniform():
-    assert TaskSampler(SIZES, "round-robin").sample(7) == ["big", "mid", "small", "big", "mid", "small", "big"]
-    assert max(TaskSampler(SIZES, "temperature", 1000.0).probabilities.values()) < 0.34
-
-
-def test_sampler_is_seeded():
-    a, b = TaskSampler(SIZES, seed=1), TaskSampler(SIZES, seed=1)
-    assert a.sample(500) == b.sample(500) == a.sample(500)  # the same seed, the same sequence, every time
-    assert TaskSampler(SIZES, seed=2).sample(500) != a.sample(500)
-
-
-# --- the headline–body pairs --------------------------------------------------------------------
-
-
-def _check_pairs(splits: datasets.DatasetDict, hard_fraction: float = 0.5) -> None:
-    seen: dict[str, str] = {}
-    for split, ds in splits.items():
-        frame = ds.to_pandas()
-        assert (frame["label"] == 1).sum() == (frame["label"] == 0).sum()  # balanced, in every split
-        for article in set(frame["headline_id"]) | set(frame["body_id"]):
-            assert seen.setdefault(article, split) == split, f"{article} is in {seen[article]} and {split}"
-        positive, negative = frame[frame["label"] == 1], frame[frame["label"] == 0]
-        assert (positive["headline_id"] == positive["body_id"]).all() and (positive["kind"] == "positive").all()
-        assert (negative["headline_id"] != negative["body_id"]).all()
-        hard = negative[negative["kind"] == "hard negative"]
-        easy = negative[negative["kind"] == "easy negative"]
-        assert (hard["topic"] == hard["body_topic"]).all() and (easy["topic"] != easy["body_topic"]).all()
-        assert len(hard) == round(hard_fraction * len(negative))
-
-
-def test_headline_pairs_are_balanced_hard_and_split_by_article(pair_splits):
-    _check_pairs(pair_splits)
-    assert {s: len(ds) for s, ds in pair_splits.items()} == {"train": 36, "validation": 12, "test": 12}
-    row = pair_splits["train"].filter(lambda r: r["label"] == 1)[0]
-    topic, number = row["headline_id"].split("/")
-    assert row["headline"] == f"{topic.title()} headline number {int(number[:3])}"  # the first line
-    assert row["body"].startswith(TOPICS[topic][int(number[:3]) % 3]) and "\n" not in row["body"]
-    again = headline_pairs(*articles(), seed=0, validation_size=0.2, test_size=0.2)
-    assert list(again["test"]["id"]) == list(pair_splits["test"]["id"])  # seeded
-
-
-def test_headline_pairs_follow_a_given_split_and_drop_repeated_stories():
-    texts, topics, ids = articles(6)
-    assignment = ["train", "test"] * 9
-    texts[7] = texts[1].split("\n")[0] + "\n\nThe same story, updated with new numbers."  # repeats a headline
-    with pytest.warns(minikit.DataWarning, match=r"dropped 1 article.*'business/001.txt'"):
-        splits = headline_pairs(texts, topics, ids, seed=1, assignment=assignment, hard_fraction=1.0)
-    _check_pairs(splits, hard_fraction=1.0)
-    where = {i: s for i, s in zip(ids, assignment)}
-    assert all(where[h] == split for split, ds in splits.items() for h in ds["headline_id"])
-    assert "business/001.txt" not in list(splits["test"]["headline_id"]) + list(splits["train"]["body_id"])
-    assert "sport/001.txt" in list(splits["test"]["headline_id"])  # the first of the two is kept
-    with pytest.raises(ValueError, match=r"no headline line.*'bad'"):
-        headline_pairs(["a headline\nand its body", "only one line"], ["x", "x"], ["good", "bad"])
-
-
-def test_headline_pairs_on_bbc_news(bbc):
-    first = bbc.select(range(0, len(bbc), 10))  # every 10th article: all five topics, a fraction of the time
-    names = bbc.features["label"].names
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", minikit.DataWarning)
-        splits = headline_pairs(first["text"], [names[i] for i in first["label"]], first["id"], seed=42)
-    _check_pairs(splits)
-    by_id = {r["headline_id"]: r["headline"] for ds in splits.values() for r in ds if r["label"] == 1}
-    assert by_id["business/001.txt"] == "Ad sales boost Time Warner profit"  # the file's first line
-    assert np.median([len(h.split()) for h in by_id.values()]) < 10  # headlines, not paragraphs
 
 
 # --- training, evaluation, saving, the cache ----------------------------------------------------
@@ -338,30 +218,6 @@ def test_get_multitask_trains_once_then_loads(tasks, tiny_dir, monkeypatch, cach
     assert not get_multitask(str(tiny_dir), reweighted, config, progress=False).from_cache and len(calls) == 3
 
 
-# --- tasks from files and datasets --------------------------------------------------------------
-
-
-def test_file_task_reads_configured_columns(tmp_path):
-    rows = [{"review": f"{'great' if i % 2 else 'awful'} film number {i} with words {i * 7}",
-             "sentiment": "pos" if i % 2 else "neg"} for i in range(24)]
-    pd.DataFrame(rows).to_csv(tmp_path / "reviews.csv", index=False)
-    task = file_task("reviews", tmp_path / "reviews.csv", text_column="review", label_column="sentiment",
-                     near_threshold=None)
-    assert set(task.splits) == {"train", "validation", "test"} and task.num_labels == 2
-    assert task.label_names == ["neg", "pos"] and sum(len(ds) for ds in task.splits.values()) == 24
-    with pytest.raises(ValueError, match=r"\['comment'\]"):
-        file_task("reviews", tmp_path / "reviews.csv", text_column="comment", label_column="sentiment")
-
-
-def test_a_dataset_is_split_for_you():
-    ds = datasets.Dataset.from_dict({"sentence": [f"text {i}" for i in range(30)],
-                                     "tag": ["a", "b", "c"] * 10})
-    task = Task("tags", ds, text_column="sentence", label_column="tag", seed=1)
-    assert {s: len(d) for s, d in task.splits.items()} == {"train": 20, "validation": 5, "test": 5}
-    assert task.num_labels == 3 and task.label_names == ["a", "b", "c"]
-    assert task.with_fraction(0.5).splits["train"].num_rows < task.splits["train"].num_rows
-
-
 # --- bad input ----------------------------------------------------------------------------------
 
 
@@ -373,60 +229,21 @@ def test_two_tasks_with_one_name(tasks, tiny_encoder, tokenizer):
             call()
 
 
-@pytest.mark.parametrize("kwargs, says", [
-    ({"text_column": "body"}, r"no column\(s\) \['body'\].*Fix: pass text_column"),
-    ({"text_column": ("text", "summary")}, r"no column\(s\) \['summary'\]"),
-    ({"label_column": "topic"}, r"no column\(s\) \['topic'\].*columns: \['id', 'text', 'label'\]"),
-    ({"weight": 0}, r"weight=0: expected a number > 0.*Fix"),
-    ({"weight": -1.5}, r"weight=-1.5"),
-    ({"weight": float("nan")}, r"weight=nan"),
-    ({"name": "a.b"}, r"name='a.b'"),
-])
-def test_bad_task(kwargs, says):
-    with pytest.raises(ValueError, match=says):
-        Task(**{"name": "topic", "splits": topic_splits(), **kwargs})
-
-
-def test_bad_task_dataset_columns():
-    ds = datasets.Dataset.from_dict({"sentence": ["x"] * 9, "tag": ["a", "b", "c"] * 3})
-    with pytest.raises(ValueError, match=r"the dataset has no column\(s\) \['text'\]"):
-        Task("tags", ds, label_column="tag")
-
-
 @pytest.mark.parametrize("temperature", [0, -1.5, float("inf")])
-def test_bad_temperature(temperature, tasks, tiny_dir, monkeypatch):
-    with pytest.raises(ValueError, match=rf"temperature={temperature!r}: expected a number > 0.*Fix"):
-        TaskSampler(SIZES, "temperature", temperature)
+def test_a_bad_temperature_fails_before_training(temperature, tasks, tiny_dir, monkeypatch):
     monkeypatch.setattr(multitask, "train_multitask", lambda *a, **k: pytest.fail("trained with a bad temperature"))
     with pytest.raises(ValueError, match=rf"temperature={temperature!r}"):
         get_multitask(str(tiny_dir), tasks, TrainConfig(**FAST), sampler="temperature", temperature=temperature)
 
 
-def test_bad_sampler_and_loss_weights():
-    with pytest.raises(ValueError, match=r"strategy='uniform'.*'proportional', 'round-robin', 'temperature'"):
-        TaskSampler(SIZES, "uniform")
-    with pytest.raises(ValueError, match=r"'empty': 0"):
-        TaskSampler({"a": 3, "empty": 0})
+def test_bad_loss_weights():
     with pytest.raises(ValueError, match=r"'b' has weight=0"):
         weighted_loss({"a": torch.tensor(1.0), "b": torch.tensor(1.0)}, {"a": 1.0, "b": 0})
     with pytest.raises(ValueError, match=r"no weight for task\(s\) \['b'\]"):
         weighted_loss({"b": torch.tensor(1.0)}, {"a": 1.0})
 
 
-# --- a task's own max_length, the comparison table, the explorer, the checks ---------------------
-
-
-def test_a_task_reads_at_its_own_max_length(pair_splits, tokenizer):
-    task = Task("match", pair_splits, text_column=("headline", "body"))
-    short = task.with_max_length(12)
-    assert "max_length" not in task.key() and short.key()["max_length"] == 12  # old cache keys stay valid
-    assert short.tokens(128) == 12 and task.tokens(128) == 128
-    long_ids = multitask._encode(task, "train", tokenizer, 128)["input_ids"]
-    short_ids = multitask._encode(short, "train", tokenizer, 128)["input_ids"]
-    assert max(map(len, short_ids)) == 12 < max(map(len, long_ids))
-    assert all(s[:11] == l[:11] for s, l in zip(short_ids, long_ids))  # the same pair, cut shorter
-    with pytest.raises(ValueError, match=r"max_length=4: expected a whole number of tokens ≥ 8"):
-        task.with_max_length(4)
+# --- the comparison table, the explorer, the checks ---------------------------------------------
 
 
 def _single_run(tiny_encoder, tokenizer, splits, steps: int) -> minikit.training.FineTuned:
@@ -481,17 +298,6 @@ def test_comparison_table_from_the_cache_explorer_and_checks(tasks, tiny_dir, ti
     assert not minikit.check.points_at_equal_compute(None, full, run)
 
 
-def test_sampling_probabilities_check():
-    sizes = {"topic": 145, "headline": 288}
-    truth = TaskSampler(sizes, "temperature", 2.0).probabilities
-    assert minikit.check.sampling_probabilities({k: round(p, 3) for k, p in truth.items()}, sizes)
-    proportional = {k: n / 433 for k, n in sizes.items()}
-    result = minikit.check.sampling_probabilities(proportional, sizes)
-    assert not result and "n_i^(1/T)" in result.message
-    assert not minikit.check.sampling_probabilities([0.5, 0.5], sizes)
-    assert minikit.check.sampling_probabilities({"topic": 0.5, "headline": 0.5}, sizes, "round-robin")
-
-
 def test_a_cached_models_predictions_are_cached_beside_it(tasks, tiny_encoder, tokenizer, tmp_path, monkeypatch):
     run = _single_run(tiny_encoder, tokenizer, tasks[0].splits, steps=12)
     run = minikit.training.FineTuned(run.model, tokenizer, run.splits, run.result, 0.0, tmp_path / "entry-abc", True)
@@ -502,7 +308,7 @@ def test_a_cached_models_predictions_are_cached_beside_it(tasks, tiny_encoder, t
     def no_prediction(*args, **kwargs):
         raise AssertionError("predicted again instead of reading the cache")
 
-    monkeypatch.setattr(minikit.training, "predict_logits", no_prediction)
+    monkeypatch.setattr(multitask, "predict_logits", no_prediction)
     assert pd.Series(multitask.single_task_row(run, tasks[0], config=config)).equals(pd.Series(first))  # NaN == NaN
     with pytest.raises(AssertionError, match="predicted again"):  # another split is another entry
         multitask.single_task_row(run, tasks[0], split="validation", config=config)

@@ -7,23 +7,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 import minikit
 from minikit import charts, widgets
+from minikit.models import encoder_layers, head_parameters
 from minikit.training import (
     TrainConfig,
     check_labels,
     domain_adapt,
-    encoder_layers,
     evaluate_accuracy,
     fine_tune,
-    head_parameters,
     predict_logits,
     train_classifier,
 )
 
-from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
+from helpers import make_splits  # noqa: E402  (shared test data)
 
 
 @pytest.fixture(autouse=True)
@@ -85,29 +83,6 @@ def test_train_config_learning_rate_defaults_per_method():
         TrainConfig().epochs = 2
 
 
-# --- finding the head and the layers ------------------------------------------------------------
-
-
-def test_encoder_layers_bert_distilbert_mobilebert(tokenizer, tiny_bert_config, tiny_distilbert_config,
-                                                   tiny_mobilebert_config):
-    cases = [(tiny_bert_config(num_hidden_layers=3), "BertLayer", 3),
-             (tiny_distilbert_config(n_layers=3), "TransformerBlock", 3),
-             # each MobileBERT layer holds its own list of 3 FFN blocks: more than the 2 layers
-             (tiny_mobilebert_config(num_feedforward_networks=4), "MobileBertLayer", 2)]
-    for config, layer_type, n in cases:
-        model = minikit.build_model(config, num_labels=3, seed=0)
-        layers = encoder_layers(model)
-        assert len(layers) == n and {type(layer).__name__ for layer in layers} == {layer_type}
-        assert all(any(layer is m for m in model.base_model.modules()) for layer in layers)
-        head = {id(p) for p in head_parameters(model)}
-        assert head and not head & {id(p) for p in model.base_model.parameters()}
-
-
-def test_encoder_layers_says_when_there_are_none():
-    with pytest.raises(ValueError, match=r"no encoder layers in Sequential.*nn.ModuleList"):
-        encoder_layers(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
-
-
 # --- labels -------------------------------------------------------------------------------------
 
 
@@ -140,7 +115,8 @@ def test_full_training_learns_and_history_has_the_documented_columns(splits, tin
     assert result.steps == 6 * 9 and history["step"].iloc[-1] == result.steps
     evaluated = history.dropna(subset=["val_accuracy"])
     assert list(evaluated["step"]) == list(range(3, 55, 3))  # every eval_every steps (54 is the last)
-    assert len(seen) == len(evaluated) and seen[-1].equals(history)
+    assert [len(h) for h in seen] == list(range(1, len(history) + 1))  # the callback: after every row
+    assert seen[-1].equals(history)
     assert result.best_val_accuracy == evaluated["val_accuracy"].max() > 0.5  # chance is 1/3
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert history["lr"].max() <= 3e-3 and history["lr"].iloc[-1] < history["lr"].max()  # warm-up, then decay

@@ -24,7 +24,7 @@ from transformers import BertConfig  # noqa: E402
 
 import minikit  # noqa: E402
 from helpers import TOPICS, make_splits  # noqa: E402
-from minikit import multitask  # noqa: E402
+from minikit import multitask, tasks  # noqa: E402
 from minikit.distillation import distill, select_layers  # noqa: E402
 from minikit.training import FineTuned, TrainConfig, train_classifier  # noqa: E402
 
@@ -73,8 +73,8 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="minikit-encoder-")) / "tiny"
     minikit.cache.save_model_dir(tiny(tokenizer, labels=2), tokenizer, folder)
-    topic = multitask.Task("topic", make_splits(24, 9))
-    other = multitask.Task("other", make_splits(24, 9), weight=0.5)
+    topic = tasks.Task("topic", make_splits(24, 9))
+    other = tasks.Task("other", make_splits(24, 9), weight=0.5)
     for sampler in ("proportional", "round-robin"):
         seen = []
         model, result = multitask.train_multitask(str(folder), tokenizer, [topic, other], TrainConfig(**FAST),

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import minikit
-from minikit import adaptive as A
+from minikit import early_exit as A
+from minikit.benchmark import NoVariantFitsError, pick_variant
 from minikit.training import FineTuned, TrainResult
 
 TEXTS = ["The bank raised its interest rate again.", "The striker scored twice in the final minutes.",
@@ -211,40 +212,40 @@ def results():
 
 
 def test_picker_chooses_the_most_accurate_variant_that_fits(results):
-    pick = A.pick_variant(results, latency_budget_ms=20, memory_budget_mb=500)
+    pick = pick_variant(results, latency_budget_ms=20, memory_budget_mb=500)
     assert pick.chosen == "student"
-    pick = A.pick_variant(results, latency_budget_ms=3.5)
+    pick = pick_variant(results, latency_budget_ms=3.5)
     assert pick.chosen == "student int8"
     reasons = pick.table.set_index("name")["reason"]
     assert reasons["fp32"] == "16.00 ms > 3.5 ms" and reasons["student int8"] == "chosen"
-    pick = A.pick_variant(results, latency_budget_ms=20, memory_budget_mb=50)
+    pick = pick_variant(results, latency_budget_ms=20, memory_budget_mb=50)
     assert pick.chosen == "student int8"
     assert "60.0 MB > 50 MB" in pick.table.set_index("name").loc["student", "reason"]
-    pick = A.pick_variant(results, latency_budget_ms=12, memory_budget_mb=500)
+    pick = pick_variant(results, latency_budget_ms=12, memory_budget_mb=500)
     assert pick.chosen == "student"
     assert pick.table.set_index("name").loc["int8", "reason"].startswith("fits, but less accurate")
 
 
 def test_picker_says_which_variant_comes_closest_when_none_fits(results):
-    with pytest.raises(A.NoVariantFitsError) as err:
-        A.pick_variant(results, latency_budget_ms=2.0, memory_budget_mb=500)
+    with pytest.raises(NoVariantFitsError) as err:
+        pick_variant(results, latency_budget_ms=2.0, memory_budget_mb=500)
     message = str(err.value)
     assert "'student int8'" in message and "3.00 ms > 2 ms" in message and "50% over" in message
-    with pytest.raises(A.NoVariantFitsError, match="'student int8'.*30.0 MB > 20 MB"):
-        A.pick_variant(results, latency_budget_ms=100, memory_budget_mb=20)
+    with pytest.raises(NoVariantFitsError, match="'student int8'.*30.0 MB > 20 MB"):
+        pick_variant(results, latency_budget_ms=100, memory_budget_mb=20)
 
 
 @pytest.mark.parametrize("latency, memory", [(0, None), (-5, 100), (10, 0), (float("nan"), None), ("fast", None)])
 def test_picker_refuses_budgets_that_are_not_positive_numbers(results, latency, memory):
     with pytest.raises(ValueError, match="budget"):
-        A.pick_variant(results, latency_budget_ms=latency, memory_budget_mb=memory)
+        pick_variant(results, latency_budget_ms=latency, memory_budget_mb=memory)
 
 
 def test_picker_names_missing_columns(results):
     with pytest.raises(ValueError, match="lacks.*peak_memory_mb"):
-        A.pick_variant(results.drop(columns="peak_memory_mb"), latency_budget_ms=10, memory_budget_mb=100)
+        pick_variant(results.drop(columns="peak_memory_mb"), latency_budget_ms=10, memory_budget_mb=100)
     with pytest.raises(ValueError, match="empty"):
-        A.pick_variant(results.iloc[:0], latency_budget_ms=10)
+        pick_variant(results.iloc[:0], latency_budget_ms=10)
 
 
 def test_choose_threshold_with_a_layer_budget_takes_the_most_cautious_threshold():
