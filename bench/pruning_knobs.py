@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     import minikit
-    from minikit.widgets import PruningExplorer
+    from minikit.compression_widgets import PruningExplorer
 
     minikit.setup(threads=args.threads)
     baseline = minikit.get_baseline(progress=False)

@@ -31,13 +31,13 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 import psutil
 
-from minikit import cache, widgets
+from minikit import cache
 from minikit import distillation as D
 from minikit import early_exit as A
 from minikit import multitask as M
 from minikit.cache import NO_TRAIN_VARIABLE, TrainingForbiddenError
 from minikit.data import prepare_dataset
-from minikit.distillation import distill, select_layers, spread_layers
+from minikit.distillation import QUICK_DISTILL, distill, select_layers, spread_layers
 from minikit.errors import MinikitError
 from minikit.lab import Lab, Recipe
 from minikit.models import encoder_layers
@@ -171,7 +171,7 @@ def _distillation_knobs(course: _Course) -> None:
     teacher = course.baseline
     layers = spread_layers(len(encoder_layers(teacher.model)), 2)
     distill(select_layers(teacher.model, layers), teacher, alpha=0.5, temperature=2.0,
-            config=TrainConfig(**widgets.QUICK_DISTILL), progress=course.progress)
+            config=TrainConfig(**QUICK_DISTILL), progress=course.progress)
 
 
 def lab_recipes():

@@ -518,6 +518,12 @@ def truncated_share(lengths: np.ndarray, max_length: int) -> float:
     return float(np.mean(np.asarray(lengths) > max_length))
 
 
+def kept_token_share(lengths: np.ndarray, max_length: int) -> float:
+    """Fraction of all tokens that survive truncation at ``max_length`` (each text keeps at most that many)."""
+    lengths = np.asarray(lengths)
+    return float(np.minimum(lengths, max_length).sum() / lengths.sum())
+
+
 def tokenize(data: datasets.Dataset | datasets.DatasetDict, tokenizer, max_length: int = 128,
              truncation: str = "head", head_fraction: float = 0.25):
     """Add ``input_ids`` and ``attention_mask`` columns (no padding: pad per batch when training).
@@ -552,6 +558,27 @@ def tokenize(data: datasets.Dataset | datasets.DatasetDict, tokenizer, max_lengt
         return out
 
     return data.map(encode, batched=True)
+
+
+def fixed_subset(tokenizer, dataset: datasets.Dataset, n: int, max_length: int = 64, batch_size: int = 32,
+                 seed: int = 0) -> tuple[list[dict], np.ndarray]:
+    """``n`` rows drawn with ``seed`` (the same rows every time), tokenized once: (batches, labels).
+
+    Rows are sorted by length so similar lengths share a batch (little padding); ``labels`` follow
+    that order. Each batch holds ``input_ids`` and ``attention_mask``, which BERT, DistilBERT and
+    MobileBERT all take.
+    """
+    rows = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:n])
+    subset = dataset.select(rows)
+    texts, labels = list(subset["text"]), np.asarray(subset["label"])
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")
+    batches = []
+    for start in range(0, len(order), batch_size):
+        enc = tokenizer([texts[i] for i in order[start:start + batch_size]], truncation=True,
+                        max_length=max_length, padding=True, return_tensors="pt")
+        batches.append({k: enc[k] for k in ("input_ids", "attention_mask")})
+    return batches, labels[order]
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,9 +51,6 @@ from minikit.server import (  # the served model's side, re-exported: deployment
 )
 from minikit.system import PeakRSS
 
-_SERVER_NAMES = (  # re-exported from the server, above
-    "ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve")
-
 # Texts the export checks on when none are given: int8 must get real text right; random ids are
 # out of distribution and would hide a broken tokenizer.
 CHECK_TEXTS = (
@@ -667,7 +664,9 @@ __all__ = [
     "CHECK_TEXTS", "CONTAINER_PACKAGES", "LoadTestResult", "MAX_LOAD_CLIENTS", "MAX_LOAD_REQUESTS",
     "MAX_LOAD_SECONDS", "batching_comparison", "deployment_scenarios", "dockerfile", "export_for_serving",
     "format_pick", "latency_vs_batch", "load_test", "measure_served", "pick_served", "served_gap",
-    "write_container", "choose_served", "main", *_SERVER_NAMES,
+    "write_container", "choose_served", "main",
+    # the server's, re-exported
+    "ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve",
 ]
 
 

@@ -481,6 +481,14 @@ def latency_curve(result: EarlyExit, texts: Sequence[str], thresholds: Sequence[
     return curve.assign(accuracy=quality["accuracy"].to_numpy(), mean_layers=quality["mean_layers"].to_numpy())
 
 
+def curve_row(curve: pd.DataFrame, threshold: float) -> pd.Series:
+    """The row of a ``latency_curve`` table measured at ``threshold`` (compared with np.isclose)."""
+    rows = curve[np.isclose(curve["threshold"], threshold)]
+    if rows.empty:
+        raise ValueError(f"threshold={threshold} is not in the curve; measured: {list(curve['threshold'])}.")
+    return rows.iloc[0]
+
+
 __all__ = ["EarlyExit", "EarlyExitModel", "ExitHeads", "ExitRule", "MAX_PROB_GRID", "RULES", "choose_threshold",
-           "exit_layers", "exit_predictions", "get_early_exit", "latency_curve", "measure_exit_latency",
+           "curve_row", "exit_layers", "exit_predictions", "get_early_exit", "latency_curve", "measure_exit_latency",
            "threshold_table", "train_heads"]

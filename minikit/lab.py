@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from minikit import cache
+from minikit import cache, system
 from minikit.benchmark import Benchmark
 from minikit.cache import load_model_dir, save_model_dir
 from minikit.charts import lab_pareto_chart
@@ -52,7 +52,6 @@ from minikit.distillation import (
 )
 from minikit.models import encoder_layers
 from minikit.pruning import RECOVERY_CONFIG, layer_parts, prune_ffn_neurons, recover
-from minikit.system import machine_description
 from minikit.training import FineTuned, get_baseline
 
 DEPTHS = (6, 4, 2)
@@ -191,7 +190,7 @@ class Lab:
 
     def _parts(self, recipe: Recipe) -> dict:
         return {"baseline": self.base_id, "recipe": asdict(recipe), "bench": BENCH_SETTINGS,
-                "machine": machine_description(), "threads": torch.get_num_threads(), "method": LAB_METHOD}
+                "machine": system.machine_description(), "threads": torch.get_num_threads(), "method": LAB_METHOD}
 
     def is_measured(self, recipe: Recipe) -> bool:
         return cache.find("lab", self._parts(_as_recipe(recipe))) is not None
@@ -241,7 +240,7 @@ class Lab:
         pareto_size / pareto_latency (no other recipe is at least as accurate and smaller /
         faster), beats_claim, measured_at.
         """
-        machine, threads = machine_description(), torch.get_num_threads()
+        machine, threads = system.machine_description(), torch.get_num_threads()
         rows = []
         for _, entry in cache.entries("lab").iterrows():
             parts = entry["parts"]

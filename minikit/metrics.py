@@ -7,7 +7,7 @@ by side is ``minikit.benchmark``; token attributions are ``minikit.attribution``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -81,6 +81,19 @@ def accuracy(y_true, y_pred) -> float:
     return float(np.mean(y_true == y_pred))
 
 
+def subset_accuracy(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]], labels) -> float:
+    """Accuracy of ``model``'s argmax over ``batches`` (model inputs, e.g. ``data.fixed_subset``'s) against ``labels``.
+
+    The model runs in eval mode (no dropout); its training flag is restored after.
+    """
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        predicted = np.concatenate([model(**batch).logits.argmax(-1).numpy() for batch in batches])
+    model.train(was_training)
+    return float(np.mean(predicted == np.asarray(labels)))
+
+
 def macro_f1(y_true, y_pred, num_labels: int | None = None) -> float:
     """Unweighted mean of the per-class F1 scores: a rare class counts as much as a common one.
 
@@ -138,6 +151,15 @@ def _check_probs(probs, y_true, cls: int) -> tuple[np.ndarray, np.ndarray]:
                          "in [0, 1]. Fix: these look like logits, pass torch.softmax(logits, -1).")
     if not 0 <= cls < p.shape[1]:
         raise ValueError(f"cls={cls} but probs has {p.shape[1]} classes. Fix: pick a class id 0…{p.shape[1] - 1}.")
+    return p, y
+
+
+def class_probabilities(probs, y_true, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``probs`` and ``y_true`` as arrays, after checking that ``probs`` is (N, num_classes)."""
+    p, y = np.asarray(probs), np.asarray(y_true)
+    if p.ndim != 2 or p.shape[1] != num_classes:
+        raise ValueError(f"probs has shape {p.shape} but there are {num_classes} label names. "
+                         "Fix: pass probabilities of shape (N, number of classes) and those classes' names.")
     return p, y
 
 

@@ -585,3 +585,14 @@ def multitask_runs(main: str = "topic", full_rows: int | None = None, split: str
                         split, summary["seconds"]))
     table = pd.DataFrame(out, columns=RUN_COLUMNS)
     return table.sort_values(["share", "steps", "run"], ascending=[False, True, True], ignore_index=True)
+
+
+def nearest_single_task(table: pd.DataFrame, row: pd.Series, column: str) -> pd.Series | None:
+    """The single-task run of ``table`` at ``row``'s share of labels whose ``column`` (e.g. tokens) is nearest ``row``'s.
+
+    None when the table has no single-task run at that share.
+    """
+    singles = table[(table["kind"] == "single-task") & np.isclose(table["share"], row["share"])]
+    if singles.empty:
+        return None
+    return singles.loc[(singles[column] - row[column]).abs().idxmin()]

@@ -80,6 +80,12 @@ def measure_latency(model: torch.nn.Module, inputs: dict[str, torch.Tensor], war
     return np.array(times)
 
 
+def median_latency_ms(model: torch.nn.Module, inputs: dict[str, torch.Tensor], warmup: int = 3,
+                      repeats: int = 20) -> float:
+    """The median of ``measure_latency``'s milliseconds: one number, robust to a stray slow pass."""
+    return float(np.median(measure_latency(model, inputs, warmup, repeats)))
+
+
 def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 128, batch_size: int = 32,
                   repeats: int = 10, batch_repeats: int = 2) -> ModelProfile:
     """Measure one model: size, batch-1 latency p50/p95, throughput at ``batch_size``, peak memory."""

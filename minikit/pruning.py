@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,8 @@ class LayerParts:
         return self.qkv[0].out_features // self.head_size
 
 
-def _check_fraction(value, name: str) -> float:
+def check_fraction(value, name: str) -> float:
+    """``value`` as a float when it is a fraction in [0, 1); else a ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value < 1:
         raise ValueError(f"{name}={value!r}: expected a fraction in [0, 1), e.g. 0.5 to remove half. "
                          f"1 would remove everything; for a dense model pass 0.")
@@ -158,8 +159,14 @@ def magnitude_threshold(weights: Iterable[torch.Tensor], sparsity: float) -> flo
     core; ``prune.global_unstructured``'s topk takes ~1.5 s). Returns −1 when nothing is pruned.
     """
     scores = torch.cat([w.detach().abs().flatten() for w in weights])
-    k = round(_check_fraction(sparsity, "sparsity") * scores.numel())
+    k = round(check_fraction(sparsity, "sparsity") * scores.numel())
     return float(torch.kthvalue(scores, k).values) if k > 0 else -1.0
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"scope={scope!r}: expected 'global' (rank all weights together) or 'layer' (same "
+                         "sparsity in every Linear layer).")
 
 
 def magnitude_prune(model: PreTrainedModel, sparsity: float, scope: str = "global") -> PreTrainedModel:
@@ -170,10 +177,8 @@ def magnitude_prune(model: PreTrainedModel, sparsity: float, scope: str = "globa
     are kept. The masks go on with ``prune.custom_from_mask`` and are made permanent with
     ``prune.remove``, so the copy saves, counts and fine-tunes like a plain model.
     """
-    sparsity = _check_fraction(sparsity, "sparsity")
-    if scope not in SCOPES:
-        raise ValueError(f"scope={scope!r}: expected 'global' (rank all weights together) or 'layer' (same "
-                         "sparsity in every Linear layer).")
+    sparsity = check_fraction(sparsity, "sparsity")
+    _check_scope(scope)
     pruned = copy.deepcopy(model)
     modules = [m for _, _, m in encoder_linears(pruned)]
     global_cut = magnitude_threshold([m.weight for m in modules], sparsity) if scope == "global" else None
@@ -182,6 +187,23 @@ def magnitude_prune(model: PreTrainedModel, sparsity: float, scope: str = "globa
         prune.custom_from_mask(m, "weight", mask=m.weight.detach().abs() > cut)  # ties at the cut go too
         prune.remove(m, "weight")  # weight = weight_orig * mask, then drop the mask and the hook
     return pruned
+
+
+def magnitude_mask_(weights: Sequence[torch.Tensor], originals: Sequence[torch.Tensor], sparsity: float,
+                    scope: str = "global") -> None:
+    """Write each of ``originals`` into its tensor of ``weights`` with the smallest |w| zeroed, in place.
+
+    The same zeros as ``magnitude_prune`` (ties at the cut go too), without copying the model:
+    one working copy can follow a slider, each setting starting again from the originals, which
+    are only read.
+    """
+    sparsity = check_fraction(sparsity, "sparsity")
+    _check_scope(scope)
+    global_cut = magnitude_threshold(originals, sparsity) if scope == "global" else None
+    with torch.no_grad():
+        for w, original in zip(weights, originals):
+            cut = global_cut if global_cut is not None else magnitude_threshold([original], sparsity)
+            w.copy_(original).masked_fill_(original.abs() <= cut, 0.0)
 
 
 def sparsity_table(model: nn.Module) -> pd.DataFrame:
@@ -209,17 +231,28 @@ def sparsity_table(model: nn.Module) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _csr_or_dense(t: torch.Tensor) -> torch.Tensor:
-    """A 2-D tensor as CSR with int32 indices when that is smaller, else as it is.
+def csr_or_dense_bytes(t: torch.Tensor) -> int:
+    """Bytes of ``t`` stored dense, or as CSR with int32 indices when ``t`` is a float matrix and that is smaller.
 
-    CSR stores 4 bytes of value + 4 of column index per non-zero (+ one row pointer per row), so
-    it only pays off above ~50 % sparsity for fp32 weights.
+    CSR stores the value + a 4-byte column index per non-zero, and a 4-byte pointer per row (+ 1),
+    so it only pays off above ~50 % sparsity for fp32 weights.
     """
+    dense = t.numel() * t.element_size()
     if t.ndim != 2 or not t.is_floating_point():
-        return t
-    nonzero = int(torch.count_nonzero(t))
-    csr_bytes = nonzero * (t.element_size() + 4) + (t.shape[0] + 1) * 4
-    if csr_bytes >= t.numel() * t.element_size():
+        return dense
+    csr = int(torch.count_nonzero(t)) * (t.element_size() + 4) + (t.shape[0] + 1) * 4
+    return min(dense, csr)
+
+
+def tensor_bytes(model: nn.Module, sparse: bool = False) -> int:
+    """Bytes of the model's tensors in memory (a shared tensor counted once); ``sparse``: matrices as CSR where smaller."""
+    tensors = {id(t): t for t in model.state_dict(keep_vars=True).values()}.values()
+    return sum(csr_or_dense_bytes(t) if sparse else t.numel() * t.element_size() for t in tensors)
+
+
+def _csr_or_dense(t: torch.Tensor) -> torch.Tensor:
+    """A 2-D tensor as CSR with int32 indices when that is smaller (``csr_or_dense_bytes``), else as it is."""
+    if csr_or_dense_bytes(t) >= t.numel() * t.element_size():
         return t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
@@ -325,7 +358,7 @@ def _head_gradients(model: PreTrainedModel, all_parts: list[LayerParts], batches
 
 def least_important_heads(importance: pd.DataFrame, fraction: float) -> dict[int, list[int]]:
     """The ``fraction`` of all heads with the lowest importance, as {layer: [heads]}; every layer keeps one."""
-    fraction = _check_fraction(fraction, "fraction")
+    fraction = check_fraction(fraction, "fraction")
     n = round(fraction * len(importance))
     remaining = importance.groupby("layer")["head"].count().to_dict()
     chosen: dict[int, list[int]] = {}
@@ -393,7 +426,7 @@ def prune_ffn_neurons(model: PreTrainedModel, fraction: float) -> PreTrainedMode
     the same number, so the config's intermediate size is updated and the copy saves and loads
     with ``save_pretrained`` / ``from_pretrained``.
     """
-    fraction = _check_fraction(fraction, "fraction")
+    fraction = check_fraction(fraction, "fraction")
     pruned = copy.deepcopy(model)
     size = _ffn_size(pruned.config)
     keep_n = max(1, size - round(fraction * size))
@@ -433,6 +466,49 @@ def drop_layers(model: PreTrainedModel, layers: Iterable[int]) -> PreTrainedMode
     return pruned
 
 
+def middle_out(num_layers: int) -> list[int]:
+    """Layer indices, middle ones first: dropping middle layers hurts a fine-tuned encoder least.
+
+    (Measured on minilm-l6 without retraining: dropping layers 4 and 5 leaves ~30 % accuracy,
+    dropping 2 and 3 leaves ~92 %; the first and last layers matter most.)
+    """
+    return sorted(range(num_layers), key=lambda i: (abs(i - (num_layers - 1) / 2), i))
+
+
+def layers_to_drop(num_layers: int, fraction: float) -> list[int]:
+    """The ``fraction`` of ``num_layers`` encoder layers to drop, middle ones first (``middle_out``), sorted.
+
+    At least one layer stays, whatever the fraction.
+    """
+    count = min(round(check_fraction(fraction, "fraction") * num_layers), num_layers - 1)
+    return sorted(middle_out(num_layers)[:count])
+
+
+# --------------------------------------------------------------------------------------------
+# What a setting removed, per layer and role
+# --------------------------------------------------------------------------------------------
+
+
+def removal_table(model: nn.Module, original: pd.DataFrame, kept_layers: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per layer and role of the unpruned model: params, nonzero (left in ``model``), removed (share gone).
+
+    ``original`` is ``sparsity_table`` of the unpruned model; ``kept_layers[i]`` is the original
+    index of ``model``'s layer i (after ``drop_layers``; default: every layer kept). Modules cut
+    out entirely count as removed.
+    """
+    kept = list(range(len(encoder_layers(model)))) if kept_layers is None else list(kept_layers)
+    nonzero = {(kept[i], name): int(torch.count_nonzero(m.weight)) for i, name, m in encoder_linears(model)}
+    table = original[["layer", "module", "role", "params"]]
+    table = table.assign(nonzero=[nonzero.get((r.layer, r.module), 0) for r in table.itertuples()])
+    table = table.groupby(["layer", "role"], as_index=False)[["params", "nonzero"]].sum()
+    return table.assign(removed=1 - table["nonzero"] / table["params"])
+
+
+def removed_share(table: pd.DataFrame) -> float:
+    """Share of the encoder's Linear weights gone (zeroed or cut out), from a ``removal_table``."""
+    return float(1 - table["nonzero"].sum() / table["params"].sum())
+
+
 # --------------------------------------------------------------------------------------------
 # Recovery: a short fine-tune that keeps the zeros at zero
 # --------------------------------------------------------------------------------------------
@@ -459,7 +535,9 @@ def recover(model: PreTrainedModel, tokenizer, splits, config: TrainConfig = REC
 
 
 __all__ = [
-    "LayerParts", "PruningReport", "RECOVERY_CONFIG", "drop_layers", "encoder_linears", "head_importance",
-    "heads_per_layer", "layer_parts", "least_important_heads", "magnitude_prune", "magnitude_threshold",
-    "prune_ffn_neurons", "prune_heads", "pruning_report", "recover", "sparse_size_mb", "sparsity_table",
+    "LayerParts", "PruningReport", "RECOVERY_CONFIG", "check_fraction", "csr_or_dense_bytes", "drop_layers",
+    "encoder_linears", "head_importance", "heads_per_layer", "layer_parts", "layers_to_drop",
+    "least_important_heads", "magnitude_mask_", "magnitude_prune", "magnitude_threshold", "middle_out",
+    "prune_ffn_neurons", "prune_heads", "pruning_report", "recover", "removal_table", "removed_share",
+    "sparse_size_mb", "sparsity_table", "tensor_bytes",
 ]

@@ -168,6 +168,53 @@ def quantization_error_table(model: nn.Module, bits: int = 8, granularity: str =
     return pd.DataFrame(rows)
 
 
+def typical_row(w: torch.Tensor) -> int:
+    """Index of the row of ``w`` whose range (max − min) is the median one: a representative channel to plot."""
+    w = w.detach()
+    spans = (w.amax(dim=1) - w.amin(dim=1)).numpy()
+    return int(np.argsort(spans)[len(spans) // 2])
+
+
+# --------------------------------------------------------------------------------------------
+# One working copy, re-quantized in place: a slider's worth of settings without a copy each
+# --------------------------------------------------------------------------------------------
+
+
+def linear_working_copy(model: nn.Module) -> tuple[nn.Module, dict[str, nn.Parameter]]:
+    """(a copy of ``model`` in eval mode, ``model``'s Linear weights by module name).
+
+    Only the Linear weights are copied; every other tensor is shared with ``model``, so the copy
+    costs the matrices' memory, not the model's. ``requantize_linears`` rewrites those weights.
+    """
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    shared = {id(t): t for t in model.state_dict(keep_vars=True).values()
+              if all(t is not m.weight for m in linears.values())}
+    work = copy.deepcopy(model, memo=dict(shared)).eval()
+    return work, {name: m.weight for name, m in linears.items()}
+
+
+def requantize_linears(work: nn.Module, originals: dict[str, torch.Tensor], bits: int = 8,
+                       granularity: str = "per-channel", symmetric: bool = True) -> pd.DataFrame:
+    """Write ``quantize_tensor`` of each original into ``work``'s Linear of that name, in place.
+
+    As ``fake_quantize`` (Linear weights rounded, embeddings kept in float), but on a copy from
+    ``linear_working_copy``, always from the float originals. Returns ``quantization_error_table``'s
+    columns for those weights.
+    """
+    _check(bits, granularity)
+    layer_of = {id(m): i for i, layer in enumerate(encoder_layers(work)) for m in layer.modules()}
+    rows = []
+    with torch.no_grad():
+        for name, m in _targets(work, include_embeddings=False):
+            w = originals[name]
+            q = quantize_tensor(w, bits, granularity, symmetric)
+            m.weight.copy_(q)
+            err = float((w - q).norm() / w.norm().clamp(min=1e-12))
+            rows.append({"name": name, "layer": layer_of.get(id(m), -1), "kind": "linear", "params": w.numel(),
+                         "relative_error": err, "sqnr_db": -20 * np.log10(err) if err > 0 else float("inf")})
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------------------
 # Real int8 in PyTorch: dynamic quantization of Linear layers, int8 embeddings
 # --------------------------------------------------------------------------------------------
@@ -375,6 +422,7 @@ def quantize_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrained
 __all__ = [
     "EXPORT_TOLERANCE", "GRANULARITIES", "INT8_TOLERANCE", "Int8Embedding", "OnnxMismatchError", "SUPPORTED_BITS",
     "check_onnx", "cpu_half_support", "dynamic_int8", "export_onnx", "fake_quantize", "half_precision",
-    "quantization_error_table", "quantization_grid", "quantization_params", "quantize_embeddings",
-    "quantize_onnx", "quantize_tensor", "quantized_size_mb",
+    "linear_working_copy", "quantization_error_table", "quantization_grid", "quantization_params",
+    "quantize_embeddings", "quantize_onnx", "quantize_tensor", "quantized_size_mb", "requantize_linears",
+    "typical_row",
 ]

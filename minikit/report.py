@@ -39,7 +39,7 @@ from minikit.data import BBC_NEWS, DataWarning, load_dataset
 from minikit.errors import MinikitError
 from minikit.models import DEFAULT_MODEL, encoder_layers, resolve_model_source
 from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
-from minikit.settings import setup
+from minikit.settings import cache_dir, setup
 from minikit.training import TrainConfig, fine_tune
 
 STEPS = ("fine-tune", "prune", "quantize", "distil", "export", "benchmark", "write")
@@ -291,8 +291,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return build.main(args)
         except KeyboardInterrupt:
-            from minikit.settings import cache_dir
-
             print(f"\nInterrupted. Every step finished so far is cached in {cache_dir()}; run the same command "
                   "again to resume from there.", file=sys.stderr)
             return 130
@@ -303,8 +301,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run_report(args.model, args.dataset, args.out, threads=args.threads, progress=not args.no_progress,
                             command=" ".join(["python -m minikit", *(argv if argv is not None else sys.argv[1:])]))
     except KeyboardInterrupt:
-        from minikit.settings import cache_dir
-
         print(f"\nInterrupted. Every step finished so far is cached in {cache_dir()}; run the same command "
               "again to resume from there.", file=sys.stderr)
         return 130

@@ -10,11 +10,12 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minikit
-from minikit.data import near_duplicate_pairs, normalize_text
+from minikit.data import fixed_subset, kept_token_share, near_duplicate_pairs, normalize_text
 
 BBC_SIZE = 2225
 BBC_PER_CLASS = {"business": 510, "entertainment": 386, "politics": 417, "sport": 511, "tech": 401}
@@ -498,6 +499,28 @@ def test_truncated_share():
     assert minikit.truncated_share(lengths, 600) == 0.0
     assert minikit.truncated_share([1, 2, 3, 4], 2) == 0.5
     assert isinstance(minikit.truncated_share(lengths, 128), float)
+
+
+def test_kept_token_share_by_hand():
+    assert kept_token_share([50, 100, 300], 128) == pytest.approx((50 + 100 + 128) / 450)
+    assert kept_token_share(np.array([10, 20]), 512) == 1.0  # nothing cut
+    assert kept_token_share([400, 600], 100) == 0.2
+
+
+def test_fixed_subset_draws_the_same_rows_sorted_by_length(tokenizer):
+    texts = [" ".join(["word"] * (i % 7 + 1)) + f" row{i}" for i in range(20)]
+    ds = datasets.Dataset.from_dict({"text": texts, "label": list(range(20))})  # label = row index
+    batches, labels = fixed_subset(tokenizer, ds, 9, max_length=16, batch_size=4, seed=3)
+    rows = np.sort(np.random.default_rng(3).permutation(20)[:9])
+    assert sorted(labels.tolist()) == rows.tolist()  # the seeded rows, each once
+    assert [len(b["input_ids"]) for b in batches] == [4, 4, 1] and all(set(b) == {"input_ids", "attention_mask"}
+                                                                       for b in batches)
+    lengths = [int(n) for b in batches for n in b["attention_mask"].sum(dim=1)]
+    assert lengths == sorted(lengths)  # short rows first: little padding
+    assert lengths == [len(tokenizer(texts[r])["input_ids"]) for r in labels]  # labels follow the batches' order
+    again, labels_again = fixed_subset(tokenizer, ds, 9, max_length=16, batch_size=4, seed=3)
+    assert labels_again.tolist() == labels.tolist() and all(torch.equal(a["input_ids"], b["input_ids"])
+                                                            for a, b in zip(batches, again))
 
 
 # --- loaders: bad input ------------------------------------------------------------------------------

@@ -17,13 +17,19 @@ from transformers import PreTrainedTokenizerFast
 import minikit
 from minikit import distillation
 from minikit.distillation import (
+    check_kd,
+    check_logits,
+    confidence_spread,
     distill,
     distillation_loss,
+    entropy_bits,
     hidden_state_loss,
     prune_vocabulary,
     select_layers,
     smaller_student,
+    soft_probabilities,
     softened_distribution,
+    softened_table,
     spread_layers,
     teacher_logits,
     train_without_teacher,
@@ -351,13 +357,66 @@ def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_con
         distill(teacher.model, teacher, hidden_weight=-1, progress=False)
 
 
+# --- soft labels from logits: what chapter 7's temperature explorer draws ------------------------------
+
+
+def test_check_kd_accepts_the_ranges_and_names_what_is_wrong():
+    assert check_kd(0.0, 0.5) is None and check_kd(1.0, 4.0, hidden_weight=2.0) is None
+    for args, name in [((1.5, 2.0), "alpha=1.5"), ((0.5, 0.0), "temperature=0.0"), ((0.5, float("nan")), "temperature"),
+                       ((0.5, 2.0, -1.0), "hidden_weight=-1.0")]:
+        with pytest.raises(ValueError, match=name):
+            check_kd(*args)
+
+
+def test_soft_probabilities_by_hand_and_against_torch():
+    logits = np.array([0.0, np.log(3.0)])  # e^0 : e^ln3 = 1 : 3
+    np.testing.assert_allclose(soft_probabilities(logits, 1.0), [0.25, 0.75])
+    root3 = np.sqrt(3.0)  # at T = 2 the ratio is 1 : 3^(1/2)
+    np.testing.assert_allclose(soft_probabilities(logits, 2.0), [1 / (1 + root3), root3 / (1 + root3)])
+    many = np.random.default_rng(0).normal(size=(4, 5)) * 10
+    for t in (0.5, 1.0, 3.0):
+        expected = torch.softmax(torch.from_numpy(many) / t, dim=-1).numpy()
+        np.testing.assert_allclose(soft_probabilities(many, t), expected, rtol=1e-12)
+    assert soft_probabilities(np.array([1000.0, 0.0]), 1.0).tolist() == [1.0, 0.0]  # no overflow
+
+
+def test_entropy_bits_by_hand():
+    assert entropy_bits(np.array([0.5, 0.5])) == 1.0
+    assert entropy_bits(np.array([1.0, 0.0, 0.0])) == 0.0  # 0 · log 0 counts as 0
+    assert entropy_bits(np.full(4, 0.25)) == 2.0
+    assert entropy_bits(np.array([0.25, 0.75])) == pytest.approx(0.5 + 0.75 * np.log2(4 / 3))
+
+
+def test_confidence_spread_goes_from_sure_to_unsure():
+    logits = np.array([[10.0 - i, 0.0, 0.0] for i in range(7)])  # row i is less sure than row i - 1
+    assert confidence_spread(logits, 3) == [0, 3, 6]  # quantiles 0, 0.5, 1 of the order
+    shuffled = [4, 0, 6, 2, 5, 1, 3]  # shuffled[k] is the original row at position k
+    assert confidence_spread(logits[shuffled], 3) == [shuffled.index(0), shuffled.index(3), shuffled.index(6)]
+    assert sorted(confidence_spread(logits[:2], 6)) == [0, 1]  # never more than there are rows
+
+
+def test_softened_table_and_check_logits():
+    table = softened_table(np.array([0.0, np.log(3.0)]), ["a", "b"], 1, 1.0)
+    assert list(table.columns) == ["label", "probability", "probability_t1", "is_true"]
+    np.testing.assert_allclose(table["probability"], [0.25, 0.75])
+    np.testing.assert_allclose(table["probability_t1"], [0.25, 0.75])
+    assert table["is_true"].tolist() == [False, True] and table["label"].tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match="temperature=0"):
+        softened_table(np.zeros(2), ["a", "b"], 0, 0)
+    logits, labels = check_logits([[1, 2], [3, 4]], ["x", "y"], [0, 1])
+    assert logits.dtype == np.float64 and logits.shape == (2, 2) and labels.tolist() == [0, 1]
+    for bad in ([1, 2], [[1, 2]]):
+        with pytest.raises(ValueError, match="expected logits of shape"):
+            check_logits(bad, ["x", "y"], [0, 1])
+
+
 # --- chapter 7's widgets, Benchmark with a pruned tokenizer, exercise checks ------------------------------
 
 
 def test_temperature_explorer_softens_and_redraws(teacher):
     texts = teacher.splits["validation"]["text"]
     logits = teacher_logits(teacher, texts)
-    explorer = minikit.widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"],
+    explorer = minikit.compression_widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"],
                                                    list(TOPICS), temperature=1.0)
     assert len(explorer.examples) == 6
     sure, unsure = explorer.examples[0], explorer.examples[-1]
@@ -374,13 +433,13 @@ def test_temperature_explorer_softens_and_redraws(teacher):
     with pytest.raises(ValueError, match="temperature"):
         explorer.distribution(sure, 0.0)
     with pytest.raises(ValueError, match="outside"):
-        minikit.widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"], list(TOPICS),
+        minikit.compression_widgets.TemperatureExplorer(logits, texts, teacher.splits["validation"]["label"], list(TOPICS),
                                             examples=[len(texts)])
 
 
 def test_distillation_explorer_trains_each_setting_once_and_caches_it(teacher):
     config = TrainConfig(**{**FAST, "epochs": 1, "eval_every": 1000})
-    explorer = minikit.widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
+    explorer = minikit.compression_widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
     assert explorer.num_layers == 4 and 0 <= explorer.teacher_accuracy <= 1
     first = explorer.current
     assert (first.alpha, first.layers, first.from_cache) == (0.5, 2, False)
@@ -388,7 +447,7 @@ def test_distillation_explorer_trains_each_setting_once_and_caches_it(teacher):
     point = explorer.update(1.0, 1)
     assert point.params_m < first.params_m and explorer.chart.chart.to_dict() != before
     assert explorer.update(0.5, 2) is first  # recalled from memory
-    again = minikit.widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
+    again = minikit.compression_widgets.DistillationExplorer(teacher, alpha=0.5, layers=2, config=config)
     assert again.current.from_cache and again.current.val_accuracy == first.val_accuracy  # from the disk cache
     assert list(explorer.table()["layers"]) == [2, 1]
     with pytest.raises(ValueError, match="layers=7"):

@@ -270,6 +270,14 @@ def curve():
                          "accuracy": [0.95, 0.97, 0.978, 0.978], "mean_layers": [1.0, 1.7, 2.6, 6.0]})
 
 
+def test_curve_row_finds_a_threshold_up_to_rounding(curve):
+    assert A.curve_row(curve, 0.99)["mean_ms"] == 8.0
+    assert A.curve_row(curve, 0.99 + 1e-9)["mean_ms"] == 8.0  # np.isclose: float noise is the same threshold
+    assert A.curve_row(curve, 0.0)["speedup"] == 5.3
+    with pytest.raises(ValueError, match="threshold=0.95 is not in the curve"):
+        A.curve_row(curve, 0.95)
+
+
 def test_early_exit_explorer_redraws_for_each_grid_threshold(curve):
     explorer = minikit.widgets.EarlyExitExplorer(curve, threshold=0.99)
     assert "2.60</b> of 6 layers" in explorer.label.value and "2.00×" in explorer.label.value

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
     ("drawing", {"charts"}),
     ("applications", {"deployment", "server", "lab", "report", "build"}),
-    ("presentation", {"widgets", "explorers", "check"}),
+    ("presentation", {"widgets", "compression_widgets", "check"}),
     ("facade", {"__init__", "__main__"}),
 ]
 STANDALONE = {"server", "charts", "claims", "system", "errors"}  # import nothing of minikit

@@ -136,6 +136,19 @@ def test_measure_latency_counts_calls():
     assert all(calls)  # timed without autograd bookkeeping
 
 
+def test_median_latency_is_the_median_of_the_timed_runs(monkeypatch):
+    seen = []
+
+    def fake(model, inputs, warmup, repeats):
+        seen.append((warmup, repeats))
+        return np.array([5.0, 1.0, 3.0]) if repeats == 3 else np.array([1.0, 2.0, 3.0, 10.0])
+
+    monkeypatch.setattr(profiling, "measure_latency", fake)
+    assert profiling.median_latency_ms(None, {}, warmup=1, repeats=3) == 3.0
+    assert profiling.median_latency_ms(None, {}, warmup=0, repeats=4) == 2.5  # even count: the mean of the middle two
+    assert seen == [(1, 3), (0, 4)] and isinstance(profiling.median_latency_ms(None, {}, 1, 3), float)
+
+
 @pytest.mark.parametrize("warmup, repeats", [(3, 0), (3, -1), (-1, 5)])
 def test_measure_latency_bad_arguments(tiny_model, warmup, repeats):
     with pytest.raises(ValueError, match=r"need repeats ≥ 1 and warmup ≥ 0"):

@@ -26,12 +26,14 @@ from minikit.attribution import token_attributions
 from minikit.benchmark import Benchmark
 from minikit.metrics import (
     accuracy,
+    class_probabilities,
     classification_report,
     confusion_matrix,
     macro_f1,
     misclassified,
     precision_recall_at_threshold,
     precision_recall_curve_table,
+    subset_accuracy,
 )
 from minikit.profiling import (
     ENERGY_ESTIMATE,
@@ -402,6 +404,29 @@ def test_charts_build(labels, probs, bench, tok, bench_models):
     assert isinstance(charts.attribution_chart(attributions, top_k=5), alt.Chart)
     with pytest.raises(ValueError, match="label names"):
         charts.confusion_matrix_chart(np.zeros((3, 3)), LABELS)
+
+
+def test_subset_accuracy_scores_argmax_in_eval_mode_and_restores_the_mode():
+    modes = []
+
+    class Echo(torch.nn.Module):  # its logits are the batch's "x"
+        def forward(self, x):
+            modes.append(self.training)
+            return type("Out", (), {"logits": x})()
+
+    model = Echo().train()
+    batches = [{"x": torch.tensor([[1.0, 0.0], [0.0, 1.0]])}, {"x": torch.tensor([[0.2, 0.9]])}]
+    assert subset_accuracy(model, batches, [0, 0, 1]) == pytest.approx(2 / 3)  # predicted 0, 1, 1
+    assert subset_accuracy(model, batches, np.array([0, 1, 1])) == 1.0
+    assert modes == [False] * 4 and model.training  # dropout off while scoring, training mode back after
+
+
+def test_class_probabilities_checks_the_shape_against_the_names():
+    p, y = class_probabilities([[0.2, 0.8], [0.6, 0.4]], [1, 0], 2)
+    assert isinstance(p, np.ndarray) and p.shape == (2, 2) and y.tolist() == [1, 0]
+    for probs, n in (([[0.2, 0.8]], 3), ([0.2, 0.8], 2)):
+        with pytest.raises(ValueError, match=f"but there are {n} label names"):
+            class_probabilities(probs, [1], n)
 
 
 def test_threshold_explorer(probs):

@@ -312,3 +312,16 @@ def test_a_cached_models_predictions_are_cached_beside_it(tasks, tiny_encoder, t
     assert pd.Series(multitask.single_task_row(run, tasks[0], config=config)).equals(pd.Series(first))  # NaN == NaN
     with pytest.raises(AssertionError, match="predicted again"):  # another split is another entry
         multitask.single_task_row(run, tasks[0], split="validation", config=config)
+
+
+def test_nearest_single_task_compares_at_the_same_share():
+    table = pd.DataFrame({"run": ["s1", "s2", "s3", "half", "m"],
+                          "kind": ["single-task"] * 4 + ["multi-task"],
+                          "share": [1.0, 1.0, 1.0, 0.5, 1.0], "tokens": [100, 200, 400, 260, 250],
+                          "main_steps": [10, 20, 40, 26, 12]})
+    row = table.iloc[4]
+    assert multitask.nearest_single_task(table, row, "tokens")["run"] == "s2"  # 200 is nearest 250; 260 is at 0.5
+    assert multitask.nearest_single_task(table, row, "main_steps")["run"] == "s1"  # 10 is nearest 12
+    elsewhere = row.copy()
+    elsewhere["share"] = 0.25
+    assert multitask.nearest_single_task(table, elsewhere, "tokens") is None  # no single-task run at 25 %

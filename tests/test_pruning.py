@@ -10,18 +10,26 @@ from torch.nn.utils import prune
 
 import minikit
 from minikit.pruning import (
+    check_fraction,
+    csr_or_dense_bytes,
     drop_layers,
     encoder_linears,
     head_importance,
     heads_per_layer,
     layer_parts,
+    layers_to_drop,
     least_important_heads,
+    magnitude_mask_,
     magnitude_prune,
+    middle_out,
     prune_ffn_neurons,
     prune_heads,
     pruning_report,
     recover,
+    removal_table,
+    removed_share,
     sparsity_table,
+    tensor_bytes,
 )
 from minikit.training import TrainConfig
 
@@ -266,3 +274,82 @@ def test_recovery_fine_tune_keeps_pruned_weights_at_zero(tiny_bert_config, token
     assert all(torch.equal(w[z], torch.zeros_like(w[z])) for w, z in zip(after, zeros))
     assert any(not torch.equal(a, b) for a, b in zip(after, before))  # the rest did train
     assert not any(k.endswith(("_orig", "_mask")) for k in pruned.state_dict())
+
+
+# --- the pieces chapter 5's explorer is built from ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 0.25, np.float32(0.5)])
+def test_check_fraction_returns_a_float(value):
+    assert check_fraction(value, "amount") == float(value) and isinstance(check_fraction(value, "amount"), float)
+
+
+@pytest.mark.parametrize("value", [1, 1.5, -0.1, True, "0.5", None])
+def test_check_fraction_names_the_bad_argument(value):
+    with pytest.raises(ValueError, match=r"amount=.*expected a fraction in \[0, 1\)"):
+        check_fraction(value, "amount")
+
+
+def test_csr_or_dense_bytes_by_hand():
+    sparse = torch.zeros(4, 5)
+    sparse[0, 1], sparse[2, 3], sparse[3, 0] = 1.0, -2.0, 3.0
+    assert csr_or_dense_bytes(sparse) == 3 * (4 + 4) + (4 + 1) * 4  # 44 < 80 dense: CSR
+    assert csr_or_dense_bytes(torch.ones(4, 5)) == 4 * 5 * 4  # CSR would be 20·8 + 20 = 180: dense
+    assert csr_or_dense_bytes(torch.zeros(10)) == 40  # vectors stay dense, even all zeros
+    assert csr_or_dense_bytes(torch.zeros(2, 2, dtype=torch.int64)) == 32  # integer matrices too
+    assert csr_or_dense_bytes(torch.zeros(4, 5, dtype=torch.float16)) == (4 + 1) * 4  # only row pointers, < 40
+
+
+def test_tensor_bytes_counts_shared_tensors_once_and_sparse_matrices_as_csr():
+    linear = torch.nn.Linear(4, 2)  # weight 2×4, bias 2: 8 + 2 floats
+    assert tensor_bytes(linear) == (8 + 2) * 4
+    assert tensor_bytes(torch.nn.Sequential(linear, linear)) == (8 + 2) * 4  # the same module twice
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.weight[1, 2] = 1.0
+    assert tensor_bytes(linear) == 40  # dense: zeros cost as much as any number
+    assert tensor_bytes(linear, sparse=True) == (1 * 8 + 3 * 4) + 2 * 4  # CSR weight (20 < 32) + dense bias
+
+
+def test_magnitude_mask_zeroes_the_smallest_in_place_from_the_originals():
+    a, b = torch.tensor([[1.0, -3.0], [0.5, 2.0]]), torch.tensor([[-4.0, 0.1, 5.0, 6.0]])
+    wa, wb = torch.full_like(a, 9.0), torch.full_like(b, 9.0)  # whatever a previous setting left
+    # global: |w| of all 8 sorted 0.1 0.5 1 2 3 4 5 6; half = 4 go, the cut is 2 (ties at the cut go too)
+    magnitude_mask_([wa, wb], [a, b], 0.5)
+    assert wa.tolist() == [[0.0, -3.0], [0.0, 0.0]] and wb.tolist() == [[-4.0, 0.0, 5.0, 6.0]]
+    # per layer: a's cut is 1 (0.5, 1 go), b's is 4 (0.1, 4 go)
+    magnitude_mask_([wa, wb], [a, b], 0.5, scope="layer")
+    assert wa.tolist() == [[0.0, -3.0], [0.0, 2.0]] and wb.tolist() == [[0.0, 0.0, 5.0, 6.0]]
+    magnitude_mask_([wa, wb], [a, b], 0.0)  # nothing pruned: the originals again
+    assert torch.equal(wa, a) and torch.equal(wb, b)
+    assert a.tolist() == [[1.0, -3.0], [0.5, 2.0]]  # originals are only read
+    with pytest.raises(ValueError, match="scope='rows'"):
+        magnitude_mask_([wa], [a], 0.5, scope="rows")
+
+
+def test_middle_out_and_layers_to_drop_by_hand():
+    assert middle_out(6) == [2, 3, 1, 4, 0, 5]  # distance from 2.5, ties to the lower index
+    assert middle_out(5) == [2, 1, 3, 0, 4]
+    assert layers_to_drop(6, 0.5) == [1, 2, 3]  # round(3) layers: 2, 3, 1
+    assert layers_to_drop(4, 0.9) == [0, 1, 2]  # round(3.6) = 4, but one layer stays
+    assert layers_to_drop(6, 0.0) == []
+    with pytest.raises(ValueError, match="fraction=1"):
+        layers_to_drop(6, 1)
+
+
+def test_removal_table_and_share_against_counts(tiny_bert_config):
+    model = minikit.build_model(tiny_bert_config(num_hidden_layers=4), num_labels=3, seed=0)
+    original = sparsity_table(model)
+    dense = removal_table(model, original)
+    assert (dense["removed"] == 0).all() and (dense["nonzero"] == dense["params"]).all()
+    assert removed_share(dense) == 0.0
+    assert set(dense["role"]) == {"query", "key", "value", "attention-out", "ffn-up", "ffn-down"}
+
+    dropped = removal_table(drop_layers(model, [1]), original, kept_layers=[0, 2, 3])
+    gone = dropped.set_index("layer")["removed"]
+    assert (gone.loc[1] == 1).all() and (gone.drop(index=1) == 0).all()
+    assert removed_share(dropped) == 0.25  # 1 of 4 equal layers
+
+    pruned = magnitude_prune(model, 0.5)
+    total = int(original["params"].sum())
+    assert removed_share(removal_table(pruned, original)) == pytest.approx(round(0.5 * total) / total, abs=1e-9)

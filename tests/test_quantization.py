@@ -21,6 +21,7 @@ from minikit.quantization import (
     export_onnx,
     fake_quantize,
     half_precision,
+    linear_working_copy,
     quantization_error_table,
     quantization_grid,
     quantization_params,
@@ -28,6 +29,8 @@ from minikit.quantization import (
     quantize_onnx,
     quantize_tensor,
     quantized_size_mb,
+    requantize_linears,
+    typical_row,
 )
 
 ARCHS = ["bert", "distilbert", "mobilebert"]
@@ -161,6 +164,42 @@ def test_error_table_gains_about_6_db_per_bit(make_model):
     assert gain.between(4.5, 7).all()
     assert (t4["relative_error"] > t8["relative_error"]).all()
     assert len(quantization_error_table(model, 8, include_embeddings=False)) == n_linear
+
+
+def test_typical_row_is_the_median_range():
+    w = torch.tensor([[0.0, 1.0], [0.0, 5.0], [0.0, 3.0], [-1.0, 1.0], [0.0, 0.5]])  # ranges 1, 5, 3, 2, 0.5
+    assert typical_row(w) == 3  # sorted ranges 0.5, 1, 2, 3, 5: the middle one, 2, is row 3
+
+
+def test_working_copy_shares_all_but_the_linear_weights(make_model):
+    model = make_model()
+    work, originals = linear_working_copy(model)
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert list(originals) == list(linears) and all(originals[n] is m.weight for n, m in linears.items())
+    assert not work.training
+    mine, theirs = work.state_dict(keep_vars=True), model.state_dict(keep_vars=True)
+    linear_weights = {f"{n}.weight" for n in linears}
+    assert all((mine[k] is theirs[k]) != (k in linear_weights) for k in theirs)  # shared unless a Linear weight
+    assert all(torch.equal(mine[k], theirs[k]) for k in linear_weights)
+
+
+@pytest.mark.parametrize("bits, granularity, symmetric", [(8, "per-channel", True), (3, "per-tensor", False)])
+def test_requantize_in_place_is_fake_quantize_and_its_error_table(make_model, inputs, bits, granularity, symmetric):
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    work, originals = linear_working_copy(model)
+    requantize_linears(work, originals, 2, "per-tensor", True)  # a setting before: the next starts from the originals
+    errors = requantize_linears(work, originals, bits, granularity, symmetric)
+    torch.testing.assert_close(logits(work, inputs), logits(fake_quantize(model, bits, granularity, symmetric), inputs),
+                               rtol=0, atol=0)
+    table = quantization_error_table(model, bits, granularity, symmetric, include_embeddings=False)
+    assert list(errors.columns) == list(table.columns) and list(errors["name"]) == list(table["name"])
+    assert list(errors["layer"]) == list(table["layer"]) and list(errors["params"]) == list(table["params"])
+    np.testing.assert_allclose(errors["relative_error"], table["relative_error"], rtol=1e-12)
+    np.testing.assert_allclose(errors["sqnr_db"], table["sqnr_db"], rtol=1e-12)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is untouched
+    with pytest.raises(ValueError, match="bits=16"):
+        requantize_linears(work, originals, 16)
 
 
 # --- real int8 and half precision in PyTorch ------------------------------------------------------

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datasets
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 import vl_convert as vlc
 
 import minikit
-from minikit import charts, check, pruning, widgets
-from minikit.widgets import PRUNING_METHODS, PruningExplorer
+from minikit import charts, check, compression_widgets, pruning
+from minikit.compression_widgets import PRUNING_METHODS, PruningExplorer
 
 TEXTS = ["stocks fell as the bank raised rates", "the team won the cup final", "parliament passed the bill",
          "the film opened to good reviews", "a new phone chip was unveiled", "shares rose after profits",
@@ -110,7 +109,7 @@ def test_table_starts_every_line_at_zero(explorer):
     explorer.measure("global magnitude", 0.0)
     explorer.update("FFN neurons", 0.25)
     table = explorer.table()
-    assert list(table.columns) == widgets._POINT_COLUMNS
+    assert list(table.columns) == compression_widgets.POINT_COLUMNS
     for method in ("global magnitude", "FFN neurons"):
         rows = table[table["method"] == method].sort_values("removed")
         assert rows["amount"].iloc[0] == 0 and rows["removed"].iloc[0] == 0

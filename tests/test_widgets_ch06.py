@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import minikit
-from minikit import charts, check, widgets
+from minikit import charts, check, compression_widgets
 from minikit.quantization import (
     fake_quantize,
     quantization_error_table,
@@ -41,7 +41,7 @@ def tiny(request, tokenizer):
 
 @pytest.fixture
 def explorer(tiny, tokenizer, texts):
-    return widgets.QuantizationExplorer(tiny, tokenizer, texts, n_examples=24, max_length=32, batch_size=8)
+    return compression_widgets.QuantizationExplorer(tiny, tokenizer, texts, n_examples=24, max_length=32, batch_size=8)
 
 
 def _datasets(chart) -> list[list[dict]]:
@@ -144,9 +144,9 @@ def test_bad_settings_are_refused_and_change_nothing(explorer, bits, granularity
 
 def test_bad_layer_and_empty_subset_are_refused(tiny, tokenizer, texts):
     with pytest.raises(ValueError, match="not a Linear layer"):
-        widgets.QuantizationExplorer(tiny, tokenizer, texts, n_examples=8, layer="no.such.layer")
+        compression_widgets.QuantizationExplorer(tiny, tokenizer, texts, n_examples=8, layer="no.such.layer")
     with pytest.raises(ValueError, match="n_examples=0"):
-        widgets.QuantizationExplorer(tiny, tokenizer, texts, n_examples=0)
+        compression_widgets.QuantizationExplorer(tiny, tokenizer, texts, n_examples=0)
 
 
 # --- charts ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Every notebook with a widget, run in JupyterLab in a real (headless) Chromium, knobs moved.
 
-For each notebook whose source uses a ``minikit.widgets.`` class with a knob (found by globbing
-``notebooks/``, so a new chapter is covered without editing this file; a notebook whose only widget
-is ``LiveTrainingChart`` is left to nbval) the test does what a learner does: open it in
+For each notebook whose source uses a ``minikit.widgets.`` (or ``minikit.compression_widgets.``)
+class with a knob (found by globbing ``notebooks/``, so a new chapter is covered without editing
+this file; a notebook whose only widget is ``LiveTrainingChart`` is left to nbval) the test does what a learner does: open it in
 JupyterLab, Run All, then move one knob of every widget that carries a chart (a widget without
 knobs, like a chart that fills in during training, is only checked to be drawn). It fails when
 
@@ -80,11 +80,11 @@ WIDGET_ERROR_TEXT = ["Error displaying widget", "JavaScript Error:"]  # ipywidge
 # Widgets with nothing to move: a notebook that shows only these is left to nbval (its chart fills in
 # while a model trains, which nbval already runs), which saves CI a full second run of chapter 3.
 KNOBLESS_WIDGETS = {"LiveTrainingChart"}
-WIDGET_USE = re.compile(r"minikit\.widgets\.(\w+)")
+WIDGET_USE = re.compile(r"minikit\.(?:compression_)?widgets\.(\w+)")  # minikit.widgets, minikit.compression_widgets
 
 
 def widget_notebooks() -> list[Path]:
-    """Notebooks whose code uses a ``minikit.widgets.`` class with a knob, in course order."""
+    """Notebooks whose code uses a ``minikit.widgets.`` or ``minikit.compression_widgets.`` class with a knob."""
     def widgets_used(path: Path) -> set[str]:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         return {name for cell in cells if cell["cell_type"] == "code"
