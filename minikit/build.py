@@ -37,11 +37,12 @@ from minikit import early_exit as A
 from minikit import multitask as M
 from minikit.cache import NO_TRAIN_VARIABLE, TrainingForbiddenError
 from minikit.data import prepare_dataset
-from minikit.distillation import QUICK_DISTILL, distill, select_layers, spread_layers
+from minikit.distillation import QUICK_DISTILL, distill
 from minikit.errors import MinikitError
 from minikit.lab import Lab, Recipe
 from minikit.models import encoder_layers
 from minikit.settings import get_settings, setup
+from minikit.students import select_layers, spread_layers
 from minikit.system import release_freed_memory
 from minikit.tasks import CHAPTER_CONFIG, chapter_tasks
 from minikit.training import BBC_NEWS, DEFAULT_MODEL, TrainConfig, domain_adapt, fine_tune, get_baseline

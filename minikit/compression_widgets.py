@@ -27,9 +27,7 @@ from minikit.distillation import (
     confidence_spread,
     distill,
     entropy_bits,
-    select_layers,
     softened_table,
-    spread_layers,
 )
 from minikit.metrics import subset_accuracy
 from minikit.models import encoder_layers
@@ -43,6 +41,7 @@ from minikit.quantization import (
     requantize_linears,
     typical_row,
 )
+from minikit.students import select_layers, spread_layers
 from minikit.training import TrainConfig, evaluate_accuracy
 from minikit.widgets import Explorer, jupyter_chart
 

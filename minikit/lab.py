@@ -3,7 +3,7 @@
 A ``Recipe`` is four knobs, applied in this order:
 
 1. **depth** — keep 6 layers (the fine-tuned model), or start a student from 4 or 2 of its
-   layers (``distillation.select_layers``);
+   layers (``students.select_layers``);
 2. **ffn_pruned** — remove that fraction of each feed-forward block's neurons (chapter 5's
    structured pruning, ``pruning.prune_ffn_neurons``);
 3. **vocabulary** — keep only the tokens the training split uses at least 20 times, plus every
@@ -41,17 +41,10 @@ from minikit.cache import load_model_dir, save_model_dir
 from minikit.charts import lab_pareto_chart
 from minikit.claims import COMPRESSION_CLAIM
 from minikit.deployment import export_for_serving
-from minikit.distillation import (
-    STUDENT_CONFIG,
-    STUDENT_LAYERS,
-    _corpus_token_ids,
-    distill,
-    prune_vocabulary,
-    select_layers,
-    spread_layers,
-)
+from minikit.distillation import STUDENT_CONFIG, STUDENT_LAYERS, distill
 from minikit.models import encoder_layers
 from minikit.pruning import RECOVERY_CONFIG, layer_parts, prune_ffn_neurons, recover
+from minikit.students import corpus_token_ids, prune_vocabulary, select_layers, spread_layers
 from minikit.training import FineTuned, get_baseline
 
 DEPTHS = (6, 4, 2)
@@ -275,7 +268,7 @@ class Lab:
     def vocabulary_size(self) -> int:
         """Tokens kept by the vocabulary knob (counted once from the training split)."""
         if self._vocab_size is None:
-            self._vocab_size = len(_corpus_token_ids(self.teacher.tokenizer, self._train_texts, True, VOCAB_MIN_COUNT))
+            self._vocab_size = len(corpus_token_ids(self.teacher.tokenizer, self._train_texts, True, VOCAB_MIN_COUNT))
         return self._vocab_size
 
     def parameter_table(self) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from minikit import benchmark, build, charts, deployment, system
+from minikit import benchmark, build, charts, deployment, students, system
 from minikit import distillation as D
 from minikit import quantization as Q
 from minikit.cache import load_model_dir, load_or_build, save_model_dir
@@ -96,7 +96,7 @@ def _student(baseline, config: TrainConfig, progress: bool):
     n = len(encoder_layers(baseline.model))
     if n == 6 and config == TrainConfig():
         return D.get_student(baseline, progress=progress)
-    layers = D.spread_layers(n, max(1, round(n / 3)))
+    layers = students.spread_layers(n, max(1, round(n / 3)))
     min_count = D.STUDENT_MIN_COUNT if len(baseline.splits["train"]) >= 1000 else 1
     start = D.student_start(baseline, layers=layers, min_count=min_count)
     student_config = replace(config, epochs=max(config.epochs, D.STUDENT_CONFIG.epochs),

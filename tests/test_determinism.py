@@ -15,7 +15,8 @@ import torch
 from test_distillation import FAST, TOPICS, cache_root, make_splits, teacher  # noqa: F401  (fixtures)
 
 from minikit import pruning, quantization
-from minikit.distillation import distill, prune_vocabulary, select_layers, smaller_student, student_start
+from minikit.distillation import distill, student_start
+from minikit.students import prune_vocabulary, select_layers, smaller_student
 from minikit.training import TrainConfig
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
 from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from torch import nn
@@ -24,20 +25,16 @@ from minikit.distillation import (
     distillation_loss,
     entropy_bits,
     hidden_state_loss,
-    prune_vocabulary,
-    select_layers,
-    smaller_student,
     soft_probabilities,
     softened_distribution,
     softened_table,
-    spread_layers,
     teacher_logits,
     train_without_teacher,
 )
 from minikit.models import encoder_layers
+from minikit.students import prune_vocabulary, select_layers, smaller_student, spread_layers
 from minikit.training import FineTuned, TrainConfig, train_classifier
 
-from helpers import TOPICS, make_splits  # noqa: E402  (shared test data)
 FAST = dict(epochs=3, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)
 
 

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("models and data", {"models", "data"}),
     ("training", {"loop", "training"}),
     ("measurement", {"metrics", "profiling", "benchmark", "attribution"}),
-    ("techniques", {"pruning", "quantization", "distillation", "early_exit", "tasks", "multitask"}),
+    ("techniques", {"pruning", "quantization", "students", "distillation", "early_exit", "tasks", "multitask"}),
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
     ("drawing", {"charts"}),
     ("applications", {"deployment", "server", "lab", "report", "build"}),
