@@ -36,7 +36,7 @@ def main() -> None:
     import torch
 
     import minikit
-    from minikit import deployment
+    from minikit import deployment, load_testing
     from minikit.distillation import get_student
 
     minikit.setup(threads=args.threads, charts=False)
@@ -60,9 +60,9 @@ def main() -> None:
         settings = {"off": {"max_batch_size": 1},
                     "on": {"max_batch_size": 16, "max_wait_ms": 5.0}}
         served = deployment.load_served_model(folder, threads=args.threads)
-        batching = deployment.batching_comparison(served, texts, clients=args.clients, requests=args.requests,
+        batching = load_testing.batching_comparison(served, texts, clients=args.clients, requests=args.requests,
                                                   settings=settings)
-        by_batch = deployment.latency_vs_batch(served, texts, batch_sizes=(1, 16), repeats=10)
+        by_batch = load_testing.latency_vs_batch(served, texts, batch_sizes=(1, 16), repeats=10)
 
     with pd.option_context("display.width", 160, "display.max_columns", None):
         print(table[["accuracy", "params_m", "size_mb", "latency_p50_ms", "latency_p95_ms", "size_ratio", "speedup",

@@ -50,8 +50,8 @@ def main() -> None:
 
     import minikit
     from minikit import distillation as D
-    from minikit.deployment import export_for_serving
     from minikit.benchmark import benchmark_session_options
+    from minikit.deployment import export_for_serving
 
     minikit.setup(threads=args.threads, charts=False)
     teacher = minikit.get_baseline(progress=False)

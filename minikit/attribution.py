@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import torch
 
 from minikit.models import forward_arguments
-
-
 
 # ================================================================================================
 # Interpretability: which tokens pushed the logit up or down

@@ -22,9 +22,9 @@ import transformers
 from transformers import PreTrainedModel
 
 from minikit.cache import file_sha256, load_or_build, tokenizer_sha256, weights_sha256
-from minikit.models import forward_arguments
 from minikit.errors import MinikitError
 from minikit.metrics import accuracy, macro_f1
+from minikit.models import forward_arguments
 from minikit.profiling import (
     ENERGY_ESTIMATE,
     ENERGY_MEASURED,
@@ -38,8 +38,6 @@ from minikit.profiling import (
     size_on_disk_mb,
 )
 from minikit.system import PeakRSS, machine_description
-
-
 
 # ================================================================================================
 # Benchmark: several variants of one model, measured side by side in one run

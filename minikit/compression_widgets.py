@@ -18,7 +18,7 @@ from typing import Sequence
 import ipywidgets as W
 import pandas as pd
 
-from minikit import charts, pruning
+from minikit import compression_charts, pruning
 from minikit.data import fixed_subset
 from minikit.distillation import (
     QUICK_DISTILL,
@@ -118,8 +118,8 @@ class PruningExplorer(Explorer):
                                     continuous_update=False, readout_format=".0%")
         self.knobs = (self.method, self.slider)
         point = self.update(method, amount, redraw=False)
-        self.chart = jupyter_chart(charts.pruning_tradeoff_chart(self.table(), point))
-        self.heatmap = jupyter_chart(charts.pruning_heatmap(point.heatmap, self._title(point)))
+        self.chart = jupyter_chart(compression_charts.pruning_tradeoff_chart(self.table(), point))
+        self.heatmap = jupyter_chart(compression_charts.pruning_heatmap(point.heatmap, self._title(point)))
         self._watch()
         self.widget = W.VBox([W.HBox([self.slider, self.method]), W.HBox([self.status, self.label]),
                               self.chart, self.heatmap])
@@ -225,8 +225,8 @@ class PruningExplorer(Explorer):
             point = self.measure(method, amount)
         self.current = point
         if redraw:
-            self.chart.chart = charts.pruning_tradeoff_chart(self.table(), point)
-            self.heatmap.chart = charts.pruning_heatmap(point.heatmap, self._title(point))
+            self.chart.chart = compression_charts.pruning_tradeoff_chart(self.table(), point)
+            self.heatmap.chart = compression_charts.pruning_heatmap(point.heatmap, self._title(point))
         self.label.value = (f"<b>{method}</b>, {amount:.0%}: {point.removed:.0%} of encoder weights gone · accuracy "
                             f"<b>{point.accuracy:.1%}</b> ({self.n_examples} validation articles) · "
                             f"{point.nonzero_m:.1f} M non-zero of {point.params_m:.1f} M · dense "
@@ -346,18 +346,18 @@ class QuantizationExplorer(Explorer):
         return self._point(self.slider.value, self.granularity.value, self.symmetry.value)
 
     def _sweep_chart(self, point: QuantizationPoint):
-        return charts.quantization_sweep_chart(self.table, (point.bits, point.scheme), self.reference_accuracy,
+        return compression_charts.quantization_sweep_chart(self.table, (point.bits, point.scheme), self.reference_accuracy,
                                                self.reference_size_mb)
 
     def _grid_chart(self, point: QuantizationPoint):
         w = self.originals[self.layer].detach()
         grid = quantization_grid(w, point.bits, point.granularity, point.symmetric, channel=self.channel)
-        return charts.quantization_grid_chart(
+        return compression_charts.quantization_grid_chart(
             w[self.channel].numpy(), grid,
             title=f"{self.layer}, row {self.channel}: {point.bits}-bit {point.scheme} grid (red)")
 
     def _error_chart(self, point: QuantizationPoint):
-        return charts.quantization_error_chart(point.errors, title=f"Error per matrix at {point.bits} bits, {point.scheme}")
+        return compression_charts.quantization_error_chart(point.errors, title=f"Error per matrix at {point.bits} bits, {point.scheme}")
 
     def _show(self, point: QuantizationPoint) -> None:
         self.status.value = ""
@@ -423,7 +423,7 @@ class TemperatureExplorer(Explorer):
         self.slider = W.FloatLogSlider(value=temperature, base=10, min=-0.5, max=1.3, step=0.05,
                                        description="T", continuous_update=True, readout_format=".2f")
         table = self.update(self.examples[0], temperature, redraw=False)
-        self.chart = jupyter_chart(charts.softened_chart(table, self._title(table)))
+        self.chart = jupyter_chart(compression_charts.softened_chart(table, self._title(table)))
         self._watch(self.picker, self.slider)
         self.widget = W.VBox([W.HBox([self.slider, self.picker]), self.label, self.chart])
 
@@ -440,7 +440,7 @@ class TemperatureExplorer(Explorer):
         table = self.distribution(example, temperature)
         self.example, self.temperature = example, float(temperature)
         if redraw:
-            self.chart.chart = charts.softened_chart(table, self._title(table))
+            self.chart.chart = compression_charts.softened_chart(table, self._title(table))
         runner_up = table.drop(index=int(table["probability"].idxmax()))["probability"].max()
         self.label.value = (f"top class <b>{table.loc[table['probability'].idxmax(), 'label']}</b> at "
                             f"{table['probability'].max():.1%}; runner-up {runner_up:.1%}. What the student learns "
@@ -486,7 +486,7 @@ class DistillationExplorer(Explorer):
                                  continuous_update=False)
         self.knobs = (self.alpha, self.depth)
         point = self.update(alpha, layers, redraw=False)
-        self.chart = jupyter_chart(charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
+        self.chart = jupyter_chart(compression_charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
                                                                   self.teacher_accuracy))
         self._watch()
         self.widget = W.VBox([W.HBox([self.alpha, self.depth]), W.HBox([self.status, self.label]), self.chart])
@@ -527,7 +527,7 @@ class DistillationExplorer(Explorer):
             point = self.measure(alpha, layers)
         self.current = point
         if redraw:
-            self.chart.chart = charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
+            self.chart.chart = compression_charts.distillation_runs_chart(self.table(), (point.alpha, point.layers),
                                                               self.teacher_accuracy)
         how = "from the cache" if point.from_cache else f"trained in {point.seconds:.0f} s"
         self.label.value = (f"<b>{layers} layers</b>, α = {point.alpha:g}, T = {point.temperature:g}: validation "

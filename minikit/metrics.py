@@ -13,9 +13,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-
-
-
 # ================================================================================================
 # Quality: a confusion matrix, and precision, recall and F1 read off it
 # ================================================================================================

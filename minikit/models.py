@@ -9,9 +9,9 @@ and latency can be measured without downloading anything (accuracy needs trained
 from __future__ import annotations
 
 import copy
-import inspect
 import importlib.resources
 import importlib.util
+import inspect
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -53,7 +53,6 @@ from minikit.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_mo
 from minikit.settings import get_settings, quiet_transformers, seed_everything
 from minikit.system import release_freed_memory
 
-
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from minikit import charts
 from minikit.benchmark import NoVariantFitsError, pick_variant
 from minikit.claims import SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
-from minikit.deployment import load_test
 from minikit.early_exit import curve_row
 from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
+from minikit.load_testing import load_test
 from minikit.metrics import (
     ThresholdScores,
     class_probabilities,

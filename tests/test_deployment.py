@@ -23,19 +23,18 @@ from fastapi.testclient import TestClient
 from transformers import BertConfig
 
 import minikit
-from minikit import deployment, server
+from minikit import deployment, load_testing, server
 from minikit.benchmark import NoVariantFitsError
 from minikit.deployment import (
     CHECK_TEXTS,
     deployment_scenarios,
     dockerfile,
     export_for_serving,
-    latency_vs_batch,
-    load_test,
     served_gap,
     write_container,
 )
 from minikit.errors import OnnxMismatchError
+from minikit.load_testing import latency_vs_batch, load_test
 from minikit.quantization import EXPORT_TOLERANCE
 from minikit.server import ModelFolderError, background_server, create_app, load_served_model
 
@@ -320,7 +319,7 @@ def test_batching_comparison_with_a_stand_in_model():
         time.sleep(0.03)
         return [{"label": t, "score": 1.0} for t in texts]
 
-    table = deployment.batching_comparison(slow_echo, [f"t{i}" for i in range(8)], clients=16, requests=64,
+    table = load_testing.batching_comparison(slow_echo, [f"t{i}" for i in range(8)], clients=16, requests=64,
                                            timeout_s=30)
     off, on = table.set_index("batching").loc["off"], table.set_index("batching").loc["on"]
     assert off["ok"] == on["ok"] == 64

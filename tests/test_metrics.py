@@ -13,8 +13,8 @@ import torch
 
 import minikit
 from minikit import cache, profiling, system
-from minikit.profiling import measure_latency, ModelProfile, profile_model
 from minikit.models import dummy_inputs
+from minikit.profiling import ModelProfile, measure_latency, profile_model
 
 
 def test_count_parameters_of_a_linear_layer():

@@ -37,10 +37,10 @@ from minikit.metrics import (
 )
 from minikit.profiling import (
     ENERGY_ESTIMATE,
+    JOULES_PER_FLOP,
     energy_reading,
     estimate_energy_j,
     forward_flops,
-    JOULES_PER_FLOP,
     rapl_joules,
     read_rapl_uj,
 )

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 from safetensors import safe_open
+from torch import nn
 from transformers import (
     BertConfig,
     BertModel,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
 
 import minikit
 from minikit import multitask
@@ -26,7 +27,6 @@ from minikit.multitask import (
 from minikit.tasks import Task, check_tasks, headline_pairs
 from minikit.training import TrainConfig
 
-from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
 FAST = dict(epochs=2, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)
 
 

@@ -12,7 +12,7 @@ seconds: what is tested is the HTTP layer, the validation and the batcher.
   restarts the app's lifespan, so its batcher, after each operation: over loopback one server
   sees everything.)
 * Load: 16 concurrent clients send 400 requests over loopback to ``background_server`` (in a
-  separate process, so its memory is the server's alone), with ``minikit.deployment.load_test``:
+  separate process, so its memory is the server's alone), with ``minikit.load_testing.load_test``:
   0 errors, every request answered exactly once with its own id (also counted by the server),
   latency percentiles and throughput recorded, resident memory growth from after a warm-up to
   after the run under 10 %.
@@ -38,7 +38,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from minikit import server
-from minikit.deployment import load_test
+from minikit.load_testing import load_test
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 FUZZ_EXAMPLES = 120  # per operation; the coverage phase adds its boundary cases on top

@@ -10,12 +10,11 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
 
 import minikit
 from minikit.data import stratified_subset
 from minikit.tasks import Task, TaskSampler, file_task, headline_pairs
-
-from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
 
 
 def topic_splits(n_train: int = 24, n_eval: int = 9) -> datasets.DatasetDict:

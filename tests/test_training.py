@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import make_splits  # noqa: E402  (shared test data)
 
 import minikit
 from minikit import charts, widgets
@@ -20,8 +21,6 @@ from minikit.training import (
     predict_logits,
     train_classifier,
 )
-
-from helpers import make_splits  # noqa: E402  (shared test data)
 
 
 @pytest.fixture(autouse=True)

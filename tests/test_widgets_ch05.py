@@ -9,7 +9,7 @@ import torch
 import vl_convert as vlc
 
 import minikit
-from minikit import charts, check, compression_widgets, pruning
+from minikit import check, compression_charts, compression_widgets, pruning
 from minikit.compression_widgets import PRUNING_METHODS, PruningExplorer
 
 TEXTS = ["stocks fell as the bank raised rates", "the team won the cup final", "parliament passed the bill",
@@ -166,16 +166,16 @@ def test_other_architectures(arch, request, tokenizer, data):
 
 def test_charts_render_offline(explorer):
     explorer.update("heads", 0.5)
-    for chart in (charts.pruning_tradeoff_chart(explorer.table(), explorer.current),
-                  charts.pruning_heatmap(explorer.current.heatmap)):
+    for chart in (compression_charts.pruning_tradeoff_chart(explorer.table(), explorer.current),
+                  compression_charts.pruning_heatmap(explorer.current.heatmap)):
         assert vlc.vegalite_to_svg(chart.to_json()).startswith("<svg")
-    rows = chart_data(charts.pruning_tradeoff_chart(explorer.table(), explorer.current))[0]
+    rows = chart_data(compression_charts.pruning_tradeoff_chart(explorer.table(), explorer.current))[0]
     assert sum(r["current"] for r in rows) == 5  # four panels, size drawn twice (dense, CSR)
 
 
 def test_heatmap_from_sparsity_table(model):
     table = pruning.sparsity_table(pruning.magnitude_prune(model, 0.6))
-    rows = chart_data(charts.pruning_heatmap(table))[0]
+    rows = chart_data(compression_charts.pruning_heatmap(table))[0]
     shares = pd.DataFrame(rows)
     weighted = (table["params"] * table["sparsity"]).sum() / table["params"].sum()
     assert weighted == pytest.approx(0.6, abs=1e-3)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import minikit
-from minikit import charts, check, compression_widgets
+from minikit import check, compression_charts, compression_widgets
 from minikit.quantization import (
     fake_quantize,
     quantization_error_table,
@@ -155,7 +155,7 @@ def test_bad_layer_and_empty_subset_are_refused(tiny, tokenizer, texts):
 def test_grid_chart_leaves_out_levels_outside_the_weights():
     w = np.linspace(-0.1, 0.1, 200)
     grid = np.linspace(-1.0, 1.0, 15)  # a per-tensor grid stretched by an outlier elsewhere
-    chart = charts.quantization_grid_chart(w, grid)
+    chart = compression_charts.quantization_grid_chart(w, grid)
     levels = next(rows for rows in _datasets(chart) if rows and "level" in rows[0])
     assert [round(r["level"], 6) for r in levels] == [0.0]  # only one of the 15 levels falls among these weights
     assert "1 of 15 grid levels" in chart.title
@@ -163,7 +163,7 @@ def test_grid_chart_leaves_out_levels_outside_the_weights():
 
 def test_error_chart_puts_matrices_in_layer_columns(tiny):
     table = quantization_error_table(tiny, 4, "per-tensor")
-    rows = next(r for r in _datasets(charts.quantization_error_chart(table)) if r and "sqnr_db" in r[0])
+    rows = next(r for r in _datasets(compression_charts.quantization_error_chart(table)) if r and "sqnr_db" in r[0])
     assert len(rows) == len(table)
     assert {r["column"] for r in rows} == {"layer 0", "layer 1", "outside"}
     inside = [r for r in rows if r["column"] != "outside"]
@@ -173,7 +173,7 @@ def test_error_chart_puts_matrices_in_layer_columns(tiny):
 def test_sweep_chart_rings_the_current_setting():
     table = pd.DataFrame({"bits": [4, 8, 4, 8], "scheme": ["a", "a", "b", "b"], "accuracy": [0.5, 0.9, 0.7, 0.9],
                           "size_mb": [10.0, 20.0, 10.1, 20.1]})
-    chart = charts.quantization_sweep_chart(table, current=(4, "b"), reference_accuracy=0.95, reference_size_mb=80.0)
+    chart = compression_charts.quantization_sweep_chart(table, current=(4, "b"), reference_accuracy=0.95, reference_size_mb=80.0)
     assert isinstance(chart, alt.HConcatChart)
     spec = chart.to_dict()
     assert {p["name"]: p["value"] for p in spec["params"]} == {"bits": 4, "scheme": "b"}
