@@ -35,7 +35,7 @@ def main() -> None:
     start = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="minikit-full-comparison-")
     with PeakRSS(interval_s=0.05) as rss:
-        result = R.run_report(args.model or minikit.DEFAULT_MODEL, args.dataset or minikit.data.BBC_NEWS, out,
+        result = R.run_report(args.model or minikit.DEFAULT_MODEL, args.dataset or minikit.loading.BBC_NEWS, out,
                               threads=args.threads, progress=False, command="python bench/full_comparison.py")
     minutes = (time.perf_counter() - start) / 60
     import torch

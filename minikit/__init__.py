@@ -16,13 +16,10 @@ import importlib
 from minikit import cache, claims, data, errors, models, settings, system, training
 from minikit.benchmark import Benchmark
 from minikit.data import (
-    BBC_LABELS,
-    DataWarning,
     DuplicateReport,
     LeakageReport,
     check_leakage,
     find_duplicates,
-    load_dataset,
     normalize,
     normalize_text,
     prepare_dataset,
@@ -32,7 +29,15 @@ from minikit.data import (
     tokenize,
     truncated_share,
 )
-from minikit.errors import DataError, MinikitError, ModelNotAvailableError, OnnxMismatchError, UnknownNameError
+from minikit.errors import (
+    DataError,
+    DataWarning,
+    MinikitError,
+    ModelNotAvailableError,
+    OnnxMismatchError,
+    UnknownNameError,
+)
+from minikit.loading import BBC_LABELS, load_dataset
 from minikit.metrics import classification_report, confusion_matrix
 from minikit.models import (
     CATALOG,

@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from minikit.benchmark import pick_variant
-from minikit.data import DataWarning, check_leakage, load_dataset, split_dataset
+from minikit.data import check_leakage, split_dataset
 from minikit.deployment import deployment_scenarios
 from minikit.distillation import distillation_loss
 from minikit.early_exit import ExitRule, exit_layers
+from minikit.errors import DataWarning
 from minikit.lab import pareto_front
+from minikit.loading import load_dataset
 from minikit.metrics import per_class_scores, precision_recall_at_threshold
 from minikit.models import build_model, encoder_layers, head_parameters
 from minikit.profiling import count_parameters

@@ -33,3 +33,7 @@ def is_int(value) -> bool:
 def is_finite(value) -> bool:
     """True for a finite real number (not a bool, NaN or infinity): what rates, weights and fractions must be."""
     return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class DataWarning(UserWarning):
+    """Something in the data was changed or dropped on request; the message says what."""

@@ -35,8 +35,8 @@ from minikit import distillation as D
 from minikit import quantization as Q
 from minikit.cache import load_model_dir, load_or_build, save_model_dir
 from minikit.claims import COMPRESSION_CLAIM as CLAIM
-from minikit.data import BBC_NEWS, DataWarning, load_dataset
-from minikit.errors import MinikitError
+from minikit.errors import DataWarning, MinikitError
+from minikit.loading import BBC_NEWS, load_dataset
 from minikit.models import DEFAULT_MODEL, encoder_layers, resolve_model_source
 from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
 from minikit.settings import cache_dir, setup

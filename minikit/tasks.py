@@ -22,9 +22,6 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from minikit.data import (
-    BBC_NEWS,
-    DataWarning,
-    load_dataset,
     normalize,
     normalize_text,
     prepare_dataset,
@@ -33,7 +30,8 @@ from minikit.data import (
     stratified_subset,
     tokenize,
 )
-from minikit.errors import is_finite, is_int
+from minikit.errors import DataWarning, is_finite, is_int
+from minikit.loading import BBC_NEWS, load_dataset
 from minikit.loop import TrainConfig
 from minikit.settings import DEFAULT_SEED
 

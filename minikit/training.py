@@ -39,8 +39,9 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from minikit.cache import MANIFEST, file_sha256, find, load_model_dir, load_or_build, save_model_dir
-from minikit.data import BBC_NEWS, prepare_dataset, stratified_subset, tokenize
+from minikit.data import prepare_dataset, stratified_subset, tokenize
 from minikit.errors import is_int
+from minikit.loading import BBC_NEWS
 from minikit.loop import (
     EVAL_BATCH,
     TrainConfig,

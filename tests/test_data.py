@@ -118,7 +118,7 @@ def test_prepared_duplicate_report(prepared):
 
 def _tiny_corpus(folder, extra: str = "") -> None:
     """Five topic folders of eight short texts each, laid out like the BBC corpus."""
-    for label in minikit.data.BBC_LABELS:
+    for label in minikit.loading.BBC_LABELS:
         (folder / label).mkdir(parents=True, exist_ok=True)
         for i in range(8):
             (folder / label / f"{i:03d}.txt").write_text(f"{label} story {i} " + " ".join(_words(12, label)) + extra)
@@ -128,7 +128,7 @@ def test_prepared_bbc_is_cached_on_disk_and_follows_the_corpus(tmp_path, monkeyp
     """The second preparation (a fresh session: memory cleared) reads the cache; a changed file prepares again."""
     corpus = tmp_path / "corpus"
     _tiny_corpus(corpus)
-    monkeypatch.setattr(minikit.data, "bbc_news_dir", lambda: corpus)
+    monkeypatch.setattr(minikit.loading, "bbc_news_dir", lambda: corpus)
     monkeypatch.setattr(minikit.data, "_PREPARED", {})
     before = len(minikit.cache.entries("prepared"))
     fresh, fresh_report = minikit.prepare_dataset(cache=False)

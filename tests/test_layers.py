@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minikit"
 # Bottom to top. A module imports only from its own layer or the layers below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"errors", "settings", "system", "claims", "cache"}),
-    ("models and data", {"models", "data"}),
+    ("models and data", {"models", "loading", "data"}),
     ("training", {"loop", "training"}),
     ("measurement", {"metrics", "profiling", "benchmark", "attribution"}),
     ("techniques", {"pruning", "quantization", "students", "distillation", "early_exit", "tasks", "multitask"}),

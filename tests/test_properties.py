@@ -38,7 +38,9 @@ from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 import minikit
-from minikit.data import DataWarning, load_table, normalize_text
+from minikit.data import normalize_text
+from minikit.errors import DataWarning
+from minikit.loading import load_table
 
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "properties.json"
 

@@ -20,10 +20,10 @@ os.environ.setdefault("MINIKIT_CACHE", tempfile.mkdtemp(prefix="minikit-fingerpr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import torch  # noqa: E402
+from helpers import TOPICS, make_splits  # noqa: E402
 from transformers import BertConfig  # noqa: E402
 
 import minikit  # noqa: E402
-from helpers import TOPICS, make_splits  # noqa: E402
 from minikit import multitask, tasks  # noqa: E402
 from minikit.distillation import distill, select_layers  # noqa: E402
 from minikit.training import FineTuned, TrainConfig, train_classifier  # noqa: E402
