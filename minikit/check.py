@@ -5,7 +5,9 @@ Every check recomputes the right answer from the real model or data; nothing is 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,20 +43,23 @@ class CheckResult:
     _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))  # noqa: E731  (IPython display)
 
 
-def _missing(answer) -> CheckResult | None:
-    if answer is None or answer is ...:
-        return CheckResult(False, "Replace the `None` with your answer and run the cell again.")
-    return None
+def _answered(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+    """A check's first argument is the learner's answer: left as None (or ...), every check says the same thing."""
+    @functools.wraps(check)
+    def checked(answer, *args, **kwargs) -> CheckResult:
+        if answer is None or answer is ...:
+            return CheckResult(False, "Replace the `None` with your answer and run the cell again.")
+        return check(answer, *args, **kwargs)
+
+    return checked
 
 
 # --- 01 model selection -------------------------------------------------------------------------
 
 
+@_answered
 def encoder_layer_params(answer: int | None) -> CheckResult:
     """Parameters in one MiniLM-L6 encoder layer, from hidden=384 and FFN=1536."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     model = build_model("minilm-l6")
     layer = next(m for m in model.modules() if type(m).__name__.endswith("Layer"))
     truth = count_parameters(layer)
@@ -66,10 +71,9 @@ def encoder_layer_params(answer: int | None) -> CheckResult:
     return CheckResult(False, f"You are off by {off:+,}. {hint}")
 
 
+@_answered
 def faster_at_batch_1(answer: str | None, profiles: pd.DataFrame, a: str = "mobilebert", b: str = "minilm-l6") -> CheckResult:
     """Which of two models has the lower measured batch-1 latency (they have similar parameter counts)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     rows = profiles.set_index("name")
     if a not in rows.index or b not in rows.index:
         return CheckResult(False, f"Measure both {a!r} and {b!r} first (they must be rows of the table you pass).")
@@ -85,10 +89,9 @@ def faster_at_batch_1(answer: str | None, profiles: pd.DataFrame, a: str = "mobi
 # --- 02 preprocessing ---------------------------------------------------------------------------
 
 
+@_answered
 def share_over(answer: float | None, lengths: np.ndarray, max_length: int = 256) -> CheckResult:
     """Fraction of articles longer than ``max_length`` tokens."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     truth = float(np.mean(np.asarray(lengths) > max_length))
     if abs(float(answer) - truth) < 1e-3:
         return CheckResult(True, f"{truth:.1%} of articles are longer than {max_length} tokens.")
@@ -97,10 +100,9 @@ def share_over(answer: float | None, lengths: np.ndarray, max_length: int = 256)
     return CheckResult(False, f"Compare each length with {max_length} (strictly greater) and take the mean.")
 
 
+@_answered
 def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
     """Test articles that also appear in train when the corpus is split *before* removing duplicates."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import warnings
 
 
@@ -119,11 +121,9 @@ def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
 # --- 03 fine-tuning -----------------------------------------------------------------------------
 
 
+@_answered
 def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     """Trainable parameters of a linear probe on MiniLM-L6 (the classification head only)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
     if int(answer) == truth:
         return CheckResult(True, f"{truth:,} parameters: a {num_labels}×384 weight matrix and {num_labels} biases, "
@@ -133,10 +133,9 @@ def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     return CheckResult(False, "The head maps the 384-wide sentence vector to one score per label.")
 
 
+@_answered
 def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> CheckResult:
     """(optimizer steps in the run, warm-up steps) for ``config`` on ``n_train`` examples."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import math
 
     steps = math.ceil(n_train / config.batch_size) * config.epochs
@@ -151,12 +150,10 @@ def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> Chec
 # --- 03b multi-task ------------------------------------------------------------------------------
 
 
+@_answered
 def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "temperature",
                            temperature: float = 2.0) -> CheckResult:
     """The share of steps each task gets from ``tasks.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     truth = TaskSampler(sizes, strategy, temperature).probabilities
     if not isinstance(answer, dict) or set(answer) != set(truth):
         return CheckResult(False, f"Give a dict with one share per task, keys {sorted(truth)}.")
@@ -172,12 +169,11 @@ def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "te
                               "proportional, a large T nearly uniform.")
 
 
+@_answered
 def points_at_equal_compute(answer: float | None, table: pd.DataFrame, run: str,
                             tolerance: float = 0.05) -> CheckResult:
     """Multi-task ``run``'s main-task accuracy minus the single-task run at the same share of labels that read the
     nearest number of tokens in training, in points (``table`` as ``multitask.RUN_COLUMNS``)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     rows = table[table["run"] == run]
     if rows.empty:
         raise ValueError(f"run={run!r} is not in the table.")
@@ -201,11 +197,9 @@ def points_at_equal_compute(answer: float | None, table: pd.DataFrame, run: str,
 # --- 04 metrics ---------------------------------------------------------------------------------
 
 
+@_answered
 def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult:
     """Macro-F1 computed from a confusion matrix (rows: true class, columns: predicted)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     truth = float(per_class_scores(np.asarray(cm))["f1"].mean())
     if abs(float(answer) - truth) < 1e-6:
         return CheckResult(True, f"macro-F1 = {truth:.4f}: every class counts the same, whatever its size.")
@@ -216,12 +210,10 @@ def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult
                        "F1 = 2PR/(P+R) per class; then the mean.")
 
 
+@_answered
 def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.ndarray, cls: int,
                             target: float = 0.99) -> CheckResult:
     """The lowest threshold (step 0.01) where one class's precision reaches ``target``."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     grid = np.round(np.arange(0, 1.01, 0.01), 2)
     hits = [t for t in grid if precision_recall_at_threshold(probs, y_true, cls, t).precision >= target]
     if not hits:
@@ -238,10 +230,9 @@ def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.
 # --- 05 pruning ---------------------------------------------------------------------------------
 
 
+@_answered
 def pruning_threshold(answer: float | None, weights, sparsity: float) -> CheckResult:
     """The |w| at or below which magnitude pruning zeroes a tensor's weights to reach ``sparsity``."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import torch
 
 
@@ -260,10 +251,9 @@ def pruning_threshold(answer: float | None, weights, sparsity: float) -> CheckRe
                        "of weights).")
 
 
+@_answered
 def csr_bytes(answer: int | None, weights) -> CheckResult:
     """Bytes of a 2-D float32 tensor stored as CSR with int32 indices (values, column indices, row pointers)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import warnings
 
     import torch
@@ -295,11 +285,9 @@ def csr_bytes(answer: int | None, weights) -> CheckResult:
                        "each, plus 4 bytes per row pointer (rows + 1).")
 
 
+@_answered
 def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult:
     """The encoder layer that loses the largest share of its Linear weights under global magnitude pruning."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     linears = encoder_linears(model)
     cut = magnitude_threshold([m.weight for _, _, m in linears], sparsity)
     zeros, sizes = {}, {}
@@ -320,10 +308,9 @@ def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult
 # --- 06 quantization ----------------------------------------------------------------------------
 
 
+@_answered
 def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, symmetric: bool = False) -> CheckResult:
     """(scale, zero point) mapping the tensor ``x`` onto ``bits``-bit integers, one scale for the whole tensor."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import torch
 
 
@@ -349,11 +336,10 @@ def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, s
                        "integer range.")
 
 
+@_answered
 def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: str = "per-channel",
                        symmetric: bool = True) -> CheckResult:
     """Bytes one Linear layer takes with its weight packed at ``bits`` bits: weight, scales, float32 bias."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import math
 
 
@@ -375,14 +361,13 @@ def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: st
                        "per row. Get rows and columns from layer.weight.shape.")
 
 
+@_answered
 def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accuracy: float,
                       granularity: str = "per-tensor", symmetric: bool = True, points: float = 2.0) -> CheckResult:
     """Scanning down from 8 bits: the first bit width whose accuracy is more than ``points`` below float32.
 
     ``table`` is ``QuantizationExplorer.table`` (it must hold bits 2–8 for the scheme).
     """
-    if (missing := _missing(answer)) is not None:
-        return missing
     rows = table[(table["granularity"] == granularity) & (table["symmetric"] == symmetric)].set_index("bits")
     if not set(range(2, 9)) <= set(rows.index):
         return CheckResult(False, f"The table lacks some of bits 2–8 for {granularity}, "
@@ -406,11 +391,10 @@ def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accurac
 # --- 07 distillation ---------------------------------------------------------------------------------
 
 
+@_answered
 def kd_loss(answer: float | None, student_logits, teacher_logits, label: int, alpha: float = 0.5,
             temperature: float = 2.0) -> CheckResult:
     """The distillation loss of one example: α·CE + (1−α)·T²·KL(teacher_T ‖ student_T)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import torch
 
 
@@ -433,11 +417,9 @@ def kd_loss(answer: float | None, student_logits, teacher_logits, label: int, al
                        "cross-entropy = −log softmax(student)[label] at T = 1.")
 
 
+@_answered
 def student_parameters(answer: int | None, teacher, student) -> CheckResult:
     """Parameters of ``student`` (fewer layers, pruned vocabulary) worked out from the teacher's."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     truth = count_parameters(student)
     if int(answer) == truth:
         return CheckResult(True, f"{truth:,} parameters, {truth / count_parameters(teacher):.0%} of the teacher's.")
@@ -453,10 +435,9 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
                        f"numbers each) and the dropped vocabulary rows ({dim} numbers each).")
 
 
+@_answered
 def temperature_for_top(answer: float | None, logits, share: float = 0.5, tolerance: float = 0.05) -> CheckResult:
     """The temperature at which the top class's probability falls to ``share`` (within ``tolerance`` relative)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     import numpy as np
 
     z = np.asarray(logits, dtype=np.float64)
@@ -483,10 +464,9 @@ def temperature_for_top(answer: float | None, logits, share: float = 0.5, tolera
 # --- 08 deployment -----------------------------------------------------------------------------------
 
 
+@_answered
 def texts_per_second(answer: float | None, by_batch: pd.DataFrame, batch_size: int = 16) -> CheckResult:
     """Throughput at one batch size from ``latency_vs_batch``'s table: batch_size texts per p50 call."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     rows = by_batch.set_index("batch_size")
     if batch_size not in rows.index:
         return CheckResult(False, f"The table has no batch size {batch_size}; it has {list(rows.index)}.")
@@ -502,10 +482,9 @@ def texts_per_second(answer: float | None, by_batch: pd.DataFrame, batch_size: i
                        "batch_size × 1000 / p50_ms.")
 
 
+@_answered
 def refused_with(answer: dict | None, predict, status: int = 413, **app_options) -> CheckResult:
     """Whether the server (``create_app`` around ``predict``) answers the JSON body ``answer`` with ``status``."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     from fastapi.testclient import TestClient
 
 
@@ -521,11 +500,9 @@ def refused_with(answer: dict | None, predict, status: int = 413, **app_options)
                        "wrong types and empty text; 413 is for something too large.")
 
 
+@_answered
 def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float = 50.0) -> CheckResult:
     """Mean hybrid latency: device p50 + low-confidence share × (round trip + cloud model p50)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     truth = float(deployment_scenarios(measured, network_rtt_ms=network_rtt_ms).set_index("scenario")
                   .loc["hybrid", "latency_ms"])
     got = float(answer)
@@ -540,11 +517,9 @@ def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float =
 # --- 10 adaptive inference ------------------------------------------------------------------------
 
 
+@_answered
 def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: float) -> CheckResult:
     """Mean exit layer (1-based) under max-prob > ``threshold``, from every layer's logits (N, L, C)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     layers = exit_layers(layer_logits, ExitRule("max-prob", threshold))
     truth = float(layers.mean())
     got = float(answer)
@@ -557,12 +532,10 @@ def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: f
                        "the threshold (the last layer if none is), and average those layer numbers.")
 
 
+@_answered
 def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: float,
                   memory_budget_mb: float) -> CheckResult:
     """The variant the picker would choose for these budgets (most accurate among those that fit)."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
     table = pick.table.set_index("name")
     if answer == pick.chosen:
@@ -576,10 +549,9 @@ def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: 
 # --- 09 compression lab --------------------------------------------------------------------------
 
 
+@_answered
 def lab_predicted_size(answer: float | None, lab, recipe, tolerance: float = 0.01) -> CheckResult:
     """A recipe's size from the parameter table alone (params kept × bytes each), within 1 %."""
-    if (missing := _missing(answer)) is not None:
-        return missing
     truth = lab.predicted_size_mb(recipe)
     if abs(float(answer) - truth) <= tolerance * truth:
         return CheckResult(True, f"{recipe.name}: {truth:.2f} MB on paper, before anything is built. Size is "
@@ -591,11 +563,9 @@ def lab_predicted_size(answer: float | None, lab, recipe, tolerance: float = 0.0
     return CheckResult(False, f"{float(answer):.2f} MB is {float(answer) / truth - 1:+.1%} off. {hints}")
 
 
+@_answered
 def lab_pareto(answer: list | None, results: pd.DataFrame, axis: str = "size") -> CheckResult:
     """The names of the recipes on the Pareto front of accuracy against ``axis`` ("size" or "latency")."""
-    if (missing := _missing(answer)) is not None:
-        return missing
-
     if axis not in ("size", "latency"):
         raise ValueError(f"axis={axis!r}: expected 'size' or 'latency'.")
     if isinstance(answer, str):
