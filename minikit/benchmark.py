@@ -7,7 +7,6 @@ so the ratios between rows are the course's performance figures. Drawn by ``char
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import tempfile
@@ -21,7 +20,7 @@ import torch
 import transformers
 from transformers import PreTrainedModel
 
-from minikit.cache import file_sha256, load_or_build, tokenizer_sha256, weights_sha256
+from minikit.cache import file_sha256, load_or_build, model_sha256, texts_sha256, tokenizer_sha256
 from minikit.errors import MinikitError
 from minikit.metrics import accuracy, macro_f1
 from minikit.models import forward_arguments
@@ -204,7 +203,7 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
         size, how = (size_mb, "given") if size_mb is not None else _torch_size_mb(model)
         return _Variant(name, "torch", _torch_predict(model), size, how, _torch_parameter_counts(model),
                         config if config is not None else getattr(model, "config", None),
-                        fingerprint=lambda: weights_sha256(model))
+                        fingerprint=lambda: model_sha256(model))
     if hasattr(model, "get_inputs") and hasattr(model, "run"):  # an onnxruntime.InferenceSession
         if size_mb is None and path is None:
             raise ValueError(f"Variant {name!r} is an ONNX Runtime session, which does not know its file. "
@@ -357,16 +356,15 @@ class Benchmark:
         if any(v.fingerprint is None for v in timed):
             return None
         subset = self._inputs(None)  # the evaluation rows: same seed and n_eval, same rows
-        data = hashlib.sha256(json.dumps([self.dataset.num_rows, self.n_eval, self.seed,
-                                          subset.labels.tolist()]).encode())
-        data.update("\x1f".join(self.dataset["text"]).encode())
+        data = {"rows": self.dataset.num_rows, "n_eval": self.n_eval, "seed": self.seed,
+                "labels": texts_sha256(subset.labels.tolist()), "texts": texts_sha256(self.dataset["text"])}
         tokenizers: dict[int, str] = {}
         for v in timed:
             tok = self.tokenizer if v.tokenizer is None else v.tokenizer
             if id(tok) not in tokenizers:
                 tokenizers[id(tok)] = tokenizer_sha256(tok)
         return {
-            "method": _BENCH_METHOD, "data": data.hexdigest(),
+            "method": _BENCH_METHOD, "data": data,
             "variants": [{"name": v.name, "weights": v.fingerprint(), "new": v in new, "kind": v.kind,
                           "tokenizer": tokenizers[id(self.tokenizer if v.tokenizer is None else v.tokenizer)]}
                          for v in timed],

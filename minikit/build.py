@@ -23,7 +23,6 @@ import os
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -43,7 +42,7 @@ from minikit.lab import Lab, Recipe
 from minikit.models import encoder_layers
 from minikit.settings import get_settings, setup
 from minikit.students import select_layers, spread_layers
-from minikit.system import release_freed_memory
+from minikit.system import prove_writable, release_freed_memory
 from minikit.tasks import CHAPTER_CONFIG, chapter_tasks
 from minikit.training import BBC_NEWS, DEFAULT_MODEL, TrainConfig, domain_adapt, fine_tune, get_baseline
 
@@ -266,11 +265,8 @@ def parse_chapters(values: Sequence[str] | None) -> list[str] | None:
 def writable_cache() -> Path:
     """The cache folder, created if needed, after proving a file can be written there (before any work)."""
     folder = get_settings().cache_dir
-    probe = folder / f".minikit-write-test-{uuid.uuid4().hex[:8]}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_text("ok")
-        probe.unlink()
+        prove_writable(folder)
     except OSError as problem:
         raise BuildError(f"Cannot write the minikit cache at {folder}: {problem.strerror or problem}. Fix: set "
                          "MINIKIT_CACHE to a folder you can write to, e.g. "

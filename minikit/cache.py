@@ -21,7 +21,7 @@ import tempfile
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
@@ -158,6 +158,11 @@ def _jsonable(value: Any, where: str = "parts") -> Any:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Fingerprints: what stands for an input in a key (a file, a folder, a model, a tokenizer, texts, splits)
+# --------------------------------------------------------------------------------------------
+
+
 def cache_key(**parts: Any) -> str:
     """A short stable hash (16 hex digits) of everything that determines an artifact.
 
@@ -171,11 +176,6 @@ def cache_key(**parts: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-# --------------------------------------------------------------------------------------------
-# Manifests
-# --------------------------------------------------------------------------------------------
-
-
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     """The sha256 of a file, read in 1 MB chunks (about 0.2 s for a 90 MB safetensors file)."""
     digest = hashlib.sha256()
@@ -185,18 +185,62 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 of a model's class and ``torch.save``d state dict (quantized weights too); ~0.1 s per 90 MB."""
+def folder_sha256(folder: Path, suffixes: set[str] | None = None) -> str:
+    """sha256 over every file under ``folder`` (relative path and contents), its cache manifest left out.
+
+    ``suffixes`` keeps only files with those endings (a model folder's own files: config, weights,
+    tokenizer). ~30 ms for the BBC corpus (5 MB).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != MANIFEST):
+        if suffixes is None or path.suffix in suffixes:
+            digest.update(f"{path.relative_to(folder).as_posix()}:{file_sha256(path)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def model_sha256(model: torch.nn.Module) -> str:
+    """sha256 of a model's class, configuration and ``torch.save``d state dict (quantized weights too); ~0.1 s per 90 MB."""
+    digest = hashlib.sha256(type(model).__qualname__.encode())
+    if hasattr(model, "config") and hasattr(model.config, "to_json_string"):
+        config = json.loads(model.config.to_json_string(use_diff=True))
+        config.pop("transformers_version", None)
+        digest.update(json.dumps(config, sort_keys=True).encode())
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    return hashlib.sha256(type(model).__qualname__.encode() + buffer.getvalue()).hexdigest()
+    digest.update(buffer.getvalue())
+    return digest.hexdigest()[:16]
 
 
 def tokenizer_sha256(tokenizer) -> str:
-    """sha256 of a tokenizer's full definition (its tokenizer.json), or of its vocabulary for a slow one."""
+    """sha256 of a tokenizer's vocabulary and rules (its tokenizer.json, without the padding and truncation
+    state the last call left), or of its vocabulary for a slow tokenizer."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(text.encode()).hexdigest()
+    if backend is None:
+        return hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()[:16]
+    spec = json.loads(backend.to_str())
+    for state in ("padding", "truncation"):
+        spec.pop(state, None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def texts_sha256(texts: Sequence) -> str:
+    """sha256 of a list of texts (or of lists of texts, one per column), in order."""
+    return hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest()[:16]
+
+
+def splits_sha256(splits, text_columns: Sequence[str] = ("text",), label_column: str = "label") -> str:
+    """sha256 of every split's name, label names, labels and texts: what identifies a dataset in a key."""
+    digest = hashlib.sha256()
+    for name in sorted(splits):
+        ds = splits[name]
+        names = getattr(ds.features[label_column], "names", None)
+        digest.update(json.dumps([name, names, list(ds[label_column]), *[list(ds[c]) for c in text_columns]]).encode())
+    return digest.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Manifests
+# --------------------------------------------------------------------------------------------
 
 
 def _entry_files(folder: Path) -> list[Path]:

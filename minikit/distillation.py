@@ -12,8 +12,6 @@ caches the trained student, so a fresh kernel reloads it instead of training aga
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,8 +24,17 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from minikit.cache import load_model_dir, load_or_build, save_model_dir
+from minikit.cache import (
+    load_model_dir,
+    load_or_build,
+    model_sha256,
+    save_model_dir,
+    splits_sha256,
+    texts_sha256,
+    tokenizer_sha256,
+)
 from minikit.errors import is_finite
+from minikit.metrics import soft_probabilities
 from minikit.models import encoder_layers
 from minikit.pruning import prune_ffn_neurons
 from minikit.settings import get_settings, seed_everything
@@ -36,7 +43,6 @@ from minikit.training import (
     FineTuned,
     TrainConfig,
     TrainResult,
-    data_fingerprint,
     evaluate_accuracy,
     get_baseline,
     model_inputs,
@@ -129,13 +135,6 @@ def check_logits(logits, texts: Sequence[str], labels: Sequence[int]) -> tuple[n
     return array, np.asarray(labels)
 
 
-def soft_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / T) over the last axis, in float64: the teacher's soft labels at temperature T."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = np.exp(z - z.max(axis=-1, keepdims=True))  # minus the max: no overflow, same result
-    return z / z.sum(axis=-1, keepdims=True)
-
-
 def entropy_bits(p: np.ndarray) -> float:
     """Entropy of the distribution ``p`` in bits: 0 for a sure answer, log2(classes) for a uniform one."""
     p = np.asarray(p)
@@ -164,22 +163,9 @@ def softened_table(logits: np.ndarray, label_names: Sequence[str], true_label: i
 # --------------------------------------------------------------------------------------------
 
 
-def _weights_fingerprint(model: nn.Module, tokenizer=None) -> str:
-    """sha256 over a model's class, config, tensor names, shapes and bytes (and its tokenizer): ~0.3 s for 90 MB."""
-    digest = hashlib.sha256(type(model).__name__.encode())
-    config = json.loads(model.config.to_json_string(use_diff=True)) if hasattr(model, "config") else {}
-    config.pop("transformers_version", None)
-    digest.update(json.dumps(config, sort_keys=True).encode())
-    for name, tensor in model.state_dict().items():
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
-        digest.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")
-    if tokenizer is not None:  # its vocabulary and rules, not the padding/truncation state the last call left
-        spec = json.loads(tokenizer.backend_tokenizer.to_str())
-        for state in ("padding", "truncation"):
-            spec.pop(state, None)
-        digest.update(json.dumps(spec, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
+def _identity(model: nn.Module, tokenizer) -> dict:
+    """What a teacher or student is, for a key: its weights and configuration, and its tokenizer."""
+    return {"model": model_sha256(model), "tokenizer": tokenizer_sha256(tokenizer)}
 
 
 def teacher_logits(
@@ -193,13 +179,13 @@ def teacher_logits(
     Keyed by the teacher's weights and tokenizer, the texts, max_length and truncation: about 40 s
     for BBC News' ~1,450 train articles on 2 cores the first time, a fraction of a second after.
     """
-    fingerprint = _weights_fingerprint(teacher.model, teacher.tokenizer)
+    fingerprint = _identity(teacher.model, teacher.tokenizer)
     return _cached_teacher_logits(teacher, fingerprint, texts, max_length, truncation)
 
 
-def _cached_teacher_logits(teacher: FineTuned, fingerprint: str, texts, max_length: int, truncation: str) -> np.ndarray:
+def _cached_teacher_logits(teacher: FineTuned, fingerprint: dict, texts, max_length: int, truncation: str) -> np.ndarray:
     texts = list(teacher.splits["train"]["text"] if texts is None else texts)
-    parts = {"teacher": fingerprint, "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+    parts = {"teacher": fingerprint, "texts": texts_sha256(texts),
              "max_length": max_length, "truncation": truncation}
 
     def build(folder: Path) -> None:
@@ -334,9 +320,9 @@ def distill(
         raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the student's embedding only {rows} rows. "
                          "Fix: pass the student's own tokenizer, e.g. tokenizer=pruned.tokenizer.")
     uses_teacher = alpha < 1 or hidden_weight > 0
-    teacher_id = _weights_fingerprint(teacher.model, teacher.tokenizer) if uses_teacher else None
-    parts = {"student": _weights_fingerprint(student, tokenizer), "teacher": teacher_id,
-             "data": data_fingerprint(teacher.splits), "config": replace(config, learning_rate=config.lr),
+    teacher_id = _identity(teacher.model, teacher.tokenizer) if uses_teacher else None
+    parts = {"student": _identity(student, tokenizer), "teacher": teacher_id,
+             "data": splits_sha256(teacher.splits), "config": replace(config, learning_rate=config.lr),
              "alpha": alpha, "temperature": temperature if alpha < 1 else None, "hidden_weight": hidden_weight}
 
     def train() -> tuple[PreTrainedModel, TrainResult, float]:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from minikit.cache import cache_key, load_or_build
+from minikit.metrics import soft_probabilities
 from minikit.models import encoder_layers
 from minikit.system import machine_description
 from minikit.training import predict_logits
@@ -75,11 +76,6 @@ class ExitRule:
         return f"{self.kind} {'>' if self.kind == 'max-prob' else '<'} {self.threshold:g}"
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
-
-
 def _confident(layer_logits: np.ndarray, rule: ExitRule) -> np.ndarray:
     """(N, L) booleans: would the rule stop at this layer (the last column is always True)."""
     logits = np.asarray(layer_logits, dtype=np.float64)
@@ -99,7 +95,7 @@ def _confident(layer_logits: np.ndarray, rule: ExitRule) -> np.ndarray:
 
 def _passes(logits: np.ndarray, rule: ExitRule) -> np.ndarray:
     """Does each answer (logits on the last axis) pass a max-prob or entropy rule."""
-    probs = _softmax(np.asarray(logits, dtype=np.float64))
+    probs = soft_probabilities(logits, 1.0)
     if rule.kind == "max-prob":
         return probs.max(-1) > rule.threshold
     entropy = -(probs * np.log(np.clip(probs, 1e-30, None))).sum(-1)

@@ -210,3 +210,10 @@ def misclassified(texts: Sequence[str], ids: Sequence[str], y_true, y_pred, prob
 def _snippet(text: str, n: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+
+
+def soft_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) over the last axis, in float64: the teacher's soft labels at temperature T."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))  # minus the max: no overflow, same result
+    return z / z.sum(axis=-1, keepdims=True)

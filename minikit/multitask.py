@@ -12,7 +12,6 @@ fresh kernel reloads it instead of training again. ``multitask_runs`` and its ro
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 from dataclasses import dataclass, replace
@@ -37,7 +36,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from minikit import cache, metrics
-from minikit.cache import load_or_build, pickle_files, save_model_dir
+from minikit.cache import load_or_build, pickle_files, save_model_dir, texts_sha256
 from minikit.data import stratified_subset
 from minikit.errors import is_finite, is_int
 from minikit.loop import EVAL_BATCH, TrainConfig, TrainResult, loader_accuracy, train_loop, training_session
@@ -501,8 +500,7 @@ def single_task_row(run: FineTuned, task: Task, full_rows: int | None = None, na
     if run.cache_dir is None:
         predicted = predict()
     else:  # a cached model's predictions are cached beside it: a warm notebook does not predict again (~7 s each)
-        texts = json.dumps([list(data[c]) for c in task.text_columns])
-        parts = {"model": run.cache_dir.name, "texts": hashlib.sha256(texts.encode()).hexdigest(),
+        parts = {"model": run.cache_dir.name, "texts": texts_sha256([list(data[c]) for c in task.text_columns]),
                  "max_length": config.max_length, "truncation": config.truncation}
 
         def build(folder: Path) -> None:

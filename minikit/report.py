@@ -22,7 +22,6 @@ import html
 import json
 import sys
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,11 +69,8 @@ def writable_folder(out: str | Path) -> Path:
     folder = Path(out).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ReportError(f"--out {folder} is a file, not a folder. Fix: give a folder path (it is created if needed).")
-    probe = folder / f".minikit-write-test-{uuid.uuid4().hex[:8]}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_text("ok")
-        probe.unlink()
+        system.prove_writable(folder)
     except OSError as problem:
         raise ReportError(f"Cannot write the report to {folder}: {problem.strerror or problem}. "
                           "Fix: choose a folder you can write to, e.g. --out ./minikit-report.") from None

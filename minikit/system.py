@@ -10,6 +10,7 @@ import os
 import platform
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,14 @@ def machine_description() -> dict[str, Any]:
     """
     return {"machine": platform.machine() or "unknown", "system": platform.system() or "unknown",
             "cpu_count": os.cpu_count() or 0, "cpu_model": _cpu_model_name()}
+
+
+def prove_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and write and delete a file there, before any work depends on it.
+
+    Raises ``OSError`` (the caller's message says the fix in its own terms: an option, a variable).
+    """
+    probe = folder / f".minikit-write-test-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    probe.write_text("ok")
+    probe.unlink()

@@ -9,8 +9,6 @@ and any labelled CSV/JSONL (``file_task``). ``minikit.multitask`` trains a model
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -21,6 +19,7 @@ import datasets
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from minikit.cache import splits_sha256
 from minikit.data import (
     normalize,
     normalize_text,
@@ -134,12 +133,7 @@ class Task:
     @cached_property
     def data_fingerprint(self) -> str:
         """A hash of the texts and labels of every split: what identifies the data in a cache key."""
-        digest = hashlib.sha256()
-        for split in sorted(self.splits):
-            ds = self.splits[split]
-            digest.update(json.dumps([split, self.label_names, list(ds[self.label_column]),
-                                      *[list(ds[c]) for c in self.text_columns]]).encode())
-        return digest.hexdigest()[:16]
+        return splits_sha256(self.splits, self.text_columns, self.label_column)
 
     def key(self) -> dict:
         """The task's part of a cache key (its data by fingerprint, not by name)."""

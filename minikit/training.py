@@ -11,7 +11,6 @@ fresh kernel.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, replace
@@ -38,7 +37,15 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from minikit.cache import MANIFEST, file_sha256, find, load_model_dir, load_or_build, save_model_dir
+from minikit.cache import (
+    find,
+    folder_sha256,
+    load_model_dir,
+    load_or_build,
+    save_model_dir,
+    splits_sha256,
+    texts_sha256,
+)
 from minikit.data import prepare_dataset, stratified_subset, tokenize
 from minikit.errors import is_int
 from minikit.loading import BBC_NEWS
@@ -297,39 +304,23 @@ class FineTuned:
     from_cache: bool
 
 
-def _files_fingerprint(folder: Path) -> str:
-    """sha256 over a model folder's own files (config, weights, tokenizer), not its manifest or README."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix in {".json", ".safetensors", ".txt", ".model"} and path.name != MANIFEST:
-            digest.update(f"{path.name}:{file_sha256(path)};".encode())
-    return digest.hexdigest()[:16]
+_MODEL_FILES = {".json", ".safetensors", ".txt", ".model"}  # a model folder's own: config, weights, tokenizer
 
 
 def model_fingerprint(name: str | Path) -> dict:
     """What identifies the starting weights: a hash of the files for local folders, else the hub id."""
     kind, location = resolve_model_source(str(name))
     if kind in {"embedded", "local"}:  # the files, not the name or path, decide what trains
-        return {"source": kind, "files": _files_fingerprint(Path(location))}
+        return {"source": kind, "files": folder_sha256(Path(location), _MODEL_FILES)}
     return {"source": kind, "name": location}
-
-
-def data_fingerprint(splits: datasets.DatasetDict) -> str:
-    """A hash of every split's texts, labels and label names: what identifies the data in a cache key."""
-    digest = hashlib.sha256()
-    for name in sorted(splits):
-        ds = splits[name]
-        names = getattr(ds.features["label"], "names", None)
-        digest.update(json.dumps([name, names, list(ds["text"]), list(ds["label"])]).encode())
-    return digest.hexdigest()[:16]
 
 
 def _load_splits(dataset: str | datasets.DatasetDict, seed: int) -> tuple[datasets.DatasetDict, dict]:
     if isinstance(dataset, datasets.DatasetDict):
-        return dataset, {"name": "DatasetDict", "fingerprint": data_fingerprint(dataset)}
+        return dataset, {"name": "DatasetDict", "fingerprint": splits_sha256(dataset)}
     splits, _report = prepare_dataset(dataset, seed=seed)
     # The defaults of prepare_dataset are part of the data; the fingerprint catches any change.
-    return splits, {"name": dataset, "seed": seed, "fingerprint": data_fingerprint(splits)}
+    return splits, {"name": dataset, "seed": seed, "fingerprint": splits_sha256(splits)}
 
 
 def write_result(folder: Path, result: TrainResult, test_accuracy: float, config: TrainConfig) -> None:
@@ -480,7 +471,7 @@ def domain_adapt(
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         raise ValueError("domain_adapt got no non-empty texts. Fix: pass a list of strings from your domain.")
-    parts = {"model": model_fingerprint(model_name), "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+    parts = {"model": model_fingerprint(model_name), "texts": texts_sha256(texts),
              "steps": steps, "mlm_probability": mlm_probability, "learning_rate": learning_rate,
              "batch_size": batch_size, "max_length": max_length, "seed": seed}
     entry = load_or_build("domain-adapted", parts, lambda folder: _masked_lm_pass(

@@ -25,12 +25,12 @@ from minikit.distillation import (
     distillation_loss,
     entropy_bits,
     hidden_state_loss,
-    soft_probabilities,
     softened_distribution,
     softened_table,
     teacher_logits,
     train_without_teacher,
 )
+from minikit.metrics import soft_probabilities
 from minikit.models import encoder_layers
 from minikit.students import prune_vocabulary, select_layers, smaller_student, spread_layers
 from minikit.training import FineTuned, TrainConfig, train_classifier
