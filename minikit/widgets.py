@@ -14,7 +14,7 @@ import contextlib
 import html
 import math
 import time
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import altair as alt
 import ipywidgets as W
@@ -81,6 +81,18 @@ class Explorer:
                 knob.value = value
         finally:
             self._syncing = False
+
+    def _redraw(self, value, chart_of: Callable, describe: Callable[[Any], str]) -> str:
+        """``update`` of a one-knob explorer: a value from code moves the knob (whose observer comes back here);
+        the knob's own value redraws ``self.chart`` and the label, timed into ``self.seconds``."""
+        start = time.perf_counter()
+        if self.knobs[0].value != value:
+            self.knobs[0].value = value  # its observer calls update again
+            return self.label.value
+        self.chart.chart = chart_of(value)
+        text = describe(value)
+        self.seconds.append(time.perf_counter() - start)
+        return text
 
     @contextlib.contextmanager
     def _busy(self, text: str, *others: W.DOMWidget):
@@ -246,14 +258,7 @@ class MultiTaskExplorer(Explorer):
 
     def update(self, run: str) -> str:
         """Show ``run`` (a multi-task run's label): redraw the chart and the verdict; returns the verdict."""
-        start = time.perf_counter()
-        if self.dropdown.value != run:
-            self.dropdown.value = run  # its observer calls update again
-            return self.label.value
-        self.chart.chart = charts.multitask_chart(self.table, run, self.main)
-        text = self._describe(run)
-        self.seconds.append(time.perf_counter() - start)
-        return text
+        return self._redraw(run, lambda r: charts.multitask_chart(self.table, r, self.main), self._describe)
 
 
 # --- 04 metrics --------------------------------------------------------------------------------------
@@ -482,14 +487,7 @@ class EarlyExitExplorer(Explorer):
 
     def update(self, threshold: float) -> str:
         """Redraw for ``threshold`` (a grid value); returns the status line."""
-        start = time.perf_counter()
-        if self.slider.value != threshold:
-            self.slider.value = threshold  # its observer calls update again
-            return self.label.value
-        self.chart.chart = charts.early_exit_chart(self.curve, threshold)
-        text = self._describe(threshold)
-        self.seconds.append(time.perf_counter() - start)
-        return text
+        return self._redraw(threshold, lambda th: charts.early_exit_chart(self.curve, th), self._describe)
 
 
 class BudgetPicker(Explorer):
