@@ -9,11 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from transformers import DistilBertConfig
 
 import minikit
 from minikit import cache, profiling, system
 from minikit.models import dummy_inputs
-from minikit.profiling import ModelProfile, measure_latency, profile_model
+from minikit.profiling import (
+    ENERGY_ESTIMATE,
+    JOULES_PER_FLOP,
+    ModelProfile,
+    energy_reading,
+    estimate_energy_j,
+    forward_flops,
+    measure_latency,
+    profile_model,
+    rapl_joules,
+    read_rapl_uj,
+)
 
 
 def test_count_parameters_of_a_linear_layer():
@@ -232,3 +244,56 @@ def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_p
         minikit.compare_models(["tinybert-4", "no-such-model"], seq_len=16, batch_size=2)
     assert counted_profiles == []
     assert cache.entries(profiling.PROFILES_KIND).empty
+
+
+# --- FLOPs and energy -----------------------------------------------------------------------------
+
+
+def test_forward_flops_of_minilm_is_about_2_9_gflop():
+    config = minikit.models.get_card("minilm-l6").config(5)
+    assert forward_flops(config, seq_len=128) == pytest.approx(2.9e9, rel=0.10)
+    assert forward_flops(config, 128, batch_size=4) == 4 * forward_flops(config, 128)
+    same_in_distilbert_names = DistilBertConfig(dim=384, n_layers=6, n_heads=12, hidden_dim=1536)
+    assert forward_flops(same_in_distilbert_names) == forward_flops(config)
+    mobilebert = forward_flops(minikit.models.get_card("mobilebert").config())
+    assert mobilebert == pytest.approx(5.7e9, rel=0.15)  # the MobileBERT paper's figure at 128 tokens
+    with pytest.raises(ValueError, match="num_hidden_layers"):
+        forward_flops(object())
+
+
+def _fake_zone(root, name: str, energy_uj, max_uj: int = 1_000_000, label: str = "package-0"):
+    zone = root / name
+    zone.mkdir(parents=True, exist_ok=True)
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    (zone / "name").write_text(label + "\n")
+    return zone
+
+
+def test_rapl_reader_on_a_fake_sysfs(tmp_path):
+    _fake_zone(tmp_path, "intel-rapl:0", 100_000)
+    _fake_zone(tmp_path, "intel-rapl:0:0", 50_000, label="core")  # inside package 0: not counted again
+    _fake_zone(tmp_path, "intel-rapl:1", 7, label="psys")  # whole platform: would count twice
+    assert read_rapl_uj(tmp_path) == {"intel-rapl:0": (100_000, 1_000_000)}
+    with energy_reading(tmp_path) as reading:
+        _fake_zone(tmp_path, "intel-rapl:0", 700_000)  # 600 000 µJ later
+    assert reading.source == "rapl" and reading.joules == pytest.approx(0.6) and reading.seconds >= 0
+
+
+def test_rapl_counter_wrap_and_unreadable(tmp_path):
+    before, after = {"intel-rapl:0": (900_000, 1_000_000)}, {"intel-rapl:0": (150_000, 1_000_000)}
+    assert rapl_joules(before, after) == pytest.approx(0.25)  # 100 000 to the wrap, 150 000 after it
+    assert read_rapl_uj(tmp_path / "absent") is None
+    zone = _fake_zone(tmp_path, "intel-rapl:0", 5)
+    (zone / "energy_uj").unlink()
+    (zone / "energy_uj").mkdir()  # reading it fails like a root-only file does for a user
+    assert read_rapl_uj(tmp_path) is None
+    with energy_reading(tmp_path) as reading:
+        pass
+    assert reading.joules is None and reading.source == "unavailable"
+
+
+def test_energy_estimate_is_labelled():
+    estimate = estimate_energy_j(2.9e9)
+    assert estimate.joules == pytest.approx(2.9e9 * JOULES_PER_FLOP) and estimate.source == ENERGY_ESTIMATE
+    assert "estimate" in estimate.source
