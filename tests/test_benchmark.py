@@ -10,12 +10,11 @@ import copy
 import itertools
 import warnings
 
-import datasets
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import BertConfig
+from helpers import fake_rapl_zone
 
 import minikit
 from minikit.benchmark import Benchmark, NoVariantFitsError, pick_variant
@@ -27,6 +26,7 @@ from minikit.profiling import (
     JOULES_PER_FLOP,
     forward_flops,
 )
+from minikit.students import prune_vocabulary
 
 
 def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them():
@@ -37,58 +37,7 @@ def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them()
     assert options.intra_op_num_threads == 2
 
 
-def _fake_zone(root, name: str, energy_uj, max_uj: int = 1_000_000, label: str = "package-0"):
-    zone = root / name
-    zone.mkdir(parents=True, exist_ok=True)
-    (zone / "energy_uj").write_text(f"{energy_uj}\n")
-    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
-    (zone / "name").write_text(label + "\n")
-    return zone
-
-
 # --- Benchmark ------------------------------------------------------------------------------------
-
-TEXTS = ["the market rose sharply as shares gained", "profits fell and the bank cut jobs",
-         "the film won three awards at the festival", "the band released a new album",
-         "the minister called an early election", "parliament voted against the new bill",
-         "the striker scored twice in the final", "the team lost the cup match"]
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset() -> datasets.Dataset:
-    names = ["business", "entertainment", "politics", "sport"]
-    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=names)})
-    texts = TEXTS + [t.replace("the ", "a ") for t in TEXTS]
-    return datasets.Dataset.from_dict({"id": [f"t{i}" for i in range(16)], "text": texts,
-                                       "label": [i // 2 for i in range(8)] * 2}, features=features)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return minikit.load_tokenizer()
-
-
-def _tiny_bert(tok, hidden: int, seed: int, **overrides):
-    config = BertConfig(hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * hidden,
-                        vocab_size=tok.vocab_size, max_position_embeddings=64, **overrides)
-    return minikit.build_model(config, num_labels=4, seed=seed)
-
-
-@pytest.fixture(scope="module")
-def bench_models(tok):
-    """Two tiny BERTs; large initial weights make them predict different classes for different texts."""
-    return _tiny_bert(tok, 32, seed=0, initializer_range=0.5), _tiny_bert(tok, 64, seed=1, initializer_range=0.5)
-
-
-@pytest.fixture(scope="module")
-def bench(tiny_dataset, tok, bench_models, tmp_path_factory):
-    small, wide = bench_models
-    bench = Benchmark(tiny_dataset, tok, max_length=32, baseline="small", repeats=6, batch_size=8,
-                      rapl_root=tmp_path_factory.mktemp("no-rapl"))
-    bench.add("small", small).add("wide", wide)
-    bench.run()
-    return bench
 
 
 def test_benchmark_table_and_ratios(bench, bench_models, tiny_dataset):
@@ -114,8 +63,8 @@ def test_benchmark_table_and_ratios(bench, bench_models, tiny_dataset):
     assert base["energy_mj_per_example"] == pytest.approx(expected_mj)
 
 
-def test_benchmark_accuracy_is_the_models_own(bench, bench_models, tiny_dataset, tok):
-    enc = tok(list(tiny_dataset["text"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
+def test_benchmark_accuracy_is_the_models_own(bench, bench_models, tiny_dataset, tokenizer):
+    enc = tokenizer(list(tiny_dataset["text"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
     with torch.inference_mode():
         predictions = bench_models[0](**enc).logits.argmax(-1).numpy()
     assert bench.results.iloc[0]["accuracy"] == pytest.approx(accuracy(tiny_dataset["label"], predictions))
@@ -157,28 +106,28 @@ def test_benchmark_second_run_adds_onnx_quantized_and_callable(bench, bench_mode
     assert len(bench.run()) == 5  # nothing new: nothing measured
 
 
-def test_benchmark_add_errors(bench, tiny_dataset, tok):
+def test_benchmark_add_errors(bench, tiny_dataset, tokenizer):
     with pytest.raises(ValueError, match="already added"):
         bench.add("small", lambda b: None, size_mb=1.0)
     with pytest.raises(ValueError, match="size_mb"):
-        Benchmark(tiny_dataset, tok).add("fn", lambda batch: batch["input_ids"])
+        Benchmark(tiny_dataset, tokenizer).add("fn", lambda batch: batch["input_ids"])
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        Benchmark(tiny_dataset, tok).add("x", "missing.onnx")
+        Benchmark(tiny_dataset, tokenizer).add("x", "missing.onnx")
     with pytest.raises(ValueError, match="columns"):
-        Benchmark(tiny_dataset.remove_columns("label"), tok)
+        Benchmark(tiny_dataset.remove_columns("label"), tokenizer)
 
 
-def test_benchmark_uses_rapl_when_readable(tiny_dataset, tok, bench_models, tmp_path):
-    _fake_zone(tmp_path, "intel-rapl:0", 1000)  # a counter that does not move: 0 J, but measured
-    bench = Benchmark(tiny_dataset, tok, max_length=16, n_eval=4, repeats=1, warmup=0, batch_size=2,
+def test_benchmark_uses_rapl_when_readable(tiny_dataset, tokenizer, bench_models, tmp_path):
+    fake_rapl_zone(tmp_path, "intel-rapl:0", 1000)  # a counter that does not move: 0 J, but measured
+    bench = Benchmark(tiny_dataset, tokenizer, max_length=16, n_eval=4, repeats=1, warmup=0, batch_size=2,
                       batch_repeats=1, rapl_root=tmp_path).add("small", bench_models[0])
     row = bench.run().iloc[0]
     assert row["energy_source"] == "rapl" and row["energy_mj_per_example"] == 0.0 and row["n_eval"] == 4
 
 
-def test_benchmark_times_each_variant_in_bursts_of_calls_and_counts_every_repeat(tiny_dataset, tok, bench_models):
+def test_benchmark_times_each_variant_in_bursts_of_calls_and_counts_every_repeat(tiny_dataset, tokenizer, bench_models):
     small, wide = bench_models
-    bench = Benchmark(tiny_dataset, tok, max_length=32, repeats=7, batch_repeats=1, batch_size=4, burst=3)
+    bench = Benchmark(tiny_dataset, tokenizer, max_length=32, repeats=7, batch_repeats=1, batch_size=4, burst=3)
     bench.add("small", small).add("wide", wide)
     calls = []
     for v in bench._variants.values():
@@ -191,72 +140,64 @@ def test_benchmark_times_each_variant_in_bursts_of_calls_and_counts_every_repeat
     runs = [(name, len(list(group))) for name, group in itertools.groupby(calls)]
     assert runs == [("small", 1), ("wide", 1), ("small", 4), ("wide", 8), ("small", 6), ("wide", 2)]
     with pytest.raises(ValueError, match="burst=0"):
-        Benchmark(tiny_dataset, tok, burst=0)
+        Benchmark(tiny_dataset, tokenizer, burst=0)
 
 
 # --- Benchmark(cache=True) -------------------------------------------------------------------------
 
 
-def _cached_bench(tiny_dataset, tok, tmp_path, **kwargs):
-    return Benchmark(tiny_dataset, tok, max_length=32, baseline="small", repeats=3, batch_size=8, batch_repeats=1,
+def _cached_bench(tiny_dataset, tokenizer, tmp_path, **kwargs):
+    return Benchmark(tiny_dataset, tokenizer, max_length=32, baseline="small", repeats=3, batch_size=8, batch_repeats=1,
                      rapl_root=tmp_path, cache=True, **kwargs)
 
 
-def test_cached_benchmark_reads_the_same_run_back_and_refresh_measures_again(tiny_dataset, tok, bench_models,
+def test_cached_benchmark_reads_the_same_run_back_and_refresh_measures_again(tiny_dataset, tokenizer, bench_models,
                                                                              tmp_path, monkeypatch):
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
     small, wide = bench_models
-    first = _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run()
+    first = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).run()
     assert first["measured_at"].str.len().min() > 0
 
     def refuse(*args, **kwargs):
         raise AssertionError("a cached run must not be timed again")
 
     monkeypatch.setattr(Benchmark, "_time", refuse)
-    again = _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run()
+    again = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).run()
     pd.testing.assert_frame_equal(again, first)
     with pytest.raises(AssertionError, match="must not be timed"):
-        _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run(refresh=True)
+        _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).run(refresh=True)
     monkeypatch.undo()
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
-    fresh = _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run(refresh=True)
+    fresh = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).run(refresh=True)
     assert fresh["latency_p50_ms"].tolist() != first["latency_p50_ms"].tolist()
     assert len(minikit.cache.entries("benchmarks")) == 1  # replaced, not added
 
 
-def test_cached_benchmark_key_follows_weights_settings_and_data(tiny_dataset, tok, bench_models, tmp_path,
+def test_cached_benchmark_key_follows_weights_settings_and_data(tiny_dataset, tokenizer, bench_models, tmp_path,
                                                                 monkeypatch):
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
     small, wide = bench_models
-    _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", wide).run()
+    _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).run()
     changed = copy.deepcopy(wide)
     with torch.no_grad():
         next(changed.parameters()).add_(1e-3)  # one weight moved: another model
-    _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("wide", changed).run()
-    _cached_bench(tiny_dataset, tok, tmp_path, n_eval=8).add("small", small).add("wide", wide).run()
+    _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", changed).run()
+    _cached_bench(tiny_dataset, tokenizer, tmp_path, n_eval=8).add("small", small).add("wide", wide).run()
     other_text = tiny_dataset.map(lambda row, i: {"text": row["text"] + "!" if i == 0 else row["text"]},
                                   with_indices=True)
-    _cached_bench(other_text, tok, tmp_path).add("small", small).add("wide", wide).run()
+    _cached_bench(other_text, tokenizer, tmp_path).add("small", small).add("wide", wide).run()
     assert len(minikit.cache.entries("benchmarks")) == 4
 
 
-def test_a_run_with_a_callable_is_never_cached(tiny_dataset, tok, bench_models, tmp_path, monkeypatch):
+def test_a_run_with_a_callable_is_never_cached(tiny_dataset, tokenizer, bench_models, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
     small, _ = bench_models
     fixed = lambda batch: np.zeros((len(batch["input_ids"]), 4), dtype=np.float32)  # noqa: E731
-    _cached_bench(tiny_dataset, tok, tmp_path).add("small", small).add("zeros", fixed, size_mb=1.0).run()
+    _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("zeros", fixed, size_mb=1.0).run()
     assert len(minikit.cache.entries("benchmarks")) == 0
 
 
 # --- the budget picker ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def results():
-    return pd.DataFrame({"name": ["fp32", "int8", "student", "student int8"],
-                         "accuracy": [0.978, 0.975, 0.981, 0.970],
-                         "latency_p50_ms": [16.0, 11.0, 4.0, 3.0],
-                         "peak_memory_mb": [300.0, 120.0, 60.0, 30.0]})
 
 
 def test_picker_chooses_the_most_accurate_variant_that_fits(results):
@@ -294,3 +235,21 @@ def test_picker_names_missing_columns(results):
         pick_variant(results.drop(columns="peak_memory_mb"), latency_budget_ms=10, memory_budget_mb=100)
     with pytest.raises(ValueError, match="empty"):
         pick_variant(results.iloc[:0], latency_budget_ms=10)
+
+
+@pytest.mark.usefixtures("cache_root")
+def test_benchmark_gives_a_pruned_student_its_own_tokenizer(teacher):
+    texts = list(teacher.splits["train"]["text"])
+    pruned = prune_vocabulary(teacher.model, teacher.tokenizer, texts)
+    bench = minikit.Benchmark(teacher.splits["test"], teacher.tokenizer, max_length=32, repeats=2, batch_repeats=1,
+                              batch_size=4)
+    bench.add("teacher", teacher.model)
+    bench.add("pruned", pruned.model, tokenizer=pruned.tokenizer)
+    table = bench.run().set_index("name")
+    # Every test text uses only kept tokens, so the pruned copy predicts exactly what the teacher does.
+    assert table.loc["pruned", "accuracy"] == table.loc["teacher", "accuracy"]
+    assert table.loc["pruned", "size_mb"] < table.loc["teacher", "size_mb"]
+    with pytest.raises(IndexError):  # the teacher's ids are out of the pruned embedding's range
+        bad = minikit.Benchmark(teacher.splits["test"], teacher.tokenizer, max_length=32, repeats=1, batch_repeats=1)
+        bad.add("pruned, wrong tokenizer", pruned.model)
+        bad.run()

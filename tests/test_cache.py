@@ -19,12 +19,8 @@ import torch
 import minikit
 from minikit import cache
 
-
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "minikit-cache"
-    monkeypatch.setenv("MINIKIT_CACHE", str(root))
-    return root
+# Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
+pytestmark = pytest.mark.usefixtures("cache_root")
 
 
 class Builder:

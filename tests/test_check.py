@@ -5,31 +5,21 @@ The chapter-by-chapter checks that need a trained model stay beside that model's
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from helpers import LENGTHS, PROFILES, profiles_table
 
 import minikit
-from minikit import check
+from minikit import check, pruning
 from minikit.data import normalize_text
-
-
-def _profiles(rows) -> pd.DataFrame:
-    base = dict(size_mb=40.0, seq_len=64, latency_p95_ms=0.0, batch_size=8, throughput=100.0, peak_memory_mb=80.0)
-    out = []
-    for name, params_m, p50 in rows:
-        out.append(base | dict(name=name, params_m=params_m, latency_p50_ms=p50, latency_p95_ms=p50 * 1.2,
-                               throughput=1000.0 / p50))
-    return pd.DataFrame(out)
-
-
-PROFILES = _profiles([("small", 14.4, 8.0), ("medium", 66.9, 35.0), ("big", 109.5, 60.0)])
-
-
-LENGTHS = np.array([50, 100, 150, 200, 250, 300, 600, 700])
-
+from minikit.quantization import (
+    quantization_params,
+)
 
 # --- exercise checks ---------------------------------------------------------------------------------
 
@@ -70,7 +60,7 @@ def test_checks_reject_none(fn, args):
 
 
 def test_faster_at_batch_1():
-    profiles = _profiles([("mobilebert", 24.6, 30.0), ("minilm-l6", 22.7, 10.0)])
+    profiles = profiles_table([("mobilebert", 24.6, 30.0), ("minilm-l6", 22.7, 10.0)])
     result = check.faster_at_batch_1("minilm-l6", profiles)
     assert result.passed
     assert "mobilebert: 24.6 M params, 30.0 ms" in result.message
@@ -78,12 +68,12 @@ def test_faster_at_batch_1():
     wrong = check.faster_at_batch_1("mobilebert", profiles)
     assert not wrong.passed
     assert "number of layers" in wrong.message
-    flipped = _profiles([("mobilebert", 24.6, 9.0), ("minilm-l6", 22.7, 10.0)])
+    flipped = profiles_table([("mobilebert", 24.6, 9.0), ("minilm-l6", 22.7, 10.0)])
     assert check.faster_at_batch_1("mobilebert", flipped).passed
 
 
 def test_faster_at_batch_1_missing_rows():
-    result = check.faster_at_batch_1("minilm-l6", _profiles([("minilm-l6", 22.7, 10.0)]))
+    result = check.faster_at_batch_1("minilm-l6", profiles_table([("minilm-l6", 22.7, 10.0)]))
     assert not result.passed
     assert "Measure both 'mobilebert' and 'minilm-l6'" in result.message
 
@@ -114,3 +104,67 @@ def test_raw_split_leaks(bbc):
         wrong = check.raw_split_leaks(truth + 1)
     assert not wrong.passed
     assert "check_leakage" in wrong.message
+
+
+# --- exercise checks ---------------------------------------------------------------------------------
+
+W = torch.tensor([[0.5, -0.1, 0.3, -0.9], [0.05, 0.2, -0.4, 0.7], [-0.6, 0.15, 0.8, -0.25]])
+
+
+def test_pruning_threshold_check():
+    assert check.pruning_threshold(0.3, W, 0.5)  # |w| sorted: .05 .1 .15 .2 .25 .3 | .4 …
+    assert "Off by one" in repr(check.pruning_threshold(0.4, W, 0.5))
+    assert not check.pruning_threshold(0.25, W, 0.5)
+    assert not check.pruning_threshold(None, W, 0.5)
+
+
+def test_csr_bytes_check():
+    pruned = W * (W.abs() > 0.3)  # 6 non-zeros in 3 rows
+    assert check.csr_bytes(6 * 4 + 6 * 4 + 4 * 4, pruned)
+    assert "row pointers" in repr(check.csr_bytes(48, pruned))
+    assert "rows + 1" in repr(check.csr_bytes(48 + 12, pruned))
+    assert "int32" in repr(check.csr_bytes(6 * 4 + 6 * 8 + 4 * 8, pruned))
+    assert not check.csr_bytes(1, W.flatten())
+
+
+def test_most_pruned_layer_check(random_bert4):
+    with torch.no_grad():  # make layer 2 the one with the smallest weights
+        for layer, _, m in pruning.encoder_linears(random_bert4):
+            m.weight.mul_(0.1 if layer == 2 else 1.0)
+    assert check.most_pruned_layer(2, random_bert4, 0.5)
+    assert not check.most_pruned_layer(0, random_bert4, 0.5)
+    table = pruning.sparsity_table(pruning.magnitude_prune(random_bert4, 0.5))
+    per_layer = table.assign(zeros=table["params"] - table["nonzero"]).groupby("layer")[["zeros", "params"]].sum()
+    assert int((per_layer["zeros"] / per_layer["params"]).idxmax()) == 2  # the route the hint describes
+
+
+# --- exercise checks ------------------------------------------------------------------------------------
+
+
+def test_scale_and_zero_point():
+    x = [-0.3, 0.0, 0.45, 1.2]
+    scale, zero_point, _, _ = quantization_params(torch.tensor(x), 4, "per-tensor", symmetric=False)
+    assert check.scale_and_zero_point((float(scale), float(zero_point)), x)
+    assert check.scale_and_zero_point((0.1, 3), x)
+    assert "steps" in check.scale_and_zero_point((1.5 / 16, 3), x).message  # 16 levels, but 15 steps
+    assert "sign" in check.scale_and_zero_point((0.1, -3), x).message
+    assert not check.scale_and_zero_point(None, x)
+
+
+def test_packed_layer_bytes():
+    layer = torch.nn.Linear(384, 1536)
+    weights, scales, bias = math.ceil(1536 * 384 * 3 / 8), 1536 * 4, 1536 * 4
+    assert check.packed_layer_bytes(weights + scales + bias, layer, bits=3)
+    for short in (weights + bias, weights + scales):
+        assert "one part is missing" in check.packed_layer_bytes(short, layer, bits=3).message
+    assert "bytes" in check.packed_layer_bytes(1536 * 384 * 3, layer, bits=3).message
+    assert not check.packed_layer_bytes(123, layer, bits=3)
+
+
+def test_first_bits_losing():
+    acc = {8: 0.95, 7: 0.95, 6: 0.94, 5: 0.90, 4: 0.70, 3: 0.40, 2: 0.20}
+    table = pd.DataFrame({"bits": list(acc), "granularity": "per-tensor", "symmetric": True, "accuracy": list(acc.values())})
+    assert check.first_bits_losing(5, table, reference_accuracy=0.95)  # 6 bits: −1 point; 5 bits: −5
+    assert "already" in check.first_bits_losing(4, table, 0.95).message
+    assert "still within" in check.first_bits_losing(6, table, 0.95).message
+    assert "sweep" in check.first_bits_losing(5, table.iloc[:3], 0.95).message

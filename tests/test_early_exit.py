@@ -199,17 +199,6 @@ def test_measure_exit_latency_reports_layers_really_used(bert4, tokenizer):
     assert (table["mean_ms"] > 0).all() and table["speedup"].iloc[0] == 1.0
 
 
-# --- the budget picker ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def results():
-    return pd.DataFrame({"name": ["fp32", "int8", "student", "student int8"],
-                         "accuracy": [0.978, 0.975, 0.981, 0.970],
-                         "latency_p50_ms": [16.0, 11.0, 4.0, 3.0],
-                         "peak_memory_mb": [300.0, 120.0, 60.0, 30.0]})
-
-
 def test_choose_threshold_with_a_layer_budget_takes_the_most_cautious_threshold():
     # 2 texts, 4 layers, confident from layer 1 (text 0) and layer 2 (text 1); both right everywhere
     logits = np.array([[[4, 0], [5, 0], [6, 0], [7, 0]], [[0.5, 0], [3, 0], [6, 0], [7, 0]]], dtype=float)
@@ -222,14 +211,7 @@ def test_choose_threshold_with_a_layer_budget_takes_the_most_cautious_threshold(
         A.choose_threshold(logits, y, thresholds=grid, max_layer_share=0.2)
 
 
-# --- chapter 10's widgets ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def curve():
-    return pd.DataFrame({"threshold": [0.0, 0.9, 0.99, 1.0], "mean_ms": [3.0, 5.0, 8.0, 16.0], "full_ms": 16.0,
-                         "speedup": [5.3, 3.2, 2.0, 1.0], "mean_layers_timed": [1.0, 1.7, 2.6, 6.0],
-                         "accuracy": [0.95, 0.97, 0.978, 0.978], "mean_layers": [1.0, 1.7, 2.6, 6.0]})
+# --- the curve and the exercise checks ---------------------------------------------------------------------------
 
 
 def test_curve_row_finds_a_threshold_up_to_rounding(curve):

@@ -18,27 +18,11 @@ from minikit.metrics import (
     misclassified,
     precision_recall_at_threshold,
     precision_recall_curve_table,
+    soft_probabilities,
     subset_accuracy,
 )
 
 LABELS = ["business", "entertainment", "politics", "sport", "tech"]
-
-
-@pytest.fixture(scope="module")
-def labels() -> tuple[np.ndarray, np.ndarray]:
-    """300 random labels and predictions that are right 60 % of the time; "tech" (4) is never predicted."""
-    rng = np.random.default_rng(0)
-    y_true = rng.integers(0, 5, 300)
-    y_pred = np.minimum(np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 5, 300)), 3)
-    return y_true, y_pred
-
-
-@pytest.fixture(scope="module")
-def probs() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 4, 200)
-    logits = rng.normal(size=(200, 4)) + 1.5 * np.eye(4)[y]  # informative, far from perfect
-    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True), y
 
 
 # --- quality metrics ------------------------------------------------------------------------------
@@ -161,3 +145,16 @@ def test_class_probabilities_checks_the_shape_against_the_names():
     for probs, n in (([[0.2, 0.8]], 3), ([0.2, 0.8], 2)):
         with pytest.raises(ValueError, match=f"but there are {n} label names"):
             class_probabilities(probs, [1], n)
+
+
+@pytest.mark.usefixtures("cache_root")
+def test_soft_probabilities_by_hand_and_against_torch():
+    logits = np.array([0.0, np.log(3.0)])  # e^0 : e^ln3 = 1 : 3
+    np.testing.assert_allclose(soft_probabilities(logits, 1.0), [0.25, 0.75])
+    root3 = np.sqrt(3.0)  # at T = 2 the ratio is 1 : 3^(1/2)
+    np.testing.assert_allclose(soft_probabilities(logits, 2.0), [1 / (1 + root3), root3 / (1 + root3)])
+    many = np.random.default_rng(0).normal(size=(4, 5)) * 10
+    for t in (0.5, 1.0, 3.0):
+        expected = torch.softmax(torch.from_numpy(many) / t, dim=-1).numpy()
+        np.testing.assert_allclose(soft_probabilities(many, t), expected, rtol=1e-12)
+    assert soft_probabilities(np.array([1000.0, 0.0]), 1.0).tolist() == [1.0, 0.0]  # no overflow

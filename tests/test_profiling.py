@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import fake_rapl_zone
 from transformers import DistilBertConfig
 
 import minikit
@@ -261,22 +262,13 @@ def test_forward_flops_of_minilm_is_about_2_9_gflop():
         forward_flops(object())
 
 
-def _fake_zone(root, name: str, energy_uj, max_uj: int = 1_000_000, label: str = "package-0"):
-    zone = root / name
-    zone.mkdir(parents=True, exist_ok=True)
-    (zone / "energy_uj").write_text(f"{energy_uj}\n")
-    (zone / "max_energy_range_uj").write_text(f"{max_uj}\n")
-    (zone / "name").write_text(label + "\n")
-    return zone
-
-
 def test_rapl_reader_on_a_fake_sysfs(tmp_path):
-    _fake_zone(tmp_path, "intel-rapl:0", 100_000)
-    _fake_zone(tmp_path, "intel-rapl:0:0", 50_000, label="core")  # inside package 0: not counted again
-    _fake_zone(tmp_path, "intel-rapl:1", 7, label="psys")  # whole platform: would count twice
+    fake_rapl_zone(tmp_path, "intel-rapl:0", 100_000)
+    fake_rapl_zone(tmp_path, "intel-rapl:0:0", 50_000, label="core")  # inside package 0: not counted again
+    fake_rapl_zone(tmp_path, "intel-rapl:1", 7, label="psys")  # whole platform: would count twice
     assert read_rapl_uj(tmp_path) == {"intel-rapl:0": (100_000, 1_000_000)}
     with energy_reading(tmp_path) as reading:
-        _fake_zone(tmp_path, "intel-rapl:0", 700_000)  # 600 000 µJ later
+        fake_rapl_zone(tmp_path, "intel-rapl:0", 700_000)  # 600 000 µJ later
     assert reading.source == "rapl" and reading.joules == pytest.approx(0.6) and reading.seconds >= 0
 
 
@@ -284,7 +276,7 @@ def test_rapl_counter_wrap_and_unreadable(tmp_path):
     before, after = {"intel-rapl:0": (900_000, 1_000_000)}, {"intel-rapl:0": (150_000, 1_000_000)}
     assert rapl_joules(before, after) == pytest.approx(0.25)  # 100 000 to the wrap, 150 000 after it
     assert read_rapl_uj(tmp_path / "absent") is None
-    zone = _fake_zone(tmp_path, "intel-rapl:0", 5)
+    zone = fake_rapl_zone(tmp_path, "intel-rapl:0", 5)
     (zone / "energy_uj").unlink()
     (zone / "energy_uj").mkdir()  # reading it fails like a root-only file does for a user
     assert read_rapl_uj(tmp_path) is None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import altair as alt
 import numpy as np
-import pandas as pd
 import pytest
+from helpers import LENGTHS, PROFILES, dataset_with, echo
 
 import minikit
 from minikit import widgets
@@ -13,14 +15,6 @@ from minikit.metrics import (
     precision_recall_at_threshold,
     precision_recall_curve_table,
 )
-
-
-@pytest.fixture(scope="module")
-def probs() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 4, 200)
-    logits = rng.normal(size=(200, 4)) + 1.5 * np.eye(4)[y]  # informative, far from perfect
-    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True), y
 
 
 def test_threshold_explorer(probs):
@@ -34,32 +28,7 @@ def test_threshold_explorer(probs):
     assert explorer.chart.params.threshold == 0.7 and "0.70" in explorer.label.value
 
 
-def _profiles(rows) -> pd.DataFrame:
-    base = dict(size_mb=40.0, seq_len=64, latency_p95_ms=0.0, batch_size=8, throughput=100.0, peak_memory_mb=80.0)
-    out = []
-    for name, params_m, p50 in rows:
-        out.append(base | dict(name=name, params_m=params_m, latency_p50_ms=p50, latency_p95_ms=p50 * 1.2,
-                               throughput=1000.0 / p50))
-    return pd.DataFrame(out)
-
-
-PROFILES = _profiles([("small", 14.4, 8.0), ("medium", 66.9, 35.0), ("big", 109.5, 60.0)])
-
-
-def _datasets(spec: dict) -> list[list[dict]]:
-    return list(spec.get("datasets", {}).values())
-
-
-def _dataset_with(spec: dict, key: str) -> list[dict]:
-    matches = [rows for rows in _datasets(spec) if rows and key in rows[0]]
-    assert len(matches) == 1, f"expected one dataset with column {key!r}"
-    return matches[0]
-
-
-# --- widgets -----------------------------------------------------------------------------------------
-
-
-LENGTHS = np.array([50, 100, 150, 200, 250, 300, 600, 700])
+# --- chapters 2 and 4: truncation and model explorers ------------------------------------------------
 
 
 def test_truncation_explorer_update():
@@ -92,7 +61,7 @@ def test_model_explorer_with_given_profiles_does_not_measure(monkeypatch):
     assert explorer.profiles is PROFILES
     assert explorer.models.value == ("tinybert-4",)
     assert (explorer.seq_len.value, explorer.batch_size.value) == (64, 8)
-    rows = _dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
+    rows = dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
     assert [r["name"] for r in rows] == ["small", "medium", "big"]
     assert set(explorer.models.options) == set(minikit.CATALOG)
 
@@ -106,7 +75,7 @@ def test_model_explorer_update_with_nothing_selected():
 
 def test_model_explorer_update_measures_and_redraws():
     explorer = widgets.ModelExplorer(names=("tinybert-4",), seq_len=32, batch_size=1, profiles=PROFILES)
-    before = _dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
+    before = dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
     explorer.models.value = ("tinybert-4",)
     explorer.seq_len.value = 32
     explorer.batch_size.value = 1
@@ -119,32 +88,14 @@ def test_model_explorer_update_measures_and_redraws():
     again = explorer.update()  # a second press measures again rather than showing the cached table
     assert again.loc[0, "measured_at"] >= new.loc[0, "measured_at"]
     assert again.loc[0, "latency_p50_ms"] != new.loc[0, "latency_p50_ms"]
-    after = _dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
+    after = dataset_with(explorer.chart.chart.to_dict(), "latency_p50_ms")
     assert after != before
     assert [r["name"] for r in after] == ["tinybert-4"]
-    bars = _dataset_with(explorer.bars.chart.to_dict(), "throughput")
+    bars = dataset_with(explorer.bars.chart.to_dict(), "throughput")
     assert [r["name"] for r in bars] == ["tinybert-4"]
 
 
-# --- the budget picker ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def results():
-    return pd.DataFrame({"name": ["fp32", "int8", "student", "student int8"],
-                         "accuracy": [0.978, 0.975, 0.981, 0.970],
-                         "latency_p50_ms": [16.0, 11.0, 4.0, 3.0],
-                         "peak_memory_mb": [300.0, 120.0, 60.0, 30.0]})
-
-
 # --- chapter 10's widgets ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def curve():
-    return pd.DataFrame({"threshold": [0.0, 0.9, 0.99, 1.0], "mean_ms": [3.0, 5.0, 8.0, 16.0], "full_ms": 16.0,
-                         "speedup": [5.3, 3.2, 2.0, 1.0], "mean_layers_timed": [1.0, 1.7, 2.6, 6.0],
-                         "accuracy": [0.95, 0.97, 0.978, 0.978], "mean_layers": [1.0, 1.7, 2.6, 6.0]})
 
 
 def test_early_exit_explorer_redraws_for_each_grid_threshold(curve):
@@ -173,3 +124,28 @@ def test_budget_picker_moves_the_choice_and_explains_no_fit(results):
     assert picker.update(20, 500).count("student") == 1 and picker.pick.chosen == "student"
     with pytest.raises(ValueError, match="budget"):
         minikit.widgets.BudgetPicker(results, latency_budget_ms=0)
+
+
+# --- chapter 8's widget --------------------------------------------------------
+
+
+def _slow_echo(texts):
+    time.sleep(0.03)  # the same time for a batch of 1 or 8: batching pays
+    return echo(texts)
+
+
+def test_batching_explorer_load_tests_each_setting_once_and_charts_them():
+    explorer = minikit.widgets.BatchingExplorer(_slow_echo, [f"t{i}" for i in range(8)], clients=8, requests=32,
+                                                max_batch_size=8, max_wait_ms=2.0)
+    first = explorer.chart.chart.to_dict()
+    off = explorer.update(1, 5.0)  # batching off: the wait does not matter, so it is stored as 0
+    assert off["setting"] == "batching off" and off["max_wait_ms"] == 0.0
+    assert off["ok"] == off["sent"] == 32 and off["errors"] == 0
+    assert explorer.chart.chart.to_dict() != first
+    assert explorer.update(1, 20.0) is off  # the same setting: recalled, not measured again
+    table = explorer.table()
+    assert list(table["setting"]) == ["batching off", "batch ≤ 8, wait ≤ 2 ms"]
+    assert table.set_index("setting").loc["batch ≤ 8, wait ≤ 2 ms", "mean_batch_size"] > 1  # requests were grouped
+    assert "requests/s" in explorer.label.value and (explorer.batch.value, explorer.wait.value) == (1, 20.0)
+    with pytest.raises(ValueError, match="non-empty list"):
+        minikit.widgets.BatchingExplorer(_slow_echo, "one string")
