@@ -4,6 +4,7 @@ folder a latency budget picks (``pick_served``, ``--latency-budget-ms``)."""
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import shutil
@@ -318,6 +319,21 @@ def test_cli_serves_the_folder_the_budget_picks(accurate_folder, fast_folder, fi
     assert served_with[-1][0] == str(accurate_folder)
     deployment.main([*dirs, "--latency-budget-ms", "100", "--memory-budget-mb", "50"])
     assert served_with[-1][0] == str(fast_folder)
+
+
+def test_choose_served_measures_here_prints_each_verdict_and_returns_the_folder(accurate_folder, fast_folder,
+                                                                               fixed_measurements):
+    out = io.StringIO()
+    dirs = [str(accurate_folder), str(fast_folder)]
+    assert deployment.choose_served(dirs, 20.0, None, 3, out) == str(fast_folder)
+    assert [(folder, threads) for folder, threads, _ in fixed_measurements] == [(accurate_folder, 3), (fast_folder, 3)]
+    text = out.getvalue()
+    assert text.startswith("Measuring 2 folder(s) on this machine (3 thread(s))")
+    assert "30.00 ms > 20 ms" in text and text.rstrip().endswith(f"Serving 'fast' from {fast_folder}")
+    assert deployment.choose_served(dirs, 100.0, None, 1, io.StringIO()) == str(accurate_folder)
+    assert deployment.choose_served(dirs, 100.0, 50.0, 1, io.StringIO()) == str(fast_folder)  # 60 MB > 50 MB
+    with pytest.raises(NoVariantFitsError):
+        deployment.choose_served(dirs, 5.0, None, 1, io.StringIO())
 
 
 def test_cli_with_one_folder_and_no_budget_serves_it_unmeasured(fast_folder, fixed_measurements, served_with):
