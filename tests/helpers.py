@@ -49,7 +49,6 @@ def make_splits(n_train: int = 36, n_eval: int = 12) -> datasets.DatasetDict:
     return datasets.DatasetDict(train=rows(n_train, 0), validation=rows(n_eval, 1000), test=rows(n_eval, 2000))
 
 
-
 def articles(per_topic: int = 10) -> tuple[list[str], list[str], list[str]]:
     """Raw articles, first line the headline: (texts, topics, ids), every headline and body distinct."""
     texts, topics, ids = [], [], []

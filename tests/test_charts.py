@@ -19,15 +19,11 @@ from minikit.metrics import (
 LABELS = ["business", "entertainment", "politics", "sport", "tech"]
 
 
-# --- Benchmark ------------------------------------------------------------------------------------
-
-
-# --- attributions ---------------------------------------------------------------------------------
-
+# A text for the attribution chart.
 TEXT = "Unbelievable results: the economy grew faster than expected."
 
 
-# --- charts and the widget ------------------------------------------------------------------------
+# --- charts --------------------------------------------------------------------------------------------
 
 
 def test_charts_build(labels, probs, bench, tokenizer, bench_models):

@@ -21,7 +21,7 @@ from minikit.quantization import (
     quantization_params,
 )
 
-# --- exercise checks ---------------------------------------------------------------------------------
+# --- chapters 1 to 4 -----------------------------------------------------------------------------------
 
 
 def test_check_result_behaves_like_a_bool():
@@ -106,7 +106,7 @@ def test_raw_split_leaks(bbc):
     assert "check_leakage" in wrong.message
 
 
-# --- exercise checks ---------------------------------------------------------------------------------
+# --- chapter 5's checks --------------------------------------------------------------------------------
 
 W = torch.tensor([[0.5, -0.1, 0.3, -0.9], [0.05, 0.2, -0.4, 0.7], [-0.6, 0.15, 0.8, -0.25]])
 
@@ -138,7 +138,7 @@ def test_most_pruned_layer_check(random_bert4):
     assert int((per_layer["zeros"] / per_layer["params"]).idxmax()) == 2  # the route the hint describes
 
 
-# --- exercise checks ------------------------------------------------------------------------------------
+# --- chapter 6's checks --------------------------------------------------------------------------------
 
 
 def test_scale_and_zero_point():

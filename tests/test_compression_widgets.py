@@ -1,4 +1,4 @@
-"""Chapter 5's PruningExplorer, its charts and its exercise checks, on tiny random models (seconds)."""
+"""Chapters 5–7's explorers (minikit.compression_widgets) on tiny random models (seconds)."""
 
 from __future__ import annotations
 
@@ -187,7 +187,7 @@ def quantization_explorer(family_model, tokenizer, texts):
     return compression_widgets.QuantizationExplorer(family_model, tokenizer, texts, n_examples=24, max_length=32, batch_size=8)
 
 
-# --- the widget ---------------------------------------------------------------------------------------
+# --- chapter 6: the QuantizationExplorer ---------------------------------------------------------------
 
 
 def test_update_matches_fake_quantize_and_the_error_table(quantization_explorer, family_model):
@@ -288,7 +288,7 @@ def test_bad_layer_and_empty_subset_are_refused(family_model, tokenizer, texts):
         compression_widgets.QuantizationExplorer(family_model, tokenizer, texts, n_examples=0)
 
 
-# --- chapter 7's widgets, Benchmark with a pruned tokenizer, exercise checks ------------------------------
+# --- chapter 7: the temperature and distillation explorers ---------------------------------------------
 
 
 @pytest.mark.usefixtures("cache_root")
