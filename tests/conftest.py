@@ -293,7 +293,8 @@ _BENCH_TEXTS = ["the market rose sharply as shares gained", "profits fell and th
 @pytest.fixture(scope="module")
 def bench_models(tokenizer):
     """Two tiny BERTs; large initial weights make them predict different classes for different texts."""
-    return tiny_bert(tokenizer, 32, seed=0, initializer_range=0.5), tiny_bert(tokenizer, 64, seed=1, initializer_range=0.5)
+    return (tiny_bert(tokenizer, 32, seed=0, initializer_range=0.5),
+            tiny_bert(tokenizer, 64, seed=1, initializer_range=0.5))
 
 
 @pytest.fixture(scope="module")

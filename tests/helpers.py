@@ -120,7 +120,8 @@ ARCHS = ["bert", "distilbert", "mobilebert"]
 
 
 def random_classifier(config, **overrides):
-    """A random 3-label classifier from a conftest ``tiny_*_config`` factory, with the embedded tokenizer's vocabulary."""
+    """A random 3-label classifier from a conftest ``tiny_*_config`` factory, with the embedded tokenizer's
+    vocabulary."""
     return minikit.build_model(config(vocab_size=30522, **overrides), num_labels=3, seed=0)  # the real tokenizer's ids
 
 

@@ -324,8 +324,9 @@ def test_folder_sha256_follows_contents_and_names_and_leaves_out_the_manifest(tm
     (folder / "weights2.bin").write_bytes(b"\x07")
     assert cache.folder_sha256(folder, suffixes={".json"}) == json_only  # a filtered-out file changes nothing
     (folder / "config.json").write_text('{"layers": 3}')
+    layers = '"layers"'
     assert cache.folder_sha256(folder, suffixes={".json"}) != json_only
-    assert cache.folder_sha256(folder, suffixes={".json"}) == _sha(f"config.json:{_sha('{' + chr(34) + 'layers' + chr(34) + ': 3}')};")[:16]
+    assert cache.folder_sha256(folder, suffixes={".json"}) == _sha(f"config.json:{_sha('{' + layers + ': 3}')};")[:16]
 
 
 def test_model_sha256_follows_weights_and_configuration(tiny_bert_config):
@@ -363,7 +364,8 @@ def test_texts_sha256_by_hand_and_in_order():
 
 def test_splits_sha256_by_hand_and_its_order_labels_and_names():
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["x", "y"])})
-    one = datasets.DatasetDict(train=datasets.Dataset.from_dict({"text": ["p", "q"], "label": [0, 1]}, features=features))
+    rows = {"text": ["p", "q"], "label": [0, 1]}
+    one = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows, features=features))
     assert cache.splits_sha256(one) == _sha('["train", ["x", "y"], [0, 1], ["p", "q"]]')[:16]
     splits = make_splits(6, 3)
     before = cache.splits_sha256(splits)
