@@ -51,11 +51,17 @@ for _name in ("MINIKIT_SEED", "MINIKIT_THREADS", "MINIKIT_DEVICE"):
 
 import datasets  # noqa: E402
 import huggingface_hub.constants  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from helpers import ARCHS, FAST, articles, make_splits, random_classifier, tiny_bert  # noqa: E402
 from transformers import BertConfig, DistilBertConfig, MobileBertConfig  # noqa: E402
 
 import minikit  # noqa: E402
+from minikit.benchmark import Benchmark  # noqa: E402
+from minikit.tasks import headline_pairs  # noqa: E402
+from minikit.training import FineTuned, TrainConfig, train_classifier  # noqa: E402
 
 datasets.disable_progress_bars()
 
@@ -182,3 +188,128 @@ def random_ids():
         return torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(0))
 
     return make
+
+
+# --- a MINIKIT_CACHE of its own ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cache_root(tmp_path, monkeypatch) -> Path:
+    """An empty MINIKIT_CACHE for one test (child processes inherit it), with MINIKIT_NO_TRAIN unset.
+
+    Files whose every test builds cache entries use it for all (``pytestmark = pytest.mark.usefixtures("cache_root")``);
+    a test that looks inside the cache asks for it by name.
+    """
+    root = tmp_path / "minikit-cache"
+    monkeypatch.setenv("MINIKIT_CACHE", str(root))
+    monkeypatch.delenv("MINIKIT_NO_TRAIN", raising=False)
+    return root
+
+
+# --- trained and measured stand-ins ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def teacher() -> FineTuned:
+    """A 4-layer, 32-wide BERT trained ~1 s on the three topics: a teacher that knows something (2/3 val accuracy)."""
+    torch.manual_seed(0)
+    tokenizer = minikit.load_tokenizer()
+    config = minikit.models.BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                                       vocab_size=tokenizer.vocab_size, max_position_embeddings=128)
+    model = minikit.build_model(config, num_labels=3, seed=0)
+    splits = make_splits()
+    result = train_classifier(model, tokenizer, splits, TrainConfig(**{**FAST, "epochs": 6}), progress=False)
+    return FineTuned(model, tokenizer, splits, result, test_accuracy=float("nan"), cache_dir=None, from_cache=False)
+
+
+@pytest.fixture
+def results() -> pd.DataFrame:
+    """A Benchmark-like table of four variants, for the budget picker, its widget and its exercise check."""
+    return pd.DataFrame({"name": ["fp32", "int8", "student", "student int8"],
+                         "accuracy": [0.978, 0.975, 0.981, 0.970],
+                         "latency_p50_ms": [16.0, 11.0, 4.0, 3.0],
+                         "peak_memory_mb": [300.0, 120.0, 60.0, 30.0]})
+
+
+@pytest.fixture
+def curve() -> pd.DataFrame:
+    """An early-exit curve (latency and accuracy by threshold) of a 6-layer model, for curve_row and its widget."""
+    return pd.DataFrame({"threshold": [0.0, 0.9, 0.99, 1.0], "mean_ms": [3.0, 5.0, 8.0, 16.0], "full_ms": 16.0,
+                         "speedup": [5.3, 3.2, 2.0, 1.0], "mean_layers_timed": [1.0, 1.7, 2.6, 6.0],
+                         "accuracy": [0.95, 0.97, 0.978, 0.978], "mean_layers": [1.0, 1.7, 2.6, 6.0]})
+
+
+# --- quality metrics, the Benchmark, charts and compression widgets --------------------------------------
+
+
+@pytest.fixture
+def random_bert4(tiny_bert_config):
+    """A random 4-layer, 4-head BERT classifier (chapter 5's pruning tests)."""
+    return random_classifier(tiny_bert_config, num_hidden_layers=4, num_attention_heads=4)
+
+
+@pytest.fixture(params=ARCHS)
+def family_model(request, tokenizer):
+    """A tiny random classifier whose vocabulary matches the real tokenizer's ids."""
+    config = request.getfixturevalue(f"tiny_{request.param}_config")(vocab_size=tokenizer.vocab_size)
+    return minikit.build_model(config, num_labels=3, seed=0)
+
+
+@pytest.fixture(scope="module")
+def labels() -> tuple[np.ndarray, np.ndarray]:
+    """300 random labels and predictions that are right 60 % of the time; "tech" (4) is never predicted."""
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 5, 300)
+    y_pred = np.minimum(np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 5, 300)), 3)
+    return y_true, y_pred
+
+
+@pytest.fixture(scope="module")
+def probs() -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of 200 rows over 4 classes, informative but far from perfect, and the true labels."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 200)
+    logits = rng.normal(size=(200, 4)) + 1.5 * np.eye(4)[y]  # informative, far from perfect
+    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True), y
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset() -> datasets.Dataset:
+    """16 short texts of four topics (each twice, reworded), for the Benchmark."""
+    names = ["business", "entertainment", "politics", "sport"]
+    features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+    texts = _BENCH_TEXTS + [t.replace("the ", "a ") for t in _BENCH_TEXTS]
+    return datasets.Dataset.from_dict({"id": [f"t{i}" for i in range(16)], "text": texts,
+                                       "label": [i // 2 for i in range(8)] * 2}, features=features)
+
+
+_BENCH_TEXTS = ["the market rose sharply as shares gained", "profits fell and the bank cut jobs",
+         "the film won three awards at the festival", "the band released a new album",
+         "the minister called an early election", "parliament voted against the new bill",
+         "the striker scored twice in the final", "the team lost the cup match"]
+
+
+@pytest.fixture(scope="module")
+def bench_models(tokenizer):
+    """Two tiny BERTs; large initial weights make them predict different classes for different texts."""
+    return (tiny_bert(tokenizer, 32, seed=0, initializer_range=0.5),
+            tiny_bert(tokenizer, 64, seed=1, initializer_range=0.5))
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_dataset, tokenizer, bench_models, tmp_path_factory):
+    """A Benchmark of the two bench_models, run once per test module."""
+    small, wide = bench_models
+    bench = Benchmark(tiny_dataset, tokenizer, max_length=32, baseline="small", repeats=6, batch_size=8,
+                      rapl_root=tmp_path_factory.mktemp("no-rapl"))
+    bench.add("small", small).add("wide", wide)
+    bench.run()
+    return bench
+
+
+@pytest.fixture(scope="module")
+def pair_splits() -> datasets.DatasetDict:
+    """Headline/body pairs of helpers.articles(), split for the pairs task."""
+    texts, topics, ids = articles()
+    return headline_pairs(texts, topics, ids, seed=0, validation_size=0.2, test_size=0.2)

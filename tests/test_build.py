@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import make_splits
 
@@ -20,15 +21,8 @@ from minikit import cache
 from minikit.report import main
 from minikit.training import TrainConfig, fine_tune
 
-FAST = dict(epochs=1, batch_size=4, eval_every=3, learning_rate=3e-3)
+FAST = {**helpers.FAST, "epochs": 1}
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-
-@pytest.fixture
-def cache_root(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
-    monkeypatch.delenv("MINIKIT_NO_TRAIN", raising=False)
-    return tmp_path / "minikit-cache"
 
 
 @pytest.fixture

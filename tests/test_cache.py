@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import signal
@@ -13,18 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
+from helpers import make_splits
 
 import minikit
 from minikit import cache
 
-
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "minikit-cache"
-    monkeypatch.setenv("MINIKIT_CACHE", str(root))
-    return root
+# Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
+pytestmark = pytest.mark.usefixtures("cache_root")
 
 
 class Builder:
@@ -287,3 +287,96 @@ def test_load_model_dir_refuses_pickle_weights(tmp_path, tiny_bert_config, token
 def test_load_model_dir_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         cache.load_model_dir(tmp_path)
+
+
+# --- the fingerprint family --------------------------------------------------------------------------------
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_folder_sha256_hashes_names_and_contents_by_hand(tmp_path):
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "sub" / "vocab.txt").write_text("a\nb\n")
+    expected = _sha(f"config.json:{_sha('{}')};sub/vocab.txt:{_sha('a' + chr(10) + 'b' + chr(10))};")[:16]
+    assert cache.folder_sha256(folder) == expected
+    assert cache.file_sha256(folder / "config.json") == _sha("{}")
+
+
+def test_folder_sha256_follows_contents_and_names_and_leaves_out_the_manifest(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"layers": 2}')
+    (folder / "weights.bin").write_bytes(b"\x00\x01")
+    before = cache.folder_sha256(folder)
+    assert cache.folder_sha256(folder) == before  # deterministic
+    (folder / cache.MANIFEST).write_text('{"created": "now"}')
+    assert cache.folder_sha256(folder) == before  # the manifest is left out
+    (folder / "weights.bin").write_bytes(b"\x00\x02")
+    changed = cache.folder_sha256(folder)
+    assert changed != before  # one byte of a file
+    (folder / "weights.bin").rename(folder / "weights2.bin")
+    assert cache.folder_sha256(folder) not in (before, changed)  # the same bytes under another name
+    json_only = cache.folder_sha256(folder, suffixes={".json"})
+    (folder / "weights2.bin").write_bytes(b"\x07")
+    assert cache.folder_sha256(folder, suffixes={".json"}) == json_only  # a filtered-out file changes nothing
+    (folder / "config.json").write_text('{"layers": 3}')
+    layers = '"layers"'
+    assert cache.folder_sha256(folder, suffixes={".json"}) != json_only
+    assert cache.folder_sha256(folder, suffixes={".json"}) == _sha(f"config.json:{_sha('{' + layers + ': 3}')};")[:16]
+
+
+def test_model_sha256_follows_weights_and_configuration(tiny_bert_config):
+    a = minikit.build_model(tiny_bert_config(), num_labels=3, seed=0)
+    b = minikit.build_model(tiny_bert_config(), num_labels=3, seed=0)
+    assert cache.model_sha256(a) == cache.model_sha256(b)  # same weights, same configuration
+    with torch.no_grad():
+        b.classifier.weight[0, 0] += 1e-3  # one weight
+    assert cache.model_sha256(b) != cache.model_sha256(a)
+    c = minikit.build_model(tiny_bert_config(), num_labels=3, seed=0)
+    c.config.hidden_dropout_prob = 0.5  # the same weights, another configuration
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+    assert cache.model_sha256(c) != cache.model_sha256(a)
+    assert len(cache.model_sha256(a)) == 16
+
+
+def test_tokenizer_sha256_ignores_the_state_a_call_leaves_but_not_the_vocabulary(tokenizer):
+    tok = copy.deepcopy(tokenizer)
+    before = cache.tokenizer_sha256(tok)
+    tok(["a short text", "a much longer text than the first one"], padding="max_length", truncation=True, max_length=8)
+    tok(["another"], padding=True, truncation=True, max_length=4)
+    assert tok.backend_tokenizer.truncation["max_length"] == 4  # the call left its settings in the backend
+    assert cache.tokenizer_sha256(tok) == before
+    assert cache.tokenizer_sha256(copy.deepcopy(tokenizer)) == before
+    tok.add_tokens(["zzyzxword"])
+    assert cache.tokenizer_sha256(tok) != before
+
+
+def test_texts_sha256_by_hand_and_in_order():
+    assert cache.texts_sha256(["a", "b"]) == _sha('["a", "b"]')[:16]
+    assert cache.texts_sha256(["b", "a"]) != cache.texts_sha256(["a", "b"])
+    assert cache.texts_sha256(("a", "b")) == cache.texts_sha256(["a", "b"])  # a tuple is the same list
+    assert cache.texts_sha256([["a", "b"], ["c", "d"]]) == _sha('[["a", "b"], ["c", "d"]]')[:16]
+
+
+def test_splits_sha256_by_hand_and_its_order_labels_and_names():
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["x", "y"])})
+    rows = {"text": ["p", "q"], "label": [0, 1]}
+    one = datasets.DatasetDict(train=datasets.Dataset.from_dict(rows, features=features))
+    assert cache.splits_sha256(one) == _sha('["train", ["x", "y"], [0, 1], ["p", "q"]]')[:16]
+    splits = make_splits(6, 3)
+    before = cache.splits_sha256(splits)
+    assert cache.splits_sha256(make_splits(6, 3)) == before
+    reordered = datasets.DatasetDict({**splits, "train": splits["train"].select(list(range(6))[::-1])})
+    assert cache.splits_sha256(reordered) != before  # the same rows in another order
+    labels = list(splits["train"]["label"])
+    labels[0] = (labels[0] + 1) % 3
+    relabelled = datasets.DatasetDict({**splits, "train": splits["train"].remove_columns("label").add_column(
+        "label", labels, feature=splits["train"].features["label"])})
+    assert cache.splits_sha256(relabelled) != before  # one label
+    renamed = datasets.DatasetDict({**splits, "train": splits["train"].cast_column(
+        "label", datasets.ClassLabel(names=["a", "b", "c"]))})
+    assert cache.splits_sha256(renamed) != before  # the same labels under other names

@@ -4,14 +4,12 @@ folder a latency budget picks (``pick_served``, ``--latency-budget-ms``)."""
 
 from __future__ import annotations
 
-import asyncio
+import io
 import json
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 
@@ -19,11 +17,11 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from fastapi.testclient import TestClient
+from helpers import echo
 from transformers import BertConfig
 
 import minikit
-from minikit import deployment, load_testing, server
+from minikit import deployment, server
 from minikit.benchmark import NoVariantFitsError
 from minikit.deployment import (
     CHECK_TEXTS,
@@ -34,9 +32,9 @@ from minikit.deployment import (
     write_container,
 )
 from minikit.errors import OnnxMismatchError
-from minikit.load_testing import latency_vs_batch, load_test
+from minikit.load_testing import load_test
 from minikit.quantization import EXPORT_TOLERANCE
-from minikit.server import ModelFolderError, background_server, create_app, load_served_model
+from minikit.server import ModelFolderError, background_server, load_served_model
 
 TEXTS = list(CHECK_TEXTS) + ["Short.", "The central bank held interest rates at five per cent for a sixth month."]
 
@@ -72,12 +70,6 @@ def torch_logits(model, tokenizer, texts, max_length=64) -> np.ndarray:
     enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     with torch.inference_mode():
         return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.numpy()
-
-
-def echo(texts: list[str]) -> list[dict]:
-    """A stand-in model: each text's label is the text itself, so a misrouted answer shows."""
-    time.sleep(0.01)  # like a model: the same time for a batch of 1 or 16
-    return [{"label": t, "score": 1.0} for t in texts]
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,146 +146,6 @@ def test_export_refuses_a_tokenizer_bigger_than_the_model(tiny_bert_config, toke
         export_for_serving(small, tokenizer, tmp_path / "x")
 
 
-def test_latency_vs_batch_table():
-    calls = []
-    table = latency_vs_batch(lambda texts: calls.append(len(texts)), ["a", "b", "c"], batch_sizes=(1, 4), repeats=3,
-                             warmup=1)
-    assert calls == [1] * 4 + [4] * 4  # warmup + repeats, batches cycled from the texts
-    assert list(table.columns) == ["batch_size", "p50_ms", "p95_ms", "ms_per_text", "texts_per_s"]
-    np.testing.assert_allclose(table["texts_per_s"], table["batch_size"] * 1e3 / table["p50_ms"])
-    with pytest.raises(ValueError, match="repeats"):
-        latency_vs_batch(print, ["a"], repeats=0)
-
-
-# --------------------------------------------------------------------------------------------
-# The HTTP API
-# --------------------------------------------------------------------------------------------
-
-
-BAD_REQUESTS = [  # (body or raw bytes, status, words the reason must contain)
-    (b'{"texts": ["unclosed"', 400, "Malformed JSON"),
-    (b"not json at all", 400, "Malformed JSON"),
-    ({"texts": [1, 2]}, 422, "texts.0"),
-    ({"texts": "a string, not a list"}, 422, "texts"),
-    ({"text": ["a list"]}, 422, "text"),
-    ({"text": ""}, 422, "at least 1 character"),
-    ({"texts": ["fine", "   "]}, 422, "whitespace"),
-    ({"texts": []}, 422, "at least 1 item"),
-    ({"text": "a", "texts": ["b"]}, 422, "exactly one"),
-    ({}, 422, "exactly one"),
-    ({"texts": ["ok"], "extra": 1}, 422, "extra"),
-    ({"text": "x" * 101}, 413, "at most 100 characters"),
-    ({"texts": ["x"] * 5}, 413, "at most 4 items"),
-    ([1, 2, 3], 422, "must be a JSON object"),
-    (b'{"text": "\\ud800"}', 422, "unicode string"),  # a lone surrogate: the tokenizer could not take it
-    ({"text": "\u3000\ufeff"}, 422, "whitespace"),  # blank in JSON Schema's \S sense, as documented
-]
-
-
-def test_bad_requests_get_4xx_with_a_reason_and_the_server_keeps_serving():
-    app = create_app(echo, max_batch_size=4, max_wait_ms=1, max_text_chars=100, max_texts_per_request=4)
-    with TestClient(app) as client:  # as a context manager, so the lifespan starts the batcher
-        for body, status, words in BAD_REQUESTS:
-            if isinstance(body, bytes):
-                response = client.post("/predict", content=body, headers={"content-type": "application/json"})
-            else:
-                response = client.post("/predict", json=body)
-            assert response.status_code == status, (body, response.text)
-            assert words in response.json()["detail"], (body, response.json())
-        for headers in ({"content-type": "text/plain"}, {}):  # JSON without the JSON content type, or no body
-            response = client.post("/predict", content=b'{"text": "a"}' if headers else b"", headers=headers)
-            assert response.status_code == 422 and "Content-Type: application/json" in response.json()["detail"]
-        huge = json.dumps({"texts": ["x" * 100] * 4}).encode() + b" " * 70_000
-        response = client.post("/predict", content=huge, headers={"content-type": "application/json"})
-        assert response.status_code == 413 and "bytes" in response.json()["detail"]
-        response = client.post("/predict", json={"texts": ["still", "working"], "id": "r1"})
-        assert response.status_code == 200
-        assert response.json()["id"] == "r1"
-        assert [p["label"] for p in response.json()["predictions"]] == ["still", "working"]
-        assert client.post("/predict", json={"text": "one"}).json()["predictions"][0]["label"] == "one"
-        assert client.get("/health").json()["status"] == "ok"
-        stats = client.get("/stats").json()
-        assert stats["requests"] == 2 and stats["texts"] == 3 and stats["failed_texts"] == 0
-
-
-def test_a_model_error_is_a_500_and_the_batcher_survives():
-    def fragile(texts):
-        if "boom" in texts:
-            raise RuntimeError("cannot classify boom")
-        return echo(texts)
-
-    with TestClient(create_app(fragile, max_batch_size=1)) as client:
-        response = client.post("/predict", json={"text": "boom"})
-        assert response.status_code == 500
-        assert "RuntimeError: cannot classify boom" in response.json()["detail"]
-        assert client.post("/predict", json={"text": "fine"}).status_code == 200
-        assert client.get("/health").status_code == 200
-        assert client.get("/stats").json()["failed_texts"] == 1
-
-
-def test_a_bad_text_does_not_fail_the_others_in_its_batch():
-    def fragile(texts):
-        if "boom" in texts:
-            raise RuntimeError("cannot classify boom")
-        return echo(texts)
-
-    async def run():
-        app = create_app(fragile, max_batch_size=8, max_wait_ms=50)
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-                answers = await asyncio.gather(*(client.post("/predict", json={"text": t})
-                                                 for t in ["a", "boom", "b", "c"]))
-                return answers, (await client.get("/stats")).json()
-
-    answers, stats = asyncio.run(run())
-    assert [r.status_code for r in answers] == [200, 500, 200, 200]
-    assert [r.json()["predictions"][0]["label"] for r in answers if r.status_code == 200] == ["a", "b", "c"]
-    assert stats["batches"] == 1 and stats["failed_texts"] == 1  # grouped, then each retried alone
-
-
-def test_openapi_documents_the_error_answers_and_limits():
-    schema = create_app(echo, max_text_chars=100, max_texts_per_request=4).openapi()
-    predict = schema["paths"]["/predict"]["post"]
-    assert {"200", "400", "413", "422", "500", "503"} <= set(predict["responses"])
-    assert predict["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
-    request = schema["components"]["schemas"]["PredictRequest"]
-    texts = next(s for s in request["properties"]["texts"]["anyOf"] if s.get("type") == "array")
-    assert texts["maxItems"] == 4 and texts["minItems"] == 1
-    assert texts["items"]["maxLength"] == 100 and texts["items"]["minLength"] == 1
-    assert request["additionalProperties"] is False
-
-
-async def _concurrent_posts(app, n: int) -> tuple[list[dict], dict]:
-    transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app):  # ASGITransport does not run the lifespan itself
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            responses = await asyncio.gather(*(client.post("/predict", json={"text": f"text {i}"}) for i in range(n)))
-            stats = (await client.get("/stats")).json()
-    assert all(r.status_code == 200 for r in responses)
-    return [r.json()["predictions"][0] for r in responses], stats
-
-
-@pytest.mark.parametrize("max_batch_size", [1, 16])
-def test_batching_groups_concurrent_requests_and_routes_each_answer(max_batch_size):
-    app = create_app(echo, max_batch_size=max_batch_size, max_wait_ms=20)
-    predictions, stats = asyncio.run(_concurrent_posts(app, 16))
-    assert [p["label"] for p in predictions] == [f"text {i}" for i in range(16)]  # each got its own answer
-    assert stats["requests"] == stats["texts"] == 16
-    if max_batch_size == 1:
-        assert stats["batches"] == 16 and stats["mean_batch_size"] == 1
-        assert {p["batch_size"] for p in predictions} == {1}
-    else:
-        assert stats["mean_batch_size"] > 1 and stats["largest_batch"] <= 16
-        assert max(p["batch_size"] for p in predictions) > 1
-
-
-def test_create_app_checks_its_settings():
-    with pytest.raises(ValueError, match="max_batch_size=0"):
-        create_app(echo, max_batch_size=0)
-    with pytest.raises(ValueError, match="max_wait_ms"):
-        create_app(echo, max_wait_ms=-1)
-
-
 # --------------------------------------------------------------------------------------------
 # A real server on 127.0.0.1, and the load test
 # --------------------------------------------------------------------------------------------
@@ -312,58 +164,6 @@ def test_served_folder_over_http_with_load_test(int8_folder):
     assert answer["predictions"][0]["label"] == direct["label"]
     assert answer["predictions"][0]["score"] == pytest.approx(direct["score"], abs=1e-5)
     assert not running.thread.is_alive()  # stopped when the with block ended
-
-
-def test_batching_comparison_with_a_stand_in_model():
-    def slow_echo(texts):  # 30 ms a call whatever the batch: one at a time caps at ~33 requests/s
-        time.sleep(0.03)
-        return [{"label": t, "score": 1.0} for t in texts]
-
-    table = load_testing.batching_comparison(slow_echo, [f"t{i}" for i in range(8)], clients=16, requests=64,
-                                           timeout_s=30)
-    off, on = table.set_index("batching").loc["off"], table.set_index("batching").loc["on"]
-    assert off["ok"] == on["ok"] == 64
-    assert off["mean_batch_size"] == 1 and on["mean_batch_size"] > 2
-    # measured 3.6× on 2 busy cores, where HTTP handling in Python (client and server) limits batching
-    assert on["throughput_ratio"] > 2
-
-
-@pytest.mark.parametrize("url", ["http://example.com:8000", "http://10.0.0.5:8000", "http://0.0.0.0:8000",
-                                 "ftp://127.0.0.1:21", "http://127.0.0.1.example.com"])
-def test_load_test_refuses_other_hosts(url):
-    with pytest.raises(ValueError, match="only sends to this machine"):
-        load_test(url, ["a"], requests=1)
-
-
-def test_load_test_bounds_and_counts_failures():
-    with pytest.raises(ValueError, match="requests=100000"):
-        load_test("http://127.0.0.1:1", ["a"], requests=100_000)
-    with pytest.raises(ValueError, match="timeout_s"):
-        load_test("http://127.0.0.1:1", ["a"], timeout_s=3600)
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = load_test(f"http://127.0.0.1:{port}", ["a"], clients=2, requests=3, timeout_s=10, warmup=0)
-    assert result.sent == 3 and result.ok == 0 and result.errors == 3 and result.outcomes == {"ConnectError": 3}
-    assert np.isnan(result.p50_ms) and result.mean_batch_size is None
-
-
-def test_load_test_from_inside_a_running_event_loop():
-    async def notebook_cell():  # Jupyter runs cells inside an event loop
-        return load_test("http://127.0.0.1:1", ["a"], requests=1, timeout_s=5, warmup=0)
-
-    assert asyncio.run(notebook_cell()).sent == 1
-
-
-def test_serve_refuses_remote_hosts_unless_asked():
-    with pytest.raises(ValueError, match="allow_remote=True"):
-        server.serve(echo, host="0.0.0.0")
-    with pytest.raises(ValueError, match="allow_remote=True"):
-        with background_server(echo, host="192.168.1.2"):
-            pass
-    with pytest.raises(SystemExit) as exit_info:
-        server.main(["--model-dir", "nowhere", "--host", "0.0.0.0"])
-    assert exit_info.value.code == 2
 
 
 def test_cli_reports_a_missing_folder(capsys):
@@ -521,6 +321,21 @@ def test_cli_serves_the_folder_the_budget_picks(accurate_folder, fast_folder, fi
     assert served_with[-1][0] == str(fast_folder)
 
 
+def test_choose_served_measures_here_prints_each_verdict_and_returns_the_folder(accurate_folder, fast_folder,
+                                                                               fixed_measurements):
+    out = io.StringIO()
+    dirs = [str(accurate_folder), str(fast_folder)]
+    assert deployment.choose_served(dirs, 20.0, None, 3, out) == str(fast_folder)
+    assert [(folder, threads) for folder, threads, _ in fixed_measurements] == [(accurate_folder, 3), (fast_folder, 3)]
+    text = out.getvalue()
+    assert text.startswith("Measuring 2 folder(s) on this machine (3 thread(s))")
+    assert "30.00 ms > 20 ms" in text and text.rstrip().endswith(f"Serving 'fast' from {fast_folder}")
+    assert deployment.choose_served(dirs, 100.0, None, 1, io.StringIO()) == str(accurate_folder)
+    assert deployment.choose_served(dirs, 100.0, 50.0, 1, io.StringIO()) == str(fast_folder)  # 60 MB > 50 MB
+    with pytest.raises(NoVariantFitsError):
+        deployment.choose_served(dirs, 5.0, None, 1, io.StringIO())
+
+
 def test_cli_with_one_folder_and_no_budget_serves_it_unmeasured(fast_folder, fixed_measurements, served_with):
     server.main(["--model-dir", str(fast_folder)])
     assert served_with == [(str(fast_folder), {"host": "127.0.0.1", "port": 8000, "allow_remote": False,
@@ -650,31 +465,6 @@ def test_server_names_are_reachable_from_deployment():
     assert deployment.create_app is server.create_app
     with pytest.raises(AttributeError):
         deployment.no_such_name  # noqa: B018
-
-
-# --- chapter 8's widget and exercise checks --------------------------------------------------------
-
-
-def _slow_echo(texts):
-    time.sleep(0.03)  # the same time for a batch of 1 or 8: batching pays
-    return echo(texts)
-
-
-def test_batching_explorer_load_tests_each_setting_once_and_charts_them():
-    explorer = minikit.widgets.BatchingExplorer(_slow_echo, [f"t{i}" for i in range(8)], clients=8, requests=32,
-                                                max_batch_size=8, max_wait_ms=2.0)
-    first = explorer.chart.chart.to_dict()
-    off = explorer.update(1, 5.0)  # batching off: the wait does not matter, so it is stored as 0
-    assert off["setting"] == "batching off" and off["max_wait_ms"] == 0.0
-    assert off["ok"] == off["sent"] == 32 and off["errors"] == 0
-    assert explorer.chart.chart.to_dict() != first
-    assert explorer.update(1, 20.0) is off  # the same setting: recalled, not measured again
-    table = explorer.table()
-    assert list(table["setting"]) == ["batching off", "batch ≤ 8, wait ≤ 2 ms"]
-    assert table.set_index("setting").loc["batch ≤ 8, wait ≤ 2 ms", "mean_batch_size"] > 1  # requests were grouped
-    assert "requests/s" in explorer.label.value and (explorer.batch.value, explorer.wait.value) == (1, 20.0)
-    with pytest.raises(ValueError, match="non-empty list"):
-        minikit.widgets.BatchingExplorer(_slow_echo, "one string")
 
 
 def test_chapter_8_checks_recompute_the_answers():

@@ -12,12 +12,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from test_distillation import FAST, TOPICS, cache_root, make_splits, teacher  # noqa: F401  (fixtures)
+from helpers import FAST
 
 from minikit import pruning, quantization
 from minikit.distillation import distill, student_start
 from minikit.students import prune_vocabulary, select_layers, smaller_student
 from minikit.training import TrainConfig
+
+# Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
+pytestmark = pytest.mark.usefixtures("cache_root")
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

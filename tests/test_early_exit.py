@@ -10,7 +10,6 @@ import torch
 
 import minikit
 from minikit import early_exit as A
-from minikit.benchmark import NoVariantFitsError, pick_variant
 from minikit.training import FineTuned, TrainResult
 
 TEXTS = ["The bank raised its interest rate again.", "The striker scored twice in the final minutes.",
@@ -200,54 +199,6 @@ def test_measure_exit_latency_reports_layers_really_used(bert4, tokenizer):
     assert (table["mean_ms"] > 0).all() and table["speedup"].iloc[0] == 1.0
 
 
-# --- the budget picker ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def results():
-    return pd.DataFrame({"name": ["fp32", "int8", "student", "student int8"],
-                         "accuracy": [0.978, 0.975, 0.981, 0.970],
-                         "latency_p50_ms": [16.0, 11.0, 4.0, 3.0],
-                         "peak_memory_mb": [300.0, 120.0, 60.0, 30.0]})
-
-
-def test_picker_chooses_the_most_accurate_variant_that_fits(results):
-    pick = pick_variant(results, latency_budget_ms=20, memory_budget_mb=500)
-    assert pick.chosen == "student"
-    pick = pick_variant(results, latency_budget_ms=3.5)
-    assert pick.chosen == "student int8"
-    reasons = pick.table.set_index("name")["reason"]
-    assert reasons["fp32"] == "16.00 ms > 3.5 ms" and reasons["student int8"] == "chosen"
-    pick = pick_variant(results, latency_budget_ms=20, memory_budget_mb=50)
-    assert pick.chosen == "student int8"
-    assert "60.0 MB > 50 MB" in pick.table.set_index("name").loc["student", "reason"]
-    pick = pick_variant(results, latency_budget_ms=12, memory_budget_mb=500)
-    assert pick.chosen == "student"
-    assert pick.table.set_index("name").loc["int8", "reason"].startswith("fits, but less accurate")
-
-
-def test_picker_says_which_variant_comes_closest_when_none_fits(results):
-    with pytest.raises(NoVariantFitsError) as err:
-        pick_variant(results, latency_budget_ms=2.0, memory_budget_mb=500)
-    message = str(err.value)
-    assert "'student int8'" in message and "3.00 ms > 2 ms" in message and "50% over" in message
-    with pytest.raises(NoVariantFitsError, match="'student int8'.*30.0 MB > 20 MB"):
-        pick_variant(results, latency_budget_ms=100, memory_budget_mb=20)
-
-
-@pytest.mark.parametrize("latency, memory", [(0, None), (-5, 100), (10, 0), (float("nan"), None), ("fast", None)])
-def test_picker_refuses_budgets_that_are_not_positive_numbers(results, latency, memory):
-    with pytest.raises(ValueError, match="budget"):
-        pick_variant(results, latency_budget_ms=latency, memory_budget_mb=memory)
-
-
-def test_picker_names_missing_columns(results):
-    with pytest.raises(ValueError, match="lacks.*peak_memory_mb"):
-        pick_variant(results.drop(columns="peak_memory_mb"), latency_budget_ms=10, memory_budget_mb=100)
-    with pytest.raises(ValueError, match="empty"):
-        pick_variant(results.iloc[:0], latency_budget_ms=10)
-
-
 def test_choose_threshold_with_a_layer_budget_takes_the_most_cautious_threshold():
     # 2 texts, 4 layers, confident from layer 1 (text 0) and layer 2 (text 1); both right everywhere
     logits = np.array([[[4, 0], [5, 0], [6, 0], [7, 0]], [[0.5, 0], [3, 0], [6, 0], [7, 0]]], dtype=float)
@@ -260,14 +211,7 @@ def test_choose_threshold_with_a_layer_budget_takes_the_most_cautious_threshold(
         A.choose_threshold(logits, y, thresholds=grid, max_layer_share=0.2)
 
 
-# --- chapter 10's widgets ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def curve():
-    return pd.DataFrame({"threshold": [0.0, 0.9, 0.99, 1.0], "mean_ms": [3.0, 5.0, 8.0, 16.0], "full_ms": 16.0,
-                         "speedup": [5.3, 3.2, 2.0, 1.0], "mean_layers_timed": [1.0, 1.7, 2.6, 6.0],
-                         "accuracy": [0.95, 0.97, 0.978, 0.978], "mean_layers": [1.0, 1.7, 2.6, 6.0]})
+# --- the curve and the exercise checks ---------------------------------------------------------------------------
 
 
 def test_curve_row_finds_a_threshold_up_to_rounding(curve):
@@ -276,34 +220,6 @@ def test_curve_row_finds_a_threshold_up_to_rounding(curve):
     assert A.curve_row(curve, 0.0)["speedup"] == 5.3
     with pytest.raises(ValueError, match="threshold=0.95 is not in the curve"):
         A.curve_row(curve, 0.95)
-
-
-def test_early_exit_explorer_redraws_for_each_grid_threshold(curve):
-    explorer = minikit.widgets.EarlyExitExplorer(curve, threshold=0.99)
-    assert "2.60</b> of 6 layers" in explorer.label.value and "2.00×" in explorer.label.value
-    explorer.slider.value = 0.0
-    assert "95.0%" in explorer.label.value and "5.30×" in explorer.label.value
-    ringed = [d for d in explorer.chart.chart.to_dict()["datasets"].values() if any(r.get("is_current") for r in d)]
-    assert ringed and [r["threshold"] for r in ringed[0] if r["is_current"]] == [0.0]
-    explorer.update(0.9)
-    assert explorer.slider.value == 0.9 and "3.20×" in explorer.label.value
-    assert len(explorer.seconds) == 2
-    with pytest.raises(ValueError, match="not on the measured grid"):
-        minikit.widgets.EarlyExitExplorer(curve, threshold=0.95)
-
-
-def test_budget_picker_moves_the_choice_and_explains_no_fit(results):
-    picker = minikit.widgets.BudgetPicker(results, latency_budget_ms=20, memory_budget_mb=500)
-    assert picker.pick.chosen == "student" and "student" in picker.label.value
-    picker.memory.value = 50
-    assert picker.pick.chosen == "student int8"
-    picker.latency.value = 1.0
-    assert picker.pick is None and "Closest" in picker.label.value and "student int8" in picker.label.value
-    reasons = [r for d in picker.chart.chart.to_dict()["datasets"].values() for r in d if "reason" in r]
-    assert reasons and {r["reason"] for r in reasons} == {"over budget"}
-    assert picker.update(20, 500).count("student") == 1 and picker.pick.chosen == "student"
-    with pytest.raises(ValueError, match="budget"):
-        minikit.widgets.BudgetPicker(results, latency_budget_ms=0)
 
 
 def test_exercise_checks_recompute_the_answers(results):

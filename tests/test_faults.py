@@ -42,18 +42,14 @@ import minikit
 from minikit import cache
 from minikit.training import TrainConfig, fine_tune
 
+# Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
+pytestmark = pytest.mark.usefixtures("cache_root")
+
 ARTIFACT = Path(__file__).resolve().parent.parent / "artifacts" / "faults.json"
 FORK = multiprocessing.get_context("fork")  # children start at once, with minikit already imported
 OUTCOMES: dict = {}
 CHUNK = 64 * 1024
 CHUNKS = 40  # 2.5 MB written in 40 steps of ~5 ms: ~0.2 s of build to land a kill in
-
-
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "minikit-cache"
-    monkeypatch.setenv("MINIKIT_CACHE", str(root))  # forked and spawned children inherit it
-    return root
 
 
 @pytest.fixture(scope="module", autouse=True)

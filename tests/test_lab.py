@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import FAST_CONFIG
 
 import minikit
 from minikit import charts, check
 from minikit import lab as L
 from minikit.claims import COMPRESSION_CLAIM
 from minikit.lab import Lab, Recipe
-from minikit.training import TrainConfig
-
-FAST = TrainConfig(epochs=1, batch_size=8, max_length=32, eval_every=5, learning_rate=3e-3)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +20,7 @@ def teacher(tmp_path_factory):
     from helpers import tiny_model_and_csv
 
     model_dir, data = tiny_model_and_csv(tmp_path_factory.mktemp("lab-inputs"), layers=6)
-    return minikit.fine_tune(str(model_dir), str(data), FAST, progress=False)
+    return minikit.fine_tune(str(model_dir), str(data), FAST_CONFIG, progress=False)
 
 
 @pytest.mark.parametrize("kwargs, needle", [

@@ -1,303 +1,160 @@
-"""Chapter 4 — parameters, size on disk, latency, dummy inputs and whole-model profiles."""
+"""Quality metrics (minikit.metrics), checked against scikit-learn's: scores, thresholds, mistakes, probabilities."""
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import json
+import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-
-import minikit
-from minikit import cache, profiling, system
-from minikit.models import dummy_inputs
-from minikit.profiling import ModelProfile, measure_latency, profile_model
-
-
-def test_count_parameters_of_a_linear_layer():
-    assert minikit.count_parameters(torch.nn.Linear(10, 3)) == 10 * 3 + 3
-    assert minikit.count_parameters(torch.nn.Linear(10, 3, bias=False)) == 30
-
-
-def test_count_parameters_counts_shared_tensors_once():
-    shared = torch.nn.Linear(8, 8)
-    model = torch.nn.Sequential(shared, torch.nn.ReLU(), shared)
-    assert minikit.count_parameters(model) == 8 * 8 + 8
-
-    class Tied(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = torch.nn.Linear(4, 4, bias=False)
-            self.b = torch.nn.Linear(4, 4, bias=False)
-            self.b.weight = self.a.weight
-
-    assert minikit.count_parameters(Tied()) == 16
-
-
-def test_count_parameters_matches_numel(tiny_model):
-    assert minikit.count_parameters(tiny_model) == sum(p.numel() for p in tiny_model.parameters())
-
-
-def test_count_nonzero_parameters_after_pruning(tiny_model):
-    total = minikit.count_parameters(tiny_model)
-    before = minikit.count_parameters(tiny_model, nonzero=True)
-    assert before == sum(int((p != 0).sum()) for p in tiny_model.parameters())
-    assert before < total  # BERT initialises biases and LayerNorm betas at zero
-    weight = tiny_model.bert.encoder.layer[0].intermediate.dense.weight
-    assert int((weight == 0).sum()) == 0  # random normal weights: no exact zeros to start with
-    with torch.no_grad():
-        weight[:, : weight.shape[1] // 2] = 0  # prune half the columns
-    after = minikit.count_parameters(tiny_model, nonzero=True)
-    assert after == before - weight.shape[0] * (weight.shape[1] // 2)
-    assert minikit.count_parameters(tiny_model) == total  # zeros still count as parameters
-
-
-def test_size_on_disk_is_four_bytes_per_parameter(tiny_bert_config):
-    model = minikit.build_model(tiny_bert_config(vocab_size=30522), num_labels=2, seed=0)  # ~1 M params
-    params = minikit.count_parameters(model)
-    size = minikit.size_on_disk_mb(model)
-    assert size == pytest.approx(4 * params / 1e6, rel=0.02)
-    assert size >= 4 * params / 1e6  # the safetensors header only adds
-
-
-def test_size_on_disk_halves_in_fp16(tiny_bert_config):
-    model = minikit.build_model(tiny_bert_config(vocab_size=30522), seed=0)
-    fp32 = minikit.size_on_disk_mb(model)
-    fp16 = minikit.size_on_disk_mb(model.half())
-    assert fp16 == pytest.approx(fp32 / 2, rel=0.02)
-
-
-def test_dummy_inputs_shapes(tiny_model):
-    inputs = dummy_inputs(tiny_model, batch_size=3, seq_len=17)
-    assert set(inputs) == {"input_ids", "attention_mask"}
-    assert inputs["input_ids"].shape == (3, 17)
-    assert inputs["attention_mask"].shape == (3, 17)
-    assert inputs["input_ids"].dtype == torch.long
-    assert torch.all(inputs["attention_mask"] == 1)
-    assert int(inputs["input_ids"].max()) < tiny_model.config.vocab_size
-    assert int(inputs["input_ids"].min()) >= 0
-    again = dummy_inputs(tiny_model, batch_size=3, seq_len=17)
-    assert torch.equal(inputs["input_ids"], again["input_ids"])  # seeded
-    other = dummy_inputs(tiny_model, batch_size=3, seq_len=17, seed=1)
-    assert not torch.equal(inputs["input_ids"], other["input_ids"])
-
-
-def test_dummy_inputs_run_through_the_model(tiny_model):
-    with torch.inference_mode():
-        logits = tiny_model(**dummy_inputs(tiny_model, 2, 128)).logits  # max_position_embeddings = 128
-    assert logits.shape == (2, 3)
-
-
-def test_dummy_inputs_too_long(tiny_model):
-    with pytest.raises(ValueError, match=r"seq_len=129 exceeds this model's 128 positions"):
-        dummy_inputs(tiny_model, 1, 129)
-
-
-@pytest.mark.parametrize("batch_size, seq_len", [(0, 8), (1, 1), (-1, 8)])
-def test_dummy_inputs_bad_sizes(tiny_model, batch_size, seq_len):
-    with pytest.raises(ValueError, match="need batch_size ≥ 1 and seq_len ≥ 2"):
-        dummy_inputs(tiny_model, batch_size, seq_len)
-
-
-def test_dummy_inputs_small_vocabulary(tiny_bert_config):
-    # PACKAGE BUG: dummy_inputs draws ids with torch.randint(1000, vocab_size): for a model whose
-    # vocabulary has ≤ 1000 tokens (the tiny configs a learner builds) it raises
-    # "RuntimeError: random_ expects 'from' to be less than 'to'", and so does profile_model.
-    model = minikit.build_model(tiny_bert_config(vocab_size=1000), seed=0)
-    inputs = dummy_inputs(model, 2, 8)
-    assert inputs["input_ids"].shape == (2, 8)
-    assert int(inputs["input_ids"].max()) < 1000
-
-
-def test_measure_latency(tiny_model):
-    inputs = dummy_inputs(tiny_model, 1, 16)
-    times = measure_latency(tiny_model, inputs, warmup=1, repeats=7)
-    assert isinstance(times, np.ndarray)
-    assert times.shape == (7,)
-    assert np.all(times > 0)
-    assert np.all(np.isfinite(times))
-    assert times.max() < 10_000  # milliseconds, not seconds or nanoseconds
-
-
-def test_measure_latency_counts_calls():
-    calls = []
-
-    class Counting(torch.nn.Module):
-        def forward(self, **kwargs):
-            calls.append(torch.is_inference_mode_enabled())
-            return None
-
-    times = measure_latency(Counting(), {"input_ids": torch.zeros(1, 2)}, warmup=2, repeats=3)
-    assert len(times) == 3
-    assert len(calls) == 5  # warm-up runs happen but are not timed
-    assert all(calls)  # timed without autograd bookkeeping
-
-
-def test_median_latency_is_the_median_of_the_timed_runs(monkeypatch):
-    seen = []
-
-    def fake(model, inputs, warmup, repeats):
-        seen.append((warmup, repeats))
-        return np.array([5.0, 1.0, 3.0]) if repeats == 3 else np.array([1.0, 2.0, 3.0, 10.0])
-
-    monkeypatch.setattr(profiling, "measure_latency", fake)
-    assert profiling.median_latency_ms(None, {}, warmup=1, repeats=3) == 3.0
-    assert profiling.median_latency_ms(None, {}, warmup=0, repeats=4) == 2.5  # even count: the mean of the middle two
-    assert seen == [(1, 3), (0, 4)] and isinstance(profiling.median_latency_ms(None, {}, 1, 3), float)
-
-
-@pytest.mark.parametrize("warmup, repeats", [(3, 0), (3, -1), (-1, 5)])
-def test_measure_latency_bad_arguments(tiny_model, warmup, repeats):
-    with pytest.raises(ValueError, match=r"need repeats ≥ 1 and warmup ≥ 0"):
-        measure_latency(tiny_model, dummy_inputs(tiny_model, 1, 8), warmup=warmup, repeats=repeats)
-
-
-def test_profile_model(tiny_model):
-    profile = profile_model(tiny_model, name="tiny", seq_len=16, batch_size=4, repeats=5, batch_repeats=2)
-    assert isinstance(profile, ModelProfile)
-    params = minikit.count_parameters(tiny_model)
-    weights_mb = 4 * params / 1e6
-    assert profile.name == "tiny"
-    assert profile.params_m == pytest.approx(params / 1e6)
-    assert profile.size_mb == pytest.approx(weights_mb, rel=0.05)
-    assert (profile.seq_len, profile.batch_size) == (16, 4)
-    assert profile.latency_p95_ms >= profile.latency_p50_ms > 0
-    assert profile.throughput > 0
-    assert profile.peak_memory_mb >= weights_mb
-    assert np.isfinite([profile.latency_p50_ms, profile.throughput, profile.peak_memory_mb]).all()
-    assert not tiny_model.training
-
-
-def test_profile_fields_are_what_charts_use():
-    names = [f.name for f in dataclasses.fields(ModelProfile)]
-    assert names == ["name", "params_m", "size_mb", "seq_len", "latency_p50_ms", "latency_p95_ms", "batch_size",
-                     "throughput", "peak_memory_mb"]
-
-
-def test_compare_models_one_catalog_model():
-    table = minikit.compare_models(["tinybert-4"], seq_len=16, batch_size=2, repeats=2, batch_repeats=1)
-    assert isinstance(table, pd.DataFrame)
-    assert list(table.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at"]
-    assert table["name"].tolist() == ["tinybert-4"]
-    row = table.iloc[0]
-    assert row["params_m"] == pytest.approx(14.35, rel=0.01)  # 5-label head
-    assert row["size_mb"] == pytest.approx(4 * row["params_m"], rel=0.02)
-    assert row["latency_p95_ms"] >= row["latency_p50_ms"] > 0
-    assert (row["seq_len"], row["batch_size"]) == (16, 2)
-
-
-# --- compare_models' cache ------------------------------------------------------------------------
-
-SMALL = dict(names=["tinybert-4"], seq_len=16, batch_size=2, repeats=2, batch_repeats=1)
-
-
-@pytest.fixture
-def counted_profiles(tmp_path, monkeypatch) -> list[tuple[str, int]]:
-    """An empty cache of its own, and a fake profile_model that records its calls.
-
-    Each call returns different latencies (1 ms, 2 ms, …), so a table measured again differs from
-    the cached one. build_model is stubbed too: these tests are about the cache, not the numbers
-    (test_compare_models_one_catalog_model measures for real).
-    """
-    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
-    calls: list[tuple[str, int]] = []
-
-    def fake_profile(model, name="model", seq_len=128, batch_size=32, repeats=10, batch_repeats=2):
-        calls.append((name, seq_len))
-        n = float(len(calls))
-        return ModelProfile(name, 14.35, 57.4, seq_len, n, n + 0.5, batch_size, 100.0 / n, 80.0 + n)
-
-    monkeypatch.setattr(profiling, "profile_model", fake_profile)
-    monkeypatch.setattr(minikit.models, "build_model", lambda name, num_labels=None, seed=None: object())
-    return calls
-
-
-def test_compare_models_second_call_reads_the_cache(counted_profiles):
-    first = minikit.compare_models(**SMALL)
-    second = minikit.compare_models(**SMALL)
-    assert counted_profiles == [("tinybert-4", 16)]  # measured once
-    pd.testing.assert_frame_equal(first, second)
-    assert list(first.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at"]
-    measured_at = dt.datetime.fromisoformat(first.loc[0, "measured_at"])
-    assert measured_at.tzinfo is not None
-    assert abs(dt.datetime.now(dt.timezone.utc) - measured_at) < dt.timedelta(minutes=5)
-    table = cache.entries(profiling.PROFILES_KIND)
-    assert len(table) == 1
-    assert table.loc[0, "parts"]["machine"] == system.machine_description()
-
-
-def test_compare_models_refresh_measures_again_and_replaces_the_entry(counted_profiles):
-    first = minikit.compare_models(**SMALL)
-    fresh = minikit.compare_models(**SMALL, refresh=True)
-    assert len(counted_profiles) == 2
-    assert fresh.loc[0, "latency_p50_ms"] == 2.0 != first.loc[0, "latency_p50_ms"]
-    later = minikit.compare_models(**SMALL)
-    assert len(counted_profiles) == 2
-    pd.testing.assert_frame_equal(later, fresh)  # the refreshed table replaced the old one
-    assert len(cache.entries(profiling.PROFILES_KIND)) == 1
-
-
-def test_compare_models_a_failed_refresh_keeps_the_cached_table(counted_profiles, monkeypatch):
-    first = minikit.compare_models(**SMALL)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(profiling, "profile_model", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        minikit.compare_models(**SMALL, refresh=True)
-    pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)
-
-
-@pytest.mark.parametrize("change", [
-    dict(seq_len=32), dict(batch_size=4), dict(repeats=3), dict(batch_repeats=2), dict(seed=1),
-    dict(names=["tinybert-4", "minilm-l6"]), dict(names=["minilm-l6"]), "threads", "machine",
-])
-def test_compare_models_anything_that_changes_the_numbers_is_a_new_entry(counted_profiles, monkeypatch, change):
-    first = minikit.compare_models(**SMALL)
-    with monkeypatch.context() as elsewhere:
-        if change == "threads":
-            threads = torch.get_num_threads()
-            elsewhere.setattr(torch, "get_num_threads", lambda: threads + 1)
-        elif change == "machine":
-            elsewhere.setattr(system, "_cpu_model_name", lambda: "Another CPU @ 1.0GHz")
-        other = minikit.compare_models(**(SMALL if isinstance(change, str) else {**SMALL, **change}))
-    assert len(counted_profiles) == 1 + len(other)  # measured again, not read from the cache
-    assert len(cache.entries(profiling.PROFILES_KIND)) == 2
-    pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)  # the first entry is still there
-
-
-def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_profiles):
-    with pytest.raises(minikit.models.UnknownNameError, match="Unknown model name 'no-such-model'"):
-        minikit.compare_models(["tinybert-4", "no-such-model"], seq_len=16, batch_size=2)
-    assert counted_profiles == []
-    assert cache.entries(profiling.PROFILES_KIND).empty
-
-
-def test_machine_description_has_every_field():
-    machine = system.machine_description()
-    assert set(machine) == {"machine", "system", "cpu_count", "cpu_model"}
-    assert all(machine[k] for k in ("machine", "system", "cpu_model"))
-    json.dumps(machine)  # it goes into a cache key
-
-
-def test_cpu_model_name_from_x86_arm_or_no_cpuinfo(tmp_path, monkeypatch):
-    x86 = tmp_path / "x86"
-    x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-1165G7\n")
-    assert system._cpu_model_name(x86) == "Intel(R) Core(TM) i7-1165G7"
-    arm = tmp_path / "arm"
-    arm.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n")
-    assert system._cpu_model_name(arm) == "implementer 0x41, part 0xd0c"
-    monkeypatch.setattr(system.platform, "processor", lambda: "")
-    assert system._cpu_model_name(tmp_path / "missing") == "unknown"
-
-
-def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them():
-    from minikit.benchmark import benchmark_session_options
-
-    options = benchmark_session_options(threads=2)
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert options.intra_op_num_threads == 2
+from sklearn import metrics as skm
+
+from minikit.metrics import (
+    accuracy,
+    class_probabilities,
+    classification_report,
+    confusion_matrix,
+    macro_f1,
+    misclassified,
+    precision_recall_at_threshold,
+    precision_recall_curve_table,
+    soft_probabilities,
+    subset_accuracy,
+)
+
+LABELS = ["business", "entertainment", "politics", "sport", "tech"]
+
+
+# --- quality metrics ------------------------------------------------------------------------------
+
+
+def test_confusion_matrix_and_scores_match_sklearn(labels):
+    y_true, y_pred = labels
+    cm = confusion_matrix(y_true, y_pred, 5)
+    np.testing.assert_array_equal(cm, skm.confusion_matrix(y_true, y_pred, labels=range(5)))
+    assert cm[:, 4].sum() == 0 and cm.sum() == 300
+    assert accuracy(y_true, y_pred) == pytest.approx(skm.accuracy_score(y_true, y_pred))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ours: 0/0 is 0, silently
+        ours = macro_f1(y_true, y_pred)
+    assert ours == pytest.approx(skm.f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def test_classification_report_matches_sklearn(labels):
+    y_true, y_pred = labels
+    report = classification_report(y_true, y_pred, LABELS)
+    ref = skm.classification_report(y_true, y_pred, labels=range(5), target_names=LABELS, output_dict=True,
+                                    zero_division=0)
+    assert list(report.index) == LABELS + ["accuracy", "macro avg", "weighted avg"]
+    assert list(report.columns) == ["precision", "recall", "f1", "support"]
+    for row in LABELS + ["macro avg", "weighted avg"]:
+        expected = [ref[row]["precision"], ref[row]["recall"], ref[row]["f1-score"]]
+        assert report.loc[row, ["precision", "recall", "f1"]].tolist() == pytest.approx(expected), row
+        assert report.loc[row, "support"] == ref[row]["support"]
+    assert report.loc["accuracy", "f1"] == pytest.approx(ref["accuracy"])
+    assert report.loc["tech", ["precision", "recall", "f1"]].tolist() == [0.0, 0.0, 0.0]  # never predicted
+
+
+def test_hand_computed_example():
+    y_true, y_pred = [0, 0, 1, 1, 2], [0, 1, 1, 1, 0]
+    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, 3), [[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+    report = classification_report(y_true, y_pred, ["a", "b", "c"])
+    # a: 1 of 2 predicted a is right, 1 of 2 true a found; b: 2 of 3 right, all found; c: never predicted.
+    assert report["precision"].iloc[:3].tolist() == pytest.approx([1 / 2, 2 / 3, 0])
+    assert report["recall"].iloc[:3].tolist() == pytest.approx([1 / 2, 1, 0])
+    assert report["f1"].iloc[:3].tolist() == pytest.approx([1 / 2, 0.8, 0])
+    assert report.loc["accuracy", "f1"] == pytest.approx(3 / 5) == accuracy(y_true, y_pred)
+    assert macro_f1(y_true, y_pred) == pytest.approx(1.3 / 3)
+    assert report.loc["weighted avg", "f1"] == pytest.approx((2 * 0.5 + 2 * 0.8 + 0) / 5)
+
+
+def test_macro_f1_counts_a_class_absent_from_both_only_when_asked():
+    y_true, y_pred = [0, 0, 1, 1], [0, 1, 1, 1]
+    assert macro_f1(y_true, y_pred) == pytest.approx(skm.f1_score(y_true, y_pred, average="macro"))
+    assert macro_f1(y_true, y_pred, num_labels=3) == pytest.approx(
+        skm.f1_score(y_true, y_pred, labels=[0, 1, 2], average="macro", zero_division=0))
+
+
+def test_metric_errors_say_what_was_given():
+    with pytest.raises(ValueError, match=r"argmax"):
+        accuracy([0, 1], np.eye(2))
+    with pytest.raises(ValueError, match=r"num_labels=2"):
+        confusion_matrix([0, 1], [0, 2], 2)
+    with pytest.raises(ValueError, match=r"3 labels but y_pred has 2"):
+        macro_f1([0, 1, 1], [0, 1])
+
+
+# --- thresholds and mistakes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.5, 0.8, 1.0])
+def test_threshold_precision_recall_match_sklearn(probs, threshold):
+    p, y = probs
+    scores = precision_recall_at_threshold(p, y, 2, threshold)
+    flagged = p[:, 2] >= threshold
+    assert scores.precision == pytest.approx(skm.precision_score(y == 2, flagged, zero_division=0))
+    assert scores.recall == pytest.approx(skm.recall_score(y == 2, flagged, zero_division=0))
+    assert scores.f1 == pytest.approx(skm.f1_score(y == 2, flagged, zero_division=0))
+    assert (scores.predicted, scores.positives) == (flagged.sum(), (y == 2).sum())
+
+
+def test_precision_recall_table(probs):
+    p, y = probs
+    table = precision_recall_curve_table(p, y, 1)
+    assert len(table) == 101 and {"threshold", "precision", "recall", "f1"} <= set(table.columns)
+    assert table["recall"].is_monotonic_decreasing  # a higher bar flags fewer examples
+    assert table["recall"].iloc[0] == 1.0 and table["predicted"].iloc[-1] == 0
+    with pytest.raises(ValueError, match="softmax"):
+        precision_recall_at_threshold(np.log(p), y, 1, 0.5)
+
+
+def test_misclassified_lists_confident_mistakes_first(probs):
+    p, y = probs
+    pred = p.argmax(1)
+    texts = [f"article number {i} " + "word " * 100 for i in range(len(y))]
+    ids = [f"doc/{i}" for i in range(len(y))]
+    table = misclassified(texts, ids, y, pred, p, ["a", "b", "c", "d"], k=10, snippet_chars=40)
+    assert list(table.columns) == ["id", "true", "predicted", "confidence", "p_true", "text"]
+    assert len(table) == 10 and table["confidence"].is_monotonic_decreasing
+    assert (table["true"] != table["predicted"]).all()
+    assert table["text"].str.len().max() <= 40 and table["text"].iloc[0].endswith("…")
+    first = int(table["id"].iloc[0].split("/")[1])
+    assert table["confidence"].iloc[0] == pytest.approx(p[first].max())
+    assert table["p_true"].iloc[0] == pytest.approx(p[first, y[first]])
+    assert len(misclassified(texts, ids, y, pred, p, ["a", "b", "c", "d"], k=None)) == (pred != y).sum()
+
+
+def test_subset_accuracy_scores_argmax_in_eval_mode_and_restores_the_mode():
+    modes = []
+
+    class Echo(torch.nn.Module):  # its logits are the batch's "x"
+        def forward(self, x):
+            modes.append(self.training)
+            return type("Out", (), {"logits": x})()
+
+    model = Echo().train()
+    batches = [{"x": torch.tensor([[1.0, 0.0], [0.0, 1.0]])}, {"x": torch.tensor([[0.2, 0.9]])}]
+    assert subset_accuracy(model, batches, [0, 0, 1]) == pytest.approx(2 / 3)  # predicted 0, 1, 1
+    assert subset_accuracy(model, batches, np.array([0, 1, 1])) == 1.0
+    assert modes == [False] * 4 and model.training  # dropout off while scoring, training mode back after
+
+
+def test_class_probabilities_checks_the_shape_against_the_names():
+    p, y = class_probabilities([[0.2, 0.8], [0.6, 0.4]], [1, 0], 2)
+    assert isinstance(p, np.ndarray) and p.shape == (2, 2) and y.tolist() == [1, 0]
+    for probs, n in (([[0.2, 0.8]], 3), ([0.2, 0.8], 2)):
+        with pytest.raises(ValueError, match=f"but there are {n} label names"):
+            class_probabilities(probs, [1], n)
+
+
+@pytest.mark.usefixtures("cache_root")
+def test_soft_probabilities_by_hand_and_against_torch():
+    logits = np.array([0.0, np.log(3.0)])  # e^0 : e^ln3 = 1 : 3
+    np.testing.assert_allclose(soft_probabilities(logits, 1.0), [0.25, 0.75])
+    root3 = np.sqrt(3.0)  # at T = 2 the ratio is 1 : 3^(1/2)
+    np.testing.assert_allclose(soft_probabilities(logits, 2.0), [1 / (1 + root3), root3 / (1 + root3)])
+    many = np.random.default_rng(0).normal(size=(4, 5)) * 10
+    for t in (0.5, 1.0, 3.0):
+        expected = torch.softmax(torch.from_numpy(many) / t, dim=-1).numpy()
+        np.testing.assert_allclose(soft_probabilities(many, t), expected, rtol=1e-12)
+    assert soft_probabilities(np.array([1000.0, 0.0]), 1.0).tolist() == [1.0, 0.0]  # no overflow

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import datasets
+import helpers
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
+from helpers import TOPICS, topic_splits  # noqa: E402  (shared test data)
 
 import minikit
 from minikit import multitask
@@ -24,26 +24,13 @@ from minikit.multitask import (
     train_multitask,
     weighted_loss,
 )
-from minikit.tasks import Task, check_tasks, headline_pairs
+from minikit.tasks import Task, check_tasks
 from minikit.training import TrainConfig
 
-FAST = dict(epochs=2, batch_size=4, eval_every=3, learning_rate=3e-3, activation_checkpointing=False)
+# Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
+pytestmark = pytest.mark.usefixtures("cache_root")
 
-
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
-    return tmp_path / "minikit-cache"
-
-
-def topic_splits(n_train: int = 24, n_eval: int = 9) -> datasets.DatasetDict:
-    return make_splits(n_train, n_eval)
-
-
-@pytest.fixture(scope="module")
-def pair_splits() -> datasets.DatasetDict:
-    texts, topics, ids = articles()
-    return headline_pairs(texts, topics, ids, seed=0, validation_size=0.2, test_size=0.2)
+FAST = {**helpers.FAST, "epochs": 2}
 
 
 @pytest.fixture

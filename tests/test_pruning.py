@@ -6,6 +6,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from helpers import ARCHS
 from torch.nn.utils import prune
 
 import minikit
@@ -32,8 +33,6 @@ from minikit.pruning import (
     tensor_bytes,
 )
 from minikit.training import TrainConfig
-
-ARCHS = ["bert", "distilbert", "mobilebert"]
 
 
 @pytest.fixture(params=ARCHS)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import ARCHS
 from torch import nn
 
 import minikit
@@ -32,8 +33,6 @@ from minikit.quantization import (
     requantize_linears,
     typical_row,
 )
-
-ARCHS = ["bert", "distilbert", "mobilebert"]
 
 
 @pytest.fixture(params=ARCHS)

@@ -9,12 +9,10 @@ import sys
 
 import pandas as pd
 import pytest
+from helpers import FAST_CONFIG
 
 import minikit
 from minikit import report as R
-from minikit.training import TrainConfig
-
-FAST = TrainConfig(epochs=1, batch_size=8, max_length=32, eval_every=5, learning_rate=3e-3)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,7 @@ def tiny_inputs(tmp_path_factory):
 def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path):
     model_dir, data = tiny_inputs
     out = tmp_path / "report"
-    result = R.run_report(model_dir, data, out, config=FAST, repeats=3, progress=False, threads=1)
+    result = R.run_report(model_dir, data, out, config=FAST_CONFIG, repeats=3, progress=False, threads=1)
     names = ["baseline fp32 (PyTorch)", "pruned FFN 50% (PyTorch)", "int8 dynamic (PyTorch)", "int8 (ONNX Runtime)",
              "student fp32 (PyTorch)", "student int8 (ONNX Runtime)"]
     assert result.table["name"].tolist() == names
@@ -49,7 +47,7 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     served = minikit.deployment.load_served_model(out / "served")
     assert len(served.predict(["the team won the cup"])) == 1
     # a second run reads every trained model from the cache: it only measures
-    again = R.run_report(model_dir, data, out, config=FAST, repeats=3, progress=False, threads=1)
+    again = R.run_report(model_dir, data, out, config=FAST_CONFIG, repeats=3, progress=False, threads=1)
     assert again.table["accuracy"].tolist() == result.table["accuracy"].tolist()
     assert again.seconds["fine-tune"] < result.seconds["fine-tune"] + 60
 

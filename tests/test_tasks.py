@@ -10,22 +10,11 @@ import datasets
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TOPICS, articles, make_splits  # noqa: E402  (shared test data)
+from helpers import TOPICS, articles, make_splits, topic_splits  # noqa: E402  (shared test data)
 
 import minikit
 from minikit.data import stratified_subset
 from minikit.tasks import Task, TaskSampler, file_task, headline_pairs
-
-
-def topic_splits(n_train: int = 24, n_eval: int = 9) -> datasets.DatasetDict:
-    return make_splits(n_train, n_eval)
-
-
-@pytest.fixture(scope="module")
-def pair_splits() -> datasets.DatasetDict:
-    texts, topics, ids = articles()
-    return headline_pairs(texts, topics, ids, seed=0, validation_size=0.2, test_size=0.2)
-
 
 # --- encoding a task for the model --------------------------------------------------------------
 

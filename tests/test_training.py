@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datasets
+import helpers
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,11 +23,8 @@ from minikit.training import (
     train_classifier,
 )
 
-
-@pytest.fixture(autouse=True)
-def cache_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
-    return tmp_path / "minikit-cache"
+# Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
+pytestmark = pytest.mark.usefixtures("cache_root")
 
 
 @pytest.fixture
@@ -44,7 +42,7 @@ def tiny(tiny_bert_config, tokenizer):
     return make
 
 
-FAST = dict(epochs=2, batch_size=4, eval_every=3, learning_rate=3e-3)
+FAST = {**helpers.FAST, "epochs": 2}
 
 
 # --- TrainConfig --------------------------------------------------------------------------------
