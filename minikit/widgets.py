@@ -48,9 +48,9 @@ def jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
 class Explorer:
     """What the explorers share: knobs whose values are ``update``'s arguments, a status line and a label.
 
-    A subclass calls ``__init__``, makes its knobs and charts, calls ``_watch(*knobs)`` with the
-    knobs in ``update``'s argument order (or sets ``self.knobs`` before a first ``update`` and
-    calls ``_watch()`` after it), and lays out ``self.widget``. Moving a knob calls
+    A subclass defines ``update``, calls ``__init__``, makes its knobs and charts, calls
+    ``_watch(*knobs)`` with the knobs in ``update``'s argument order (or sets ``self.knobs`` before
+    a first ``update`` and calls ``_watch()`` after it), and lays out ``self.widget``. Moving a knob calls
     ``update(*values)``; an ``update`` called from code moves the knobs with ``_show_knobs``,
     which does not run ``update`` again.
     """
@@ -59,9 +59,6 @@ class Explorer:
         self.status, self.label = W.HTML(), W.HTML()
         self.knobs: tuple[W.ValueWidget, ...] = ()
         self._syncing = False
-
-    def update(self, *values):
-        raise NotImplementedError
 
     def _watch(self, *knobs: W.ValueWidget) -> None:
         """Call ``update`` when one of ``knobs`` (default: ``self.knobs``, set before a first update) moves."""
