@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-from minikit import cache, claims, data, errors, models, settings, system, training
+from minikit import cache, claims, data, errors, models, settings, stats, system, training
 from minikit.benchmark import Benchmark
 from minikit.data import (
     DuplicateReport,
@@ -58,6 +58,7 @@ from minikit.profiling import (
     size_on_disk_mb,
 )
 from minikit.settings import Settings, get_settings, seed_everything
+from minikit.stats import format_accuracy, paired_comparison, wilson_interval
 from minikit.training import FineTuned, TrainConfig, fine_tune, get_baseline
 
 __version__ = "0.1.0"
@@ -94,8 +95,8 @@ __all__ = [
     "LeakageReport", "MinikitError", "ModelCard", "ModelNotAvailableError", "ModelProfile", "OnnxMismatchError",
     "Settings", "TrainConfig", "UnknownNameError", "build_model", "cache", "check_leakage", "claims",
     "classification_report", "compare_models", "confusion_matrix", "count_parameters", "data", "errors",
-    "find_duplicates", "fine_tune", "get_baseline", "get_settings", "list_models", "load_dataset", "load_model",
-    "load_tokenizer", "measure_latency", "models", "normalize", "normalize_text", "prepare_dataset", "profile_model",
+    "find_duplicates", "fine_tune", "format_accuracy", "get_baseline", "get_settings", "list_models", "load_dataset", "load_model",
+    "load_tokenizer", "measure_latency", "models", "normalize", "normalize_text", "paired_comparison", "prepare_dataset", "profile_model",
     "remove_duplicates", "resolve_model_source", "seed_everything", "settings", "setup", "size_on_disk_mb",
-    "split_dataset", "system", "token_lengths", "tokenize", "training", "truncated_share",
+    "split_dataset", "stats", "system", "token_lengths", "tokenize", "training", "truncated_share", "wilson_interval",
 ]

@@ -36,11 +36,15 @@ from minikit.profiling import (
     measure_latency,
     size_on_disk_mb,
 )
+from minikit.stats import paired_comparison, wilson_interval
 from minikit.system import PeakRSS, machine_description
 
-# ================================================================================================
+def _bits(correct: str) -> np.ndarray:
+    """A row's "1"/"0" string as booleans."""
+    return np.frombuffer(correct.encode(), dtype=np.uint8) == ord("1")
+
+
 # Benchmark: several variants of one model, measured side by side in one run
-# ================================================================================================
 
 Batch = dict[str, np.ndarray]  # tokenizer outputs as int64 arrays, (B, T) each
 
@@ -69,6 +73,7 @@ class BenchResult:
     run: int  # which call of run() measured this row
     baseline_p50_ms: float  # the baseline's batch-1 p50 timed in the same run: the speedup's numerator
     measured_at: str = ""  # ISO time of the measurement (earlier than this run's when read from the cache)
+    correct: str = ""  # "1"/"0" per evaluation example (right/wrong), for paired tests; read by Benchmark.correct
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,11 @@ def _torch_predict(model: torch.nn.Module) -> Callable[[Batch], np.ndarray]:
 def benchmark_session_options(threads: int | None = None):
     """ONNX Runtime session options for timing beside other variants: worker threads do not spin.
 
-    By default ONNX Runtime's idle worker threads keep spinning for a while after each run, to
-    answer the next run sooner. Timed in alternation with a PyTorch model, that spinning takes
-    the cores the PyTorch call needs: measured on 2 cores, it doubled MiniLM-L6's float32 batch-1
-    latency (16 → 35 ms) and so inflated every ONNX Runtime speedup. A session made here waits
-    instead. ``threads`` sets the intra-op threads (default: ONNX Runtime's, one per core).
+    By default ONNX Runtime's idle worker threads keep spinning for a while after each run, to answer the next run
+    sooner. Timed in alternation with a PyTorch model, that spinning takes the cores the PyTorch call needs:
+    measured on 2 cores, it doubled MiniLM-L6's float32 batch-1 latency (16 → 35 ms) and so inflated every ONNX
+    Runtime speedup. A session made here waits instead. ``threads`` sets the intra-op threads (default: ONNX
+    Runtime's, one per core).
     """
     import onnxruntime as ort
 
@@ -222,7 +227,7 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
 
 
 # Bump when the Benchmark measures differently: cached runs taken the old way are then measured again.
-_BENCH_METHOD = 1
+_BENCH_METHOD = 2  # 2: rows keep which examples each variant got right
 
 
 def _version(package: str) -> str:
@@ -238,6 +243,7 @@ def _version(package: str) -> str:
 class _BenchInputs:
     batches: list[Batch]  # the evaluation examples, sorted by length, each batch padded to its longest
     labels: np.ndarray  # true labels in the same (sorted) order
+    order: np.ndarray  # order[i]: the evaluation row of sorted position i
     single: Batch  # 1 × max_length: latency
     full: Batch  # batch_size × max_length: throughput, memory, energy
 
@@ -245,20 +251,19 @@ class _BenchInputs:
 class Benchmark:
     """Measure several variants of one model side by side: quality, size, speed, memory, energy.
 
-    All variants see the same inputs: accuracy on the same examples (batched by length), timing
-    on real texts padded or truncated to exactly ``max_length`` tokens, so every variant sees
-    identical shapes. Timing alternates variants in rounds (A B, then B A, …) so that drift of
-    the machine hits all alike; in each round a variant runs ``burst`` timed calls back to back
-    after one untimed call, as a served model does (called one at a time in turn, a small model
-    would always start with the other model's weights in the CPU caches, which it never does in
-    service). ``run()`` again measures only the variants added since, and
-    times the baseline again beside them: a row's speedup uses the baseline timed in its run.
+    All variants see the same inputs: accuracy on the same examples (batched by length), timing on real texts
+    padded or truncated to exactly ``max_length`` tokens, so every variant sees identical shapes. Timing
+    alternates variants in rounds (A B, then B A, …) so that drift of the machine hits all alike; in each round
+    a variant runs ``burst`` timed calls back to back after one untimed call, as a served model does (called one
+    at a time in turn, a small model would always start with the other model's weights in the CPU caches, which
+    it never does in service). ``run()`` again measures only the variants added since, and times the baseline
+    again beside them: a row's speedup uses the baseline timed in its run.
 
-    ``cache=True`` keeps each run's rows in the cache, keyed by everything that sets them (each
-    variant's weights or .onnx file, its tokenizer, the data, every setting, torch's threads, the
-    versions and this machine): the same run again is read back (``measured_at`` says when it
-    was measured) instead of taking its seconds again; ``run(refresh=True)`` measures anew. A run
-    with a plain callable is never cached (its code cannot be fingerprinted).
+    ``cache=True`` keeps each run's rows in the cache, keyed by everything that sets them (each variant's
+    weights or .onnx file, its tokenizer, the data, every setting, torch's threads, the versions and this
+    machine): the same run again is read back (``measured_at`` says when it was measured) instead of taking its
+    seconds again; ``run(refresh=True)`` measures anew. A run with a plain callable is never cached (its code
+    cannot be fingerprinted).
     """
 
     def __init__(self, dataset, tokenizer, max_length: int = 128, baseline: str | None = None,
@@ -299,15 +304,13 @@ class Benchmark:
             config=None, tokenizer=None) -> "Benchmark":
         """Register a variant: a torch model, an ONNX Runtime session (or .onnx path), or a callable.
 
-        A session needs ``path=`` (its file gives size and parameters) or ``size_mb=``; pass the path
-        itself rather than your own session, so the session is made with
-        ``benchmark_session_options()`` (a session whose threads spin slows the variants timed
-        beside it). A callable
-        (given a dict of int64 NumPy arrays, returning logits) needs ``size_mb=``. ``config=`` (a
-        transformers config) lets a non-torch variant get a FLOP-based energy estimate. A torch
-        model is put in eval mode (dropout off), as inference would run it. ``tokenizer=`` gives a
-        variant its own tokenizer (a pruned vocabulary): it reads the same texts, encoded its way,
-        and is timed on them at the same ``max_length``.
+        A session needs ``path=`` (its file gives size and parameters) or ``size_mb=``; pass the path itself rather
+        than your own session, so the session is made with ``benchmark_session_options()`` (a session whose threads
+        spin slows the variants timed beside it). A callable (given a dict of int64 NumPy arrays, returning logits)
+        needs ``size_mb=``. ``config=`` (a transformers config) lets a non-torch variant get a FLOP-based energy
+        estimate. A torch model is put in eval mode (dropout off), as inference would run it. ``tokenizer=`` gives a
+        variant its own tokenizer (a pruned vocabulary): it reads the same texts, encoded its way, and is timed on
+        them at the same ``max_length``.
         """
         if name in self._variants:
             raise ValueError(f"A variant named {name!r} was already added. Fix: give this one another name.")
@@ -375,24 +378,41 @@ class Benchmark:
                          "onnxruntime": _version("onnxruntime")},
         }
 
+    def correct(self, name: str) -> np.ndarray:
+        """Which evaluation examples variant ``name`` got right (booleans, in the evaluation rows' order)."""
+        row = next((r for r in reversed(self.rows) if r.name == name), None)
+        if row is None:
+            measured = [r.name for r in self.rows]
+            raise ValueError(f"No measured variant named {name!r}. Measured: {measured}. Fix: add it and run().")
+        return _bits(row.correct)
+
     @property
     def results(self) -> pd.DataFrame:
-        """Every row so far, plus size_ratio, speedup and accuracy_delta against the baseline.
+        """Every row so far, with its accuracy's 95 % interval, and against the baseline its ratios and paired test.
 
-        size_ratio = size / baseline size (below 1: smaller). speedup = the baseline's batch-1 p50
-        from the same run / this p50 (the baseline row's p50 if it was not timed in that run).
-        accuracy_delta is in percentage points.
+        accuracy_low / accuracy_high: the Wilson interval of ``accuracy`` on its ``n_eval`` examples. size_ratio =
+        size / baseline size (below 1: smaller). speedup = the baseline's batch-1 p50 from the same run / this p50
+        (the baseline row's p50 if it was not timed in that run). accuracy_delta is in percentage points; delta_low
+        / delta_high are its 95 % interval from the paired comparison on the same examples
+        (``stats.paired_comparison``), p_value McNemar's exact test, and change "better", "worse" or "cannot tell (n
+        = …)".
         """
         table = pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in fields(BenchResult)])
+        correct = table.pop("correct")
+        intervals = np.array([wilson_interval(round(a * n), n) for a, n in zip(table["accuracy"], table["n_eval"])])
+        table.insert(3, "accuracy_low", intervals[:, 0] if len(table) else [])
+        table.insert(4, "accuracy_high", intervals[:, 1] if len(table) else [])
         base = table[table["name"] == self.baseline]
-        if base.empty:
-            return table.assign(size_ratio=np.nan, speedup=np.nan, accuracy_delta=np.nan)
-        b = base.iloc[0]
+        b = base.iloc[0] if not base.empty else pd.Series(np.nan, index=table.columns)
+        base_bits = correct[base.index[0]] if not base.empty else ""
+        paired = [paired_comparison(_bits(c), _bits(base_bits)) if c and len(c) == len(base_bits) else None
+                  for c in correct]  # None: not the baseline's examples (or no baseline)
         return table.assign(
             size_ratio=table["size_mb"] / b["size_mb"],
             speedup=table["baseline_p50_ms"].fillna(b["latency_p50_ms"]) / table["latency_p50_ms"],
             accuracy_delta=(table["accuracy"] - b["accuracy"]) * 100,
-        )
+            delta_low=[p.low if p else np.nan for p in paired], delta_high=[p.high if p else np.nan for p in paired],
+            p_value=[p.p_value if p else np.nan for p in paired], change=[p.change if p else "" for p in paired])
 
     # --- the measurements ---------------------------------------------------------------------
 
@@ -415,17 +435,19 @@ class Benchmark:
             full = self._encode(tokenizer, [texts[i % n] for i in range(self.batch_size)], padding="max_length")
             self._data[id(tokenizer)] = _BenchInputs(
                 batches=[self._encode(tokenizer, [texts[i] for i in chunk], padding=True) for chunk in chunks],
-                labels=labels[order], single={k: v[:1] for k, v in full.items()}, full=full,
+                labels=labels[order], order=order, single={k: v[:1] for k, v in full.items()}, full=full,
             )
         return self._data[id(tokenizer)]
 
-    def _quality(self, v: _Variant, data: _BenchInputs) -> tuple[float, float, float]:
-        """(accuracy, macro F1, extra peak memory in MB) of one variant."""
+    def _quality(self, v: _Variant, data: _BenchInputs) -> tuple[float, float, float, str]:
+        """(accuracy, macro F1, extra peak memory in MB, right/wrong per example in row order) of one variant."""
         with PeakRSS() as rss:
             v.predict(data.full)  # the first batch forward: one-off allocations (arenas, caches) count
         predictions = np.concatenate([v.predict(batch).argmax(-1) for batch in data.batches])
+        right = np.empty(len(predictions), dtype=np.uint8)
+        right[data.order] = predictions == data.labels  # in row order: another tokenizer sorts the rows otherwise
         return (accuracy(data.labels, predictions), macro_f1(data.labels, predictions, self.num_labels),
-                max(rss.peak_mb, 0.0))
+                max(rss.peak_mb, 0.0), (right + ord("0")).tobytes().decode())
 
     def _time(self, variants: list[_Variant], which: str, repeats: int,
               warmup: int) -> dict[str, tuple[np.ndarray, float | None]]:
@@ -467,9 +489,9 @@ class Benchmark:
             return float("nan"), ENERGY_UNAVAILABLE
         return estimate_energy_j(flops).joules * 1e3, ENERGY_ESTIMATE
 
-    def _row(self, v: _Variant, quality: tuple[float, float, float], single_ms: np.ndarray, full_ms: np.ndarray,
+    def _row(self, v: _Variant, quality: tuple[float, float, float, str], single_ms: np.ndarray, full_ms: np.ndarray,
              joules: float | None, reference_ms: float, n_eval: int) -> BenchResult:
-        acc, f1, extra_mb = quality
+        acc, f1, extra_mb, correct = quality
         params, nonzero = v.params if v.params is not None else (float("nan"), float("nan"))
         energy, source = self._energy(v, joules, len(full_ms) * self.batch_size)
         return BenchResult(
@@ -479,6 +501,7 @@ class Benchmark:
             latency_p95_ms=float(np.percentile(single_ms, 95)), batch_size=self.batch_size,
             throughput=float(self.batch_size / (np.median(full_ms) / 1e3)), peak_memory_mb=v.size_mb + extra_mb,
             energy_mj_per_example=energy, energy_source=source, run=self._runs, baseline_p50_ms=reference_ms,
+            correct=correct,
         )
 
 

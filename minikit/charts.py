@@ -163,11 +163,17 @@ def benchmark_chart(table: pd.DataFrame, baseline: str | None = None) -> alt.HCo
     """Two panels from a ``Benchmark`` table: accuracy vs batch-1 latency, accuracy vs size.
 
     The baseline is a diamond, with its accuracy as a dashed line: up and to the left of it is better.
+    A table with ``accuracy_low`` and ``accuracy_high`` (``Benchmark.results``) gets each accuracy's
+    95 % interval as a vertical bar.
     """
     data = table.assign(accuracy_pct=100 * table["accuracy"],
                         role=np.where(table["name"] == baseline, "baseline", "variant"))
+    bars = {"accuracy_low", "accuracy_high"} <= set(table.columns)  # the 95 % intervals, when the table has them
+    if bars:
+        data = data.assign(low_pct=100 * table["accuracy_low"], high_pct=100 * table["accuracy_high"])
     extra = [c for c in ["throughput", "speedup", "size_ratio"] if c in data]  # tooltips, when the table has them
-    data = data[["name", "role", "accuracy_pct", "latency_p50_ms", "size_mb", *extra]]
+    data = data[["name", "role", "accuracy_pct", "latency_p50_ms", "size_mb", *extra,
+                 *(["low_pct", "high_pct"] if bars else [])]]
 
     def panel(column: str, title: str) -> alt.LayerChart:
         base = alt.Chart(data).encode(
@@ -183,14 +189,18 @@ def benchmark_chart(table: pd.DataFrame, baseline: str | None = None) -> alt.HCo
         )
         labels = base.mark_text(align="left", dx=9, fontSize=11).encode(text="name:N")
         layers = [points, labels]
+        if bars:  # each accuracy's 95 % interval: variants whose bars overlap may not differ at all
+            layers.insert(0, base.mark_rule(strokeWidth=2, opacity=0.6).encode(
+                y="low_pct:Q", y2="high_pct:Q", color=alt.Color("name:N", title="variant")))
         if (data["role"] == "baseline").any():
             level = alt.Chart(data[data["role"] == "baseline"]).mark_rule(color="gray", strokeDash=[4, 3]).encode(
                 y="accuracy_pct:Q")
             layers.insert(0, level)
         return alt.layer(*layers).properties(width=300, height=240)
 
+    note = ", bars = 95 % intervals" if bars else ""
     return alt.hconcat(panel("latency_p50_ms", "latency p50, batch 1 (ms)"), panel("size_mb", "size (MB)")).properties(
-        title=f"Accuracy against cost{f' (◆ = baseline {baseline})' if baseline else ''}")
+        title=f"Accuracy against cost{f' (◆ = baseline {baseline}{note})' if baseline else note}")
 
 
 def attribution_chart(df: pd.DataFrame, top_k: int = 20, include_special: bool = False) -> alt.Chart:

@@ -21,7 +21,7 @@ import numpy as np
 
 from minikit import cache as _cache
 from minikit import loading
-from minikit.errors import DataError, DataWarning
+from minikit.errors import DataError, DataWarning, option
 from minikit.loading import BBC_NEWS
 from minikit.settings import DEFAULT_SEED
 
@@ -176,22 +176,42 @@ def split_dataset(ds: datasets.Dataset, test_size: float = 0.15, validation_size
     n_test = math.ceil(test_size * len(ds))
     n_validation = math.ceil(validation_size / (1 - test_size) * (len(ds) - n_test))
     n_train = len(ds) - n_test - n_validation
-    for name, share, size, fix in (("test", test_size, n_test, "raise test_size"),
-                                   ("validation", validation_size, n_validation, "raise validation_size"),
-                                   ("train", 1 - test_size - validation_size, n_train,
-                                    "lower test_size or validation_size")):
-        if size < n_classes:
-            raise DataError(f"A {name} split of {share:.0%} of {len(ds)} rows ({size}) is smaller than the {n_classes} "
-                            f"classes: a stratified split needs one row per class. Fix: {fix}, or add rows.")
+    if min(n_test, n_validation, n_train) < n_classes:
+        # Too few rows for every class to reach each split by proportion: split each class on its own.
+        return _per_class_split(ds, test_size, validation_size, seed)
     first = ds.train_test_split(test_size=test_size, stratify_by_column="label", seed=seed)
     left = Counter(first["train"]["label"])
-    short = {ds.features["label"].names[k]: left[k] for k in counts if left[k] < 2}
-    if short:  # the second cut needs two rows of each class
-        raise DataError(f"After the {test_size:.0%} test split, classes {short} have fewer than 2 rows left for "
-                        "train and validation. Fix: add rows to those classes, or lower test_size.")
+    if any(left[k] < 2 for k in counts):  # the second cut needs two rows of each class
+        return _per_class_split(ds, test_size, validation_size, seed)
     rest = first["train"].train_test_split(test_size=validation_size / (1 - test_size),
                                            stratify_by_column="label", seed=seed)
     return datasets.DatasetDict(train=rest["train"], validation=rest["test"], test=first["test"])
+
+
+def _per_class_split(ds: datasets.Dataset, test_size: float, validation_size: float,
+                     seed: int) -> datasets.DatasetDict:
+    """Each class split on its own: its share of test and validation rows, but at least one of each.
+
+    The closest honest split when the shares alone would leave a class out of a split (few rows, many
+    classes): every class is tested, and a DataWarning says how far the shares moved.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(ds["label"])
+    parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
+    for c in np.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        n_test = max(1, round(test_size * len(rows)))
+        n_validation = max(1, round(validation_size * len(rows)))
+        parts["test"] += rows[:n_test].tolist()
+        parts["validation"] += rows[n_test:n_test + n_validation].tolist()
+        parts["train"] += rows[n_test + n_validation:].tolist()
+    splits = datasets.DatasetDict({name: ds.select(sorted(rows)) for name, rows in parts.items()})
+    shares = ", ".join(f"{name} {len(split)} ({len(split) / len(ds):.0%})" for name, split in splits.items())
+    warnings.warn(f"{len(ds)} rows in {len(np.unique(labels))} classes are too few for a {1 - test_size - validation_size:.0%}"
+                  f"/{validation_size:.0%}/{test_size:.0%} split that holds every class in every split, so each class "
+                  f"was split on its own, with at least one row in validation and in test: {shares}. With so "
+                  "few test rows, read the accuracy's interval, not its value.", DataWarning, stacklevel=3)
+    return splits
 
 
 def stratified_subset(ds: datasets.Dataset, fraction: float, seed: int, label_column: str = "label") -> datasets.Dataset:
@@ -336,10 +356,14 @@ def fixed_subset(tokenizer, dataset: datasets.Dataset, n: int, max_length: int =
 
 def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase: bool = False,
                     near_threshold: float | None = 0.9, test_size: float = 0.15,
-                    validation_size: float = 0.15, cache: bool = True) -> tuple[datasets.DatasetDict, DuplicateReport]:
+                    validation_size: float = 0.15, cache: bool = True, text_column: str = "text",
+                    label_column: str = "label", labels: Sequence[str] | None = None, encoding: str = "utf-8",
+                    drop_empty: bool = False) -> tuple[datasets.DatasetDict, DuplicateReport]:
     """Load → remove duplicates → normalize → stratified split; returns (splits, duplicate report).
 
-    Duplicates are removed before splitting, so no article can sit in two splits.
+    Duplicates are removed before splitting, so no article can sit in two splits; for a dataset other
+    than the embedded one a DataWarning says how many went. ``text_column``, ``label_column``,
+    ``labels``, ``encoding`` and ``drop_empty`` are ``load_dataset``'s, for files.
 
     The embedded BBC corpus is prepared once and cached (kind ``prepared``, and in memory for the
     rest of the session): every later chapter starts from it, and the near-duplicate search alone
@@ -347,8 +371,10 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     code, so a change to any of them prepares the data again. ``cache=False`` always prepares
     anew. Other datasets (files, folders, the hub) are prepared on every call.
     """
+    columns = {"text_column": text_column, "label_column": label_column, "labels": labels, "encoding": encoding,
+               "drop_empty": drop_empty}
     if not cache or name != BBC_NEWS:
-        return _prepare(name, seed, lowercase, near_threshold, test_size, validation_size)
+        return _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns)
 
     parts = {"dataset": name, "seed": seed, "lowercase": lowercase, "near_threshold": near_threshold,
              "test_size": test_size, "validation_size": validation_size,
@@ -357,7 +383,7 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     key = _cache.cache_key(**parts)
     if key not in _PREPARED:
         def build(folder: Path) -> None:
-            splits, report = _prepare(name, seed, lowercase, near_threshold, test_size, validation_size)
+            splits, report = _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, {})
             splits.save_to_disk(str(folder / "splits"))
             (folder / "duplicates.json").write_text(json.dumps(asdict(report)))
 
@@ -374,12 +400,28 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
 _PREPARED: dict[str, tuple[datasets.DatasetDict, DuplicateReport]] = {}  # this session's prepared BBC splits
 
 
-def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size):
+def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns: dict):
     with warnings.catch_warnings():
         if name == BBC_NEWS:  # its one cp1252 file is known and shown in chapter 2
             warnings.simplefilter("ignore", DataWarning)
-        ds = loading.load_dataset(name)
+            ds = loading.load_dataset(name)
+        else:
+            ds = loading.load_dataset(name, **columns)
+    present = sorted(set(ds["label"]))
+    if len(present) < 2:
+        only = ds.features["label"].names[present[0]] if present else None
+        raise DataError(f"{name}: the label column holds one class only ({only!r}, {len(ds)} rows); a classifier "
+                        f"needs at least two. Fix: pass {option('label_column', '<column>')} naming the column with "
+                        "the labels, or add rows of other classes.")
+    ids = ds["id"]
     ds, report = remove_duplicates(ds, near_threshold)
+    if report.n_removed and name != BBC_NEWS:  # BBC's duplicates are chapter 2's lesson
+        conflicts = f"; {len(report.label_conflicts)} of them with conflicting labels (the first row's label was kept)" \
+            if report.label_conflicts else ""
+        warnings.warn(f"{name}: removed {report.n_removed} duplicate row(s) before splitting, so that no text sits in "
+                      f"two splits ({report.n_exact} exact copies, {report.n_removed - report.n_exact} near-copies"
+                      f"{conflicts}): {loading.first_items([ids[i] for i in report.removed])}. Fix, if that is not "
+                      "what you want: edit those rows in the file.", DataWarning, stacklevel=3)
     ds = normalize(ds, lowercase)
     return split_dataset(ds, test_size, validation_size, seed), report
 

@@ -21,7 +21,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from minikit.errors import DataError, DataWarning, UnknownNameError
+from minikit.errors import DataError, DataWarning, UnknownNameError, option
 
 BBC_NEWS = "bbc-news"
 
@@ -135,12 +135,12 @@ def load_text_folder(
             rows.append({"id": rel, "text": text, "label": label})
     if undecodable:
         raise DataError(
-            f"{len(undecodable)} file(s) in {folder} are not valid {encoding}: {_first(undecodable)}. "
-            "Fix: re-save them as UTF-8, or pass encoding='cp1252' (or the file's real encoding)."
+            f"{len(undecodable)} file(s) in {folder} are not valid {encoding}: {first_items(undecodable)}. "
+            f"Fix: re-save them as UTF-8, or pass {option('encoding', 'cp1252', text=True)} (or the files' real encoding)."
         )
     if fallback:
         warnings.warn(f"{len(fallback)} file(s) were not UTF-8 and were decoded as {fallback_encoding}: "
-                      f"{_first(fallback)}", DataWarning, stacklevel=3)
+                      f"{first_items(fallback)}", DataWarning, stacklevel=3)
     if not rows:
         raise DataError(f"No .txt files found under {folder}/<class>/. Fix: put one .txt file per example there.")
     return _frame_to_dataset(pd.DataFrame(rows), "text", "label", labels, source=str(folder), drop_empty=drop_empty)
@@ -174,7 +174,8 @@ def load_table(
     if missing:
         raise DataError(
             f"{path.name} has no column(s) {missing}. Columns found: {list(frame.columns)}. "
-            "Fix: pass text_column=... and label_column=... naming the right ones."
+            f"Fix: pass {option('text_column', '<column>')} and {option('label_column', '<column>')} naming the right "
+            "ones."
         )
     # Ids name the line where each row starts, as an editor shows it (CSV fields may span lines).
     lines = first_lines if kind == "csv" else range(1, len(frame) + 1)
@@ -200,7 +201,7 @@ def _read_csv(text: str, sep: str, source: str = "CSV") -> tuple[pd.DataFrame, l
         delimiter = "tab" if sep == "\t" else repr(sep)
         raise DataError(
             f"{source}: {len(overlong)} row(s) have more fields than the header's {len(header)} (lines "
-            f"{_first(overlong)}): a text with a {delimiter} in it that is not in quotes. Fix: put such texts in "
+            f"{first_items(overlong)}): a text with a {delimiter} in it that is not in quotes. Fix: put such texts in "
             'double quotes ("like, this"), as spreadsheet programs do when they save a CSV.'
         )
     return pd.DataFrame([r[:len(header)] for r in rows], columns=header, dtype=str), starts
@@ -220,8 +221,8 @@ def _decode_or_report(path: Path, encoding: str) -> str:
             except UnicodeDecodeError:
                 bad_lines.append(number)
         raise DataError(
-            f"{path.name}: {len(bad_lines)} line(s) are not valid {encoding} (lines {_first(bad_lines)}). "
-            "Fix: re-save the file as UTF-8, or pass encoding='cp1252' (or the file's real encoding)."
+            f"{path.name}: {len(bad_lines)} line(s) are not valid {encoding} (lines {first_items(bad_lines)}). "
+            f"Fix: re-save the file as UTF-8, or pass {option('encoding', 'cp1252', text=True)} (or the file's real encoding)."
         ) from None
 
 
@@ -232,17 +233,20 @@ def _frame_to_dataset(frame: pd.DataFrame, text_column: str, label_column: str,
                   for v in frame[label_column]]
     ids = list(frame["id"])
     empty = [ids[i] for i, t in enumerate(texts) if t is None or not t.strip()]
+    if ids and len(empty) == len(ids):
+        raise DataError(f"{source}: the text column {text_column!r} is empty in all {len(ids)} rows. Fix: pass "
+                        f"{option('text_column', '<column>')} naming the column that holds the texts.")
     unlabeled = [ids[i] for i, lab in enumerate(raw_labels) if not lab]
     bad = set(empty) | set(unlabeled)
     if bad and not drop_empty:
         raise DataError(
-            f"{source}: {len(empty)} row(s) with empty text ({_first(empty)}) and {len(unlabeled)} row(s) "
-            f"without a label ({_first(unlabeled)}). Fix: clean them, or pass drop_empty=True to drop "
-            "them (a warning then says how many)."
+            f"{source}: {len(empty)} row(s) with empty text ({first_items(empty)}) and {len(unlabeled)} row(s) "
+            f"without a label ({first_items(unlabeled)}). Fix: clean them, or pass {option('drop_empty', 'True')} to "
+            "drop them (a warning then says how many)."
         )
     if bad:
         warnings.warn(f"{source}: dropped {len(empty)} empty-text and {len(unlabeled)} unlabeled row(s) "
-                      f"(drop_empty=True): {_first(sorted(bad))}", DataWarning, stacklevel=4)
+                      f"({option('drop_empty', 'True')}): {first_items(sorted(bad))}", DataWarning, stacklevel=4)
     keep = [i for i in range(len(ids)) if ids[i] not in bad]
     names = list(labels) if labels is not None else sorted({raw_labels[i] for i in keep})
     if labels is not None:
@@ -251,8 +255,15 @@ def _frame_to_dataset(frame: pd.DataFrame, text_column: str, label_column: str,
             raise DataError(
                 f"{source}: labels not in the label set {names}: "
                 + ", ".join(f"{lab!r} ({n} rows)" for lab, n in unknown.most_common())
-                + ". Fix: correct those rows, or pass labels=... including them."
+                + f". Fix: correct those rows, or pass {option('labels', '...')} including them."
             )
+    if labels is not None:
+        counts = Counter(raw_labels[i] for i in keep)
+        absent = [name for name in names if counts[name] == 0]
+        if absent:  # kept in the label set, as asked: a model trained on it has outputs no row can teach
+            warnings.warn(f"{source}: {len(absent)} label(s) given in {option('labels', '...')} have no rows: "
+                          f"{absent}. A class with no examples can be neither learned nor tested. Fix: leave them "
+                          "out, or add rows with those labels.", DataWarning, stacklevel=4)
     features = datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=names)})
     return datasets.Dataset.from_dict(
@@ -262,6 +273,7 @@ def _frame_to_dataset(frame: pd.DataFrame, text_column: str, label_column: str,
     )
 
 
-def _first(items: Sequence, n: int = 5) -> str:
+def first_items(items: Sequence, n: int = 5) -> str:
+    """The first ``n`` items, comma-separated, and how many more: how error messages list rows."""
     shown = ", ".join(str(x) for x in list(items)[:n])
     return shown + (f", … ({len(items) - n} more)" if len(items) > n else "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -60,6 +60,9 @@ class TrainConfig:
     # steps, ~200 MB less peak memory at batch 8 × 128 tokens. Off by default: with the prepared corpus
     # read from the cache, chapter 3 peaks at ~1.4 GB without it. Turn it on for longer inputs or batches.
     activation_checkpointing: bool = False
+    # The small-data recipe: with a number here, ``resolved(rows)`` adds whole epochs until the run takes at
+    # least this many optimizer steps (and validates at least 4 times). None: exactly ``epochs``.
+    min_steps: int | None = None
 
     def __post_init__(self):
         def bad(name: str, expected: str) -> ValueError:
@@ -72,7 +75,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every", "log_every"):
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "a whole number ≥ 1")
-        for name in ("patience", "unfreeze_every"):
+        for name in ("patience", "unfreeze_every", "min_steps"):
             value = getattr(self, name)
             if value is not None and (not is_int(value) or value < 1):
                 raise bad(name, "None or a whole number ≥ 1")
@@ -90,6 +93,26 @@ class TrainConfig:
             raise bad("weight_decay", "a number ≥ 0")
         if self.max_grad_norm is not None and not (is_finite(self.max_grad_norm) and self.max_grad_norm > 0):
             raise bad("max_grad_norm", "None or a number > 0")
+
+    def resolved(self, train_rows: int) -> "TrainConfig":
+        """This recipe for a train split of ``train_rows`` rows (after ``train_fraction``), with ``min_steps`` spent.
+
+        With ``min_steps`` set, the epochs rise until the run takes that many optimizer steps, so a
+        small dataset is not stopped after a handful (60 rows at batch 8 are 6 steps an epoch); the
+        learning-rate schedule follows the longer run, and validation comes at least 4 times. The
+        result has ``min_steps=None``: a recipe that needed no extra epoch resolves to the plain config
+        (and so to its cache entry).
+        """
+        if self.min_steps is None:
+            return self
+        if not is_int(train_rows) or train_rows < 1:
+            raise ValueError(f"train_rows={train_rows!r}: expected a whole number of rows ≥ 1.")
+        per_epoch = math.ceil(train_rows / self.batch_size)
+        epochs = max(self.epochs, math.ceil(self.min_steps / per_epoch))
+        if epochs == self.epochs:
+            return replace(self, min_steps=None)
+        return replace(self, epochs=epochs, eval_every=min(self.eval_every, max(1, epochs * per_epoch // 4)),
+                       min_steps=None)
 
     @property
     def lr(self) -> float:

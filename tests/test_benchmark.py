@@ -42,7 +42,8 @@ def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them()
 
 def test_benchmark_table_and_ratios(bench, bench_models, tiny_dataset):
     table = bench.results
-    assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 23
+    assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 29
+    assert "correct" not in table.columns  # the per-example answers stay out of the table: bench.correct(name)
     for column in ["accuracy", "macro_f1", "params_m", "nonzero_params_m", "size_mb", "latency_p50_ms",
                    "latency_p95_ms", "throughput", "peak_memory_mb", "energy_mj_per_example", "energy_source",
                    "size_ratio", "speedup", "accuracy_delta"]:

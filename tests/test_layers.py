@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minikit"
 
 # Bottom to top. A module imports only from its own layer or the layers below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"errors", "settings", "system", "claims", "cache"}),
+    ("base", {"errors", "settings", "system", "claims", "stats", "cache"}),
     ("models and data", {"models", "loading", "data"}),
     ("training", {"loop", "training"}),
     ("measurement", {"metrics", "profiling", "benchmark", "attribution"}),
@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("presentation", {"widgets", "compression_widgets", "check"}),
     ("facade", {"__init__", "__main__"}),
 ]
-STANDALONE = {"server", "charts", "compression_charts", "claims", "system", "errors"}  # import nothing of minikit
+STANDALONE = {"server", "charts", "compression_charts", "claims", "stats", "system", "errors"}  # import nothing of minikit
 MAX_LINES = 600
 
 

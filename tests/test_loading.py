@@ -73,7 +73,8 @@ def test_csv_loads(tmp_path):
 def test_csv_fixed_label_order(tmp_path):
     path = tmp_path / "news.csv"
     path.write_text("text,label\nMarkets up,business\nGoal!,sport\n")
-    ds = minikit.load_dataset(str(path), labels=["sport", "tech", "business"])
+    with pytest.warns(minikit.DataWarning, match=r"labels=\.\.\. have no rows: \['tech'\]"):
+        ds = minikit.load_dataset(str(path), labels=["sport", "tech", "business"])
     assert ds.features["label"].names == ["sport", "tech", "business"]
     assert ds["label"] == [2, 0]
 
