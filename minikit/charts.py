@@ -403,7 +403,8 @@ def lab_pareto_chart(table: pd.DataFrame, claim, current: str | None = None,
     Recipes on the Pareto front (nothing else is as accurate and cheaper) are blue and joined by
     a line; the others grey; ``current`` is ringed. ``claim`` (``minikit.claims.COMPRESSION_CLAIM``:
     its ``size_pct``, ``latency_pct`` and ``points`` lost) is the red cross, and the green corner is
-    where a recipe beats it on that axis.
+    where a recipe beats it on that axis. A table with ``points_low`` and ``points_high`` (``Lab.results``)
+    gets each change's paired 95 % interval as a vertical bar.
     ``predicted_size_pct`` draws the current recipe's size from arithmetic as a dashed line,
     before it is measured.
     """
@@ -412,12 +413,15 @@ def lab_pareto_chart(table: pd.DataFrame, claim, current: str | None = None,
     tooltip = ["name", alt.Tooltip("points:Q", format="+.2f", title="points vs baseline"),
                alt.Tooltip("size_mb:Q", format=".2f"), alt.Tooltip("latency_p50_ms:Q", format=".2f"),
                alt.Tooltip("speedup:Q", format=".2f"), "measured_at"]
-    low = float(min(-4.0, np.floor(data["points"].min() - 1))) if len(data) else -4.0
-    y = alt.Y("points:Q", title="accuracy change (points)", scale=alt.Scale(domain=[low, 2]))
+    bars = {"points_low", "points_high"} <= set(data.columns)  # the paired 95 % intervals, when the table has them
+    lowest = data["points_low"] if bars else data["points"]
+    low = float(min(-4.0, np.floor(lowest.min() - 1))) if len(data) else -4.0
+    high = float(max(2.0, np.ceil(data["points_high"].max() + 0.5))) if bars and len(data) else 2.0
+    y = alt.Y("points:Q", title="accuracy change (points)", scale=alt.Scale(domain=[low, high]))
 
     def panel(column: str, front: str, title: str, limit: float, rule: float | None) -> alt.LayerChart:
         x = alt.X(f"{column}:Q", title=title, scale=alt.Scale(domain=[0, 110]))
-        corner = alt.Chart(pd.DataFrame({"x0": [0.0], "x1": [limit], "y0": [-claim.points], "y1": [2.0]})).mark_rect(
+        corner = alt.Chart(pd.DataFrame({"x0": [0.0], "x1": [limit], "y0": [-claim.points], "y1": [high]})).mark_rect(
             color="#2ca02c", opacity=0.08).encode(x="x0:Q", x2="x1:Q", y="y0:Q", y2="y1:Q")
         claim_point = alt.Chart(pd.DataFrame({column: [limit], "points": [-claim.points],
                                               "label": ["source's claim"]}))
@@ -431,6 +435,9 @@ def lab_pareto_chart(table: pd.DataFrame, claim, current: str | None = None,
         if len(data):
             points = alt.Chart(data).encode(x=x, y=y)
             on_front = data[data[front]].sort_values(column)
+            if bars:  # one test article more or fewer moves a point; these bars show how far that goes
+                layers.append(points.mark_rule(color="#888888", strokeWidth=1.5, opacity=0.7).encode(
+                    y="points_low:Q", y2="points_high:Q"))
             layers += [
                 alt.Chart(on_front).mark_line(color="#1f77b4", interpolate="step-after", opacity=0.6).encode(x=x, y=y),
                 points.mark_point(size=90, filled=True).encode(

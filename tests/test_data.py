@@ -292,6 +292,40 @@ def test_split_class_with_too_few_rows():
     assert "fewer than 3" in str(info.value)
 
 
+def test_split_with_many_classes_and_few_rows_keeps_every_class_in_every_split():
+    # 20 classes × 5 rows: a 15 % test split (15 rows) cannot hold the 20 classes; each class is split alone.
+    labels = [i % 20 for i in range(100)]
+    ds = _ds([f"text number {i}" for i in range(100)], labels=labels, names=[f"c{k}" for k in range(20)])
+    with pytest.warns(minikit.DataWarning, match=r"each class was split on its own.*test 20 \(20%\)"):
+        splits = minikit.split_dataset(ds)
+    for name in ("train", "validation", "test"):
+        assert sorted(set(splits[name]["label"])) == list(range(20)), name
+    assert sum(len(split) for split in splits.values()) == 100  # nothing dropped
+    assert not set(splits["test"]["text"]) & set(splits["train"]["text"])
+    with pytest.warns(minikit.DataWarning):
+        assert minikit.split_dataset(ds)["test"]["text"] == splits["test"]["text"]  # seeded
+
+
+def test_prepare_dataset_reports_what_it_changed_and_refuses_one_class(tmp_path):
+    rows = [f"message {i} about topic {'ab'[i % 2]} with some words" for i in range(30)]
+    path = tmp_path / "own.csv"
+    lines = ["message,category", *[f"{text},{'ab'[i % 2]}" for i, text in enumerate(rows)], f"{rows[0]},a"]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.warns(minikit.DataWarning, match=r"removed 1 duplicate row\(s\).*own.csv:32"):
+        splits, report = minikit.prepare_dataset(str(path), text_column="message", label_column="category")
+    assert report.n_removed == 1 and sum(len(s) for s in splits.values()) == 30
+    path.write_text("message,category\n" + "".join(f"text {i},a\n" for i in range(12)))
+    with pytest.raises(minikit.DataError, match=r"one class only \('a', 12 rows\).*label_column=<column>"):
+        minikit.prepare_dataset(str(path), text_column="message", label_column="category")
+
+
+def test_an_all_empty_text_column_is_named(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("message,category\n" + "".join(f",{'ab'[i % 2]}\n" for i in range(6)))
+    with pytest.raises(minikit.DataError, match=r"'message' is empty in all 6 rows.*text_column=<column>"):
+        minikit.load_dataset(str(path), text_column="message", label_column="category")
+
+
 # --- leakage -----------------------------------------------------------------------------------------
 
 

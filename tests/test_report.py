@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import random
+import re
 import subprocess
 import sys
 
@@ -39,6 +42,14 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     assert [v["name"] for v in payload["variants"]] == names
     assert payload["final"] == "student int8 (ONNX Runtime)" and len(payload["claims"]) == 3
     assert set(payload["seconds"]) == set(R.STEPS) - {"write"}
+    assert {"accuracy_low", "accuracy_high", "delta_low", "delta_high", "p_value", "change"} <= set(table.columns)
+    assert (table["accuracy_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["accuracy_high"]).all()
+    assert result.quality["model"].iloc[-2].startswith("majority class") and \
+        result.quality["model"].iloc[-1].startswith("chance")
+    assert payload["learned"] == result.evidence.learned
+    assert payload["majority_class"]["n"] == int(table["n_eval"].iloc[0])
+    for verdict in [*result.claims["claim"], *result.claims["target"]]:
+        assert verdict in {"holds", "fails"} or verdict.startswith(("cannot tell (n = ", "no verdict"))
     page = result.html.read_text()
     assert page.count("<svg") >= 2 and "<script" not in page  # self-contained: inline SVG, nothing to fetch
     for name in names:
@@ -50,6 +61,87 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     again = R.run_report(model_dir, data, out, config=FAST_CONFIG, repeats=3, progress=False, threads=1)
     assert again.table["accuracy"].tolist() == result.table["accuracy"].tolist()
     assert again.seconds["fine-tune"] < result.seconds["fine-tune"] + 60
+
+
+def _random_label_csv(path, rows: int = 60) -> None:
+    """Texts of one vocabulary whose labels are drawn at random: nothing in a text says its label."""
+    rng = random.Random(1)
+    words = "the a market vote goal team bank bill cup shares party match profit minister".split()
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["message", "category"])
+        for i in range(rows):
+            writer.writerow([f"note {i}: " + " ".join(rng.choice(words) for _ in range(10)), rng.choice("xyz")])
+
+
+def test_a_chance_level_baseline_gets_a_warning_and_no_verdict(tiny_inputs, tmp_path, capsys):
+    """Issue 25: a model that learned nothing was reported "✓ claim holds, −0.00 points". Now: a warning, no ✓."""
+    model_dir, _ = tiny_inputs
+    data = tmp_path / "random.csv"
+    _random_label_csv(data)
+    out = tmp_path / "report"
+    assert R.main(["report", "--model", str(model_dir), "--dataset", str(data), "--text-column", "message",
+                   "--label-column", "category", "--out", str(out), "--threads", "1", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["learned"] is False
+    assert "did not learn" in payload["warning"] and "--text-column" in payload["warning"]  # CLI terms
+    assert all(c["claim"].startswith("no verdict") and c["target"].startswith("no verdict") for c in payload["claims"])
+    assert payload["steps"] >= minikit.training.MIN_STEPS  # the small-data recipe ran its minimum of steps
+    page = (out / "report.html").read_text()
+    assert "✓" not in page and "Warning." in page and "majority class" in page
+    assert "WARNING: The baseline did not learn" in printed and "✓" not in printed
+
+
+def _write_csv(path, header, rows) -> str:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.mark.parametrize("case, extra, expected", [
+    ("own columns", [], "--text-column <column> and --label-column <column>"),
+    ("one class", ["--text-column", "message", "--label-column", "category"], "--label-column <column>"),
+    ("empty texts", ["--text-column", "message", "--label-column", "category"], "--text-column <column>"),
+    ("empty rows", ["--text-column", "message", "--label-column", "category"], "--drop-empty True"),
+    ("too few rows", ["--text-column", "message", "--label-column", "category"], "fewer than 3 rows"),
+    ("not utf-8", ["--text-column", "message", "--label-column", "category"], "--encoding cp1252"),
+    ("unknown label", ["--text-column", "message", "--label-column", "category", "--labels", "a,b"],
+     "--labels ..."),
+])
+def test_every_cli_error_names_cli_options(tmp_path, capsys, case, extra, expected):
+    header = ["message", "category"]
+    rows = {"own columns": [[f"text {i}", "ab"[i % 2]] for i in range(12)],
+            "one class": [[f"text {i}", "a"] for i in range(12)],
+            "empty texts": [["", "ab"[i % 2]] for i in range(12)],
+            "empty rows": [[f"text {i}" if i else "", "ab"[i % 2]] for i in range(12)],
+            "too few rows": [[f"text {i}", "abcd"[i % 4]] for i in range(8)],
+            "not utf-8": [[f"text {i}", "ab"[i % 2]] for i in range(12)],
+            "unknown label": [[f"text {i}", "abc"[i % 3]] for i in range(12)]}[case]
+    data = _write_csv(tmp_path / "data.csv", header, rows)
+    if case == "not utf-8":
+        (tmp_path / "data.csv").write_bytes((tmp_path / "data.csv").read_bytes() + "caf\xe9,a\n".encode("cp1252"))
+    assert R.main(["report", "--dataset", data, *extra, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert not re.search(r"\b(text_column|label_column|labels|encoding|drop_empty)=", err), err  # no Python syntax
+
+
+def test_the_same_errors_from_python_name_arguments(tmp_path):
+    data = _write_csv(tmp_path / "data.csv", ["message", "category"], [[f"text {i}", "ab"[i % 2]] for i in range(12)])
+    with pytest.raises(minikit.DataError, match=r"text_column=<column> and label_column=<column>"):
+        R.run_report(dataset=data, out=tmp_path / "out", progress=False)
+
+
+def test_labels_option_is_a_comma_separated_list(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        R.main(["report", "--labels", "a,,b", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "empty label name" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        R.main(["report", "--labels", "a,b,a", "--out", str(tmp_path)])
+    assert "names a label twice" in capsys.readouterr().err
 
 
 def test_report_cli_refuses_bad_input_with_the_fix(tmp_path, capsys):

@@ -72,6 +72,20 @@ def test_train_config_rejects_bad_values_saying_what_and_the_valid_range(kwargs,
         TrainConfig(**kwargs)
 
 
+def test_the_small_data_recipe_adds_epochs_until_it_takes_its_minimum_of_steps():
+    recipe = minikit.training.RECIPE
+    assert recipe.min_steps == minikit.training.MIN_STEPS == 100
+    small = recipe.resolved(42)  # 60 rows at 70 %: 6 batches of 8 an epoch
+    assert small.epochs == 17 and small.epochs * 6 >= 100 and small.min_steps is None
+    assert small.eval_every == 25  # validation at least 4 times over the 102 steps
+    assert recipe.resolved(1490) == TrainConfig()  # BBC News: one epoch is 187 steps; same config, same cache entry
+    assert TrainConfig().resolved(42) == TrainConfig()  # no minimum asked: exactly the epochs given
+    with pytest.raises(ValueError, match="train_rows"):
+        recipe.resolved(0)
+    with pytest.raises(ValueError, match="min_steps"):
+        TrainConfig(min_steps=0)
+
+
 def test_train_config_learning_rate_defaults_per_method():
     assert TrainConfig().lr == 1e-4
     assert TrainConfig(method="linear-probe").lr == 1e-2
