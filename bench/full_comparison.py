@@ -44,12 +44,17 @@ def main() -> None:
     print(f"\ncpu count {os.cpu_count()}, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"{int(table['n_eval'].iloc[0])} test examples; batch 1 at {int(table['seq_len'].iloc[0])} tokens\n")
-    shown = table[["name", "accuracy", "size_mb", "latency_p50_ms", "size_ratio", "speedup", "accuracy_delta"]]
+    shown = table[["name", "accuracy", "accuracy_low", "accuracy_high", "size_mb", "latency_p50_ms", "size_ratio",
+                   "speedup", "accuracy_delta", "delta_low", "delta_high", "change"]]
     print(shown.to_string(index=False, formatters={
-        "accuracy": "{:.2%}".format, "size_mb": "{:.2f}".format, "latency_p50_ms": "{:.2f}".format,
-        "size_ratio": "{:.3f}".format, "speedup": "{:.2f}x".format, "accuracy_delta": "{:+.2f}".format}))
+        "accuracy": "{:.2%}".format, "accuracy_low": "{:.1%}".format, "accuracy_high": "{:.1%}".format,
+        "size_mb": "{:.2f}".format, "latency_p50_ms": "{:.2f}".format, "size_ratio": "{:.3f}".format,
+        "speedup": "{:.2f}x".format, "accuracy_delta": "{:+.2f}".format, "delta_low": "{:+.2f}".format,
+        "delta_high": "{:+.2f}".format}))
     print()
-    print(R._claims(table).to_string(index=False))
+    print(result.quality.to_string(index=False))
+    print()
+    print(result.claims.to_string(index=False))
     print(f"\nsteps (s): {result.seconds}")
     peak = rss.peak / 1e6  # resident memory of this process, shared library pages included
     print(f"whole run: {minutes:.1f} min (target ≤ {TARGET_MINUTES} min with a cold cache; a warm one only "

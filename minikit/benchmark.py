@@ -39,8 +39,7 @@ from minikit.profiling import (
 from minikit.stats import paired_comparison, wilson_interval
 from minikit.system import PeakRSS, machine_description
 
-def _bits(correct: str) -> np.ndarray:
-    """A row's "1"/"0" string as booleans."""
+def _bits(correct: str) -> np.ndarray:  # a row's "1"/"0" string as booleans
     return np.frombuffer(correct.encode(), dtype=np.uint8) == ord("1")
 
 
@@ -382,8 +381,8 @@ class Benchmark:
         """Which evaluation examples variant ``name`` got right (booleans, in the evaluation rows' order)."""
         row = next((r for r in reversed(self.rows) if r.name == name), None)
         if row is None:
-            measured = [r.name for r in self.rows]
-            raise ValueError(f"No measured variant named {name!r}. Measured: {measured}. Fix: add it and run().")
+            raise ValueError(f"No measured variant named {name!r}. Measured: {[r.name for r in self.rows]}. "
+                             "Fix: add it and run().")
         return _bits(row.correct)
 
     @property
@@ -412,7 +411,8 @@ class Benchmark:
             speedup=table["baseline_p50_ms"].fillna(b["latency_p50_ms"]) / table["latency_p50_ms"],
             accuracy_delta=(table["accuracy"] - b["accuracy"]) * 100,
             delta_low=[p.low if p else np.nan for p in paired], delta_high=[p.high if p else np.nan for p in paired],
-            p_value=[p.p_value if p else np.nan for p in paired], change=[p.change if p else "" for p in paired])
+            p_value=[p.p_value if p else np.nan for p in paired],
+            change=["baseline" if n == self.baseline else p.change if p else "" for n, p in zip(table["name"], paired)])
 
     # --- the measurements ---------------------------------------------------------------------
 

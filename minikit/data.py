@@ -207,10 +207,11 @@ def _per_class_split(ds: datasets.Dataset, test_size: float, validation_size: fl
         parts["train"] += rows[n_test + n_validation:].tolist()
     splits = datasets.DatasetDict({name: ds.select(sorted(rows)) for name, rows in parts.items()})
     shares = ", ".join(f"{name} {len(split)} ({len(split) / len(ds):.0%})" for name, split in splits.items())
-    warnings.warn(f"{len(ds)} rows in {len(np.unique(labels))} classes are too few for a {1 - test_size - validation_size:.0%}"
-                  f"/{validation_size:.0%}/{test_size:.0%} split that holds every class in every split, so each class "
-                  f"was split on its own, with at least one row in validation and in test: {shares}. With so "
-                  "few test rows, read the accuracy's interval, not its value.", DataWarning, stacklevel=3)
+    shares_asked = f"{1 - test_size - validation_size:.0%}/{validation_size:.0%}/{test_size:.0%}"
+    warnings.warn(f"{len(ds)} rows in {len(np.unique(labels))} classes are too few for a {shares_asked} split that "
+                  "holds every class in every split, so each class was split on its own, with at least one row in "
+                  f"validation and in test: {shares}. With so few test rows, read the accuracy's interval, not its "
+                  "value.", DataWarning, stacklevel=3)
     return splits
 
 
@@ -416,8 +417,8 @@ def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, 
     ids = ds["id"]
     ds, report = remove_duplicates(ds, near_threshold)
     if report.n_removed and name != BBC_NEWS:  # BBC's duplicates are chapter 2's lesson
-        conflicts = f"; {len(report.label_conflicts)} of them with conflicting labels (the first row's label was kept)" \
-            if report.label_conflicts else ""
+        conflicts = (f"; {len(report.label_conflicts)} of them with conflicting labels (the first row's label was "
+                     "kept)") if report.label_conflicts else ""
         warnings.warn(f"{name}: removed {report.n_removed} duplicate row(s) before splitting, so that no text sits in "
                       f"two splits ({report.n_exact} exact copies, {report.n_removed - report.n_exact} near-copies"
                       f"{conflicts}): {loading.first_items([ids[i] for i in report.removed])}. Fix, if that is not "

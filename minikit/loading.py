@@ -136,7 +136,8 @@ def load_text_folder(
     if undecodable:
         raise DataError(
             f"{len(undecodable)} file(s) in {folder} are not valid {encoding}: {first_items(undecodable)}. "
-            f"Fix: re-save them as UTF-8, or pass {option('encoding', 'cp1252', text=True)} (or the files' real encoding)."
+            f"Fix: re-save them as UTF-8, or pass {option('encoding', 'cp1252', text=True)} (or the files' real "
+            "encoding)."
         )
     if fallback:
         warnings.warn(f"{len(fallback)} file(s) were not UTF-8 and were decoded as {fallback_encoding}: "
@@ -222,7 +223,8 @@ def _decode_or_report(path: Path, encoding: str) -> str:
                 bad_lines.append(number)
         raise DataError(
             f"{path.name}: {len(bad_lines)} line(s) are not valid {encoding} (lines {first_items(bad_lines)}). "
-            f"Fix: re-save the file as UTF-8, or pass {option('encoding', 'cp1252', text=True)} (or the file's real encoding)."
+            f"Fix: re-save the file as UTF-8, or pass {option('encoding', 'cp1252', text=True)} (or the file's real "
+            "encoding)."
         ) from None
 
 

@@ -158,7 +158,7 @@ def _svg(chart) -> str:
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the test split can support: the baseline against the majority class, and each variant against the baseline."""
+    """What the test split supports: is the baseline clearly better than always answering the majority class?"""
 
     n: int  # test examples
     majority_label: str  # the training split's most frequent class
@@ -168,9 +168,9 @@ class Evidence:
 
     @property
     def summary(self) -> str:
-        return (f"baseline {self.baseline_vs_majority.points:+.1f} points against always answering "
-                f"{self.majority_label!r} [{self.baseline_vs_majority.low:+.1f}, {self.baseline_vs_majority.high:+.1f}], "
-                f"n = {self.n}")
+        versus = self.baseline_vs_majority
+        return (f"baseline {versus.points:+.1f} points against always answering {self.majority_label!r} "
+                f"[{versus.low:+.1f}, {versus.high:+.1f}], n = {self.n}")
 
 
 def _evidence(bench: benchmark.Benchmark, baseline) -> Evidence:
@@ -192,14 +192,14 @@ def quality_table(table: pd.DataFrame, evidence: Evidence, num_labels: int) -> p
         versus = "(the reference)" if row["name"] == BASELINE else (
             f"{row['accuracy_delta']:+.2f} [{row['delta_low']:+.2f}, {row['delta_high']:+.2f}], "
             f"p = {row['p_value']:.2g}: {row['change']}")
-        rows.append({"model": row["name"], "accuracy, 95 % interval": format_accuracy(round(row["accuracy"] * row["n_eval"]),
-                                                                                     int(row["n_eval"])),
+        n = int(row["n_eval"])
+        rows.append({"model": row["name"], "accuracy, 95 % interval": format_accuracy(round(row["accuracy"] * n), n),
                      "points against the baseline, 95 % interval": versus})
     majority = evidence.baseline_vs_majority
     rows.append({"model": f"majority class (always {evidence.majority_label!r})",
                  "accuracy, 95 % interval": format_accuracy(int(evidence.majority.sum()), evidence.n),
-                 "points against the baseline, 95 % interval":
-                     f"{-majority.points:+.2f} [{-majority.high:+.2f}, {-majority.low:+.2f}], p = {majority.p_value:.2g}"})
+                 "points against the baseline, 95 % interval": f"{-majority.points:+.2f} [{-majority.high:+.2f}, "
+                                                               f"{-majority.low:+.2f}], p = {majority.p_value:.2g}"})
     rows.append({"model": f"chance (a random guess among {num_labels})",
                  "accuracy, 95 % interval": f"{1 / num_labels:.2%} (expected)",
                  "points against the baseline, 95 % interval": ""})
@@ -207,7 +207,7 @@ def quality_table(table: pd.DataFrame, evidence: Evidence, num_labels: int) -> p
 
 
 def _claims(table: pd.DataFrame, bench: benchmark.Benchmark, evidence: Evidence) -> pd.DataFrame:
-    """The source's claim and our targets, each "holds", "fails" or "cannot tell (n = …)"; none when nothing was learned."""
+    """The source's claim and our targets: "holds", "fails" or "cannot tell (n = …)"; none if nothing was learned."""
     row = table.set_index("name").loc[FINAL]
     smaller, speedup = 1 - row["size_ratio"], row["speedup"]
     paired = paired_comparison(bench.correct(FINAL), bench.correct(BASELINE))
@@ -429,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--model", default=DEFAULT_MODEL, help="a catalog name or a local model folder "
                         f"(default {DEFAULT_MODEL}, embedded)")
     report.add_argument("--dataset", default=BBC_NEWS,
-                        help=f"a dataset name, a CSV/TSV/JSONL/parquet file or a folder of class folders (default {BBC_NEWS})")
+                        help="a dataset name, a CSV/TSV/JSONL/parquet file or a folder of class folders "
+                        f"(default {BBC_NEWS})")
     report.add_argument("--text-column", default="text", help="the file's column with the texts (default text)")
     report.add_argument("--label-column", default="label", help="the file's column with the labels (default label)")
     report.add_argument("--labels", type=_label_list, default=None, metavar="A,B,…",

@@ -1,4 +1,4 @@
-"""Chapter 4 — how sure a measured accuracy is: intervals, paired comparisons, and verdicts that can say "cannot tell".
+"""Chapter 4 — how sure a measured accuracy is: intervals, paired comparisons, verdicts that can say "cannot tell".
 
 An accuracy measured on n test examples is a proportion, and it moves with the examples drawn:
 on 311 BBC test articles one article is 0.32 points, and two models that differ by one point may

@@ -44,6 +44,20 @@ def test_benchmark_table_and_ratios(bench, bench_models, tiny_dataset):
     table = bench.results
     assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 29
     assert "correct" not in table.columns  # the per-example answers stay out of the table: bench.correct(name)
+    for name in ("small", "wide"):
+        right = bench.correct(name)
+        assert right.dtype == bool and len(right) == table["n_eval"].iloc[0]
+        row = table.set_index("name").loc[name]
+        assert right.mean() == pytest.approx(row["accuracy"])
+        low, high = minikit.wilson_interval(int(right.sum()), len(right))
+        assert (row["accuracy_low"], row["accuracy_high"]) == pytest.approx((low, high))
+    wide = table.set_index("name").loc["wide"]
+    paired = minikit.paired_comparison(bench.correct("wide"), bench.correct("small"))
+    assert (wide["delta_low"], wide["delta_high"], wide["p_value"]) == pytest.approx((paired.low, paired.high,
+                                                                                      paired.p_value))
+    assert wide["change"] == paired.change and table.set_index("name").loc["small", "change"] == "baseline"
+    with pytest.raises(ValueError, match="No measured variant named 'nope'"):
+        bench.correct("nope")
     for column in ["accuracy", "macro_f1", "params_m", "nonzero_params_m", "size_mb", "latency_p50_ms",
                    "latency_p95_ms", "throughput", "peak_memory_mb", "energy_mj_per_example", "energy_source",
                    "size_ratio", "speedup", "accuracy_delta"]:
