@@ -448,12 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "build":
         try:
-            return build.main(args)
+            with command_line():
+                return build.main(args)
         except KeyboardInterrupt:
             print(f"\nInterrupted. Every step finished so far is cached in {cache_dir()}; run the same command "
                   "again to resume from there.", file=sys.stderr)
             return 130
-        except MinikitError as problem:
+        except (MinikitError, ValueError) as problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
     try:

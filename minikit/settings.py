@@ -18,6 +18,8 @@ import platformdirs
 import torch
 import transformers
 
+from minikit.errors import is_int, option
+
 DEFAULT_SEED = 42  # any fixed number: what matters is that every run uses the same one
 
 
@@ -79,6 +81,9 @@ def setup(seed: int | None = None, threads: int | None = None) -> Settings:
 
     A notebook calls ``minikit.setup()``, which does this and also switches charts to offline mode.
     """
+    if threads is not None and (not is_int(threads) or threads < 1):
+        raise ValueError(f"{option('threads', str(threads))}: expected a whole number of threads ≥ 1 "
+                         f"(this machine has {os.cpu_count()} cores), or none for all of them.")
     settings = get_settings()
     seed_everything(seed)
     torch.set_num_threads(threads or settings.num_threads)

@@ -135,6 +135,14 @@ def test_the_same_errors_from_python_name_arguments(tmp_path):
         R.run_report(dataset=data, out=tmp_path / "out", progress=False)
 
 
+@pytest.mark.parametrize("command", ["report", "build"])
+def test_threads_below_one_are_refused_in_cli_terms(tmp_path, capsys, command):
+    out = ["--out", str(tmp_path / "out")] if command == "report" else ["--list"]
+    assert R.main([command, "--threads", "0", *out]) == 2
+    err = capsys.readouterr().err
+    assert "--threads 0: expected a whole number of threads ≥ 1" in err and "threads=" not in err
+
+
 def test_labels_option_is_a_comma_separated_list(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         R.main(["report", "--labels", "a,,b", "--out", str(tmp_path)])

@@ -221,3 +221,9 @@ def test_import_keeps_python_random_state(import_side_effects):
     # scikit-learn >= 1.9 imports `rich`, whose rich/style.py calls random.getrandbits() at import
     # time: importing sklearn at minikit's module level would advance Python's global random state.
     assert import_side_effects["python"], "importing minikit advanced Python's global random state"
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True])
+def test_setup_refuses_threads_below_one_naming_the_argument(threads):
+    with pytest.raises(ValueError, match=rf"threads={threads}: expected a whole number of threads ≥ 1"):
+        minikit.settings.setup(threads=threads)
