@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from minikit import benchmark, build, charts, deployment, students, system
@@ -35,7 +36,7 @@ from minikit import quantization as Q
 from minikit.cache import load_model_dir, load_or_build, save_model_dir
 from minikit.claims import COMPRESSION_CLAIM as CLAIM
 from minikit.data import prepare_dataset, stratified_subset
-from minikit.errors import DataWarning, MinikitError, command_line, option
+from minikit.errors import DataError, DataWarning, MinikitError, command_line, option
 from minikit.loading import BBC_NEWS, load_dataset
 from minikit.models import DEFAULT_MODEL, encoder_layers, resolve_model_source
 from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
@@ -84,29 +85,32 @@ def writable_folder(out: str | Path) -> Path:
     return folder
 
 
-def _check_inputs(model: str | Path, dataset: str | Path, columns: dict) -> list[str]:
+def _data(model: str | Path, dataset: str | Path, columns: dict, seed: int) -> tuple[Any, Any, list[str]]:
     """Fail on an unknown model, or data that cannot be used, in seconds, not after the first training.
 
-    Returns what was changed in the data on the way (each DataWarning's text), for the report to show.
+    Returns (what to fine-tune on, its splits, what loading and preparing changed in the data: each
+    DataWarning's text, for the report). The warnings are also shown as they happen; when preparing
+    fails after some, the error says what came before it.
     """
     if not Path(str(model)).expanduser().is_dir():
         resolve_model_source(str(model))  # UnknownNameError lists the known names
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        if str(dataset) == BBC_NEWS:  # its one cp1252 file is known (chapter 2 shows it)
-            warnings.simplefilter("ignore", DataWarning)
-        load_dataset(str(dataset), **columns)  # UnknownNameError / FileNotFoundError / DataError, each with its fix
-    return [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-
-
-def _splits(dataset: str | Path, columns: dict, seed: int) -> tuple[Any, Any, list[str]]:
-    """(what to fine-tune on, its splits, what preparing changed in the data)."""
     if str(dataset) == BBC_NEWS:  # by name: the same cache entry as the chapters' baseline
         return str(dataset), prepare_dataset(str(dataset), seed=seed)[0], []
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        splits, _ = prepare_dataset(str(dataset), seed=seed, **columns)
-    return splits, splits, [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+        warnings.simplefilter("always")
+        try:  # UnknownNameError / FileNotFoundError / DataError, each with its fix
+            splits, _ = prepare_dataset(str(dataset), seed=seed, **columns)
+        except DataError as problem:
+            if not _notes(caught):
+                raise
+            raise DataError(f"{problem} Before that: {' '.join(_notes(caught))}") from None
+    for warning in caught:  # shown now, not minutes later with the report
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return splits, splits, _notes(caught)
+
+
+def _notes(caught: list) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
 
 
 def _recipe(config: TrainConfig | None, train_rows: int) -> tuple[TrainConfig, bool]:
@@ -165,11 +169,17 @@ class Evidence:
     majority: pd.Series  # right/wrong per test example when always answering it
     baseline_vs_majority: Any  # stats.PairedComparison
     learned: bool  # the baseline is clearly (95 % interval above 0) more accurate than the majority class
+    tied: bool = False  # several classes share the largest training count: the majority class is the first
+
+    @property
+    def rule(self) -> str:
+        """The majority-class baseline in words: "always 'sport'"."""
+        return f"always {self.majority_label!r}" + (" (classes tied in training: the first)" if self.tied else "")
 
     @property
     def summary(self) -> str:
         versus = self.baseline_vs_majority
-        return (f"baseline {versus.points:+.1f} points against always answering {self.majority_label!r} "
+        return (f"baseline {versus.points:+.1f} points against answering {self.rule} "
                 f"[{versus.low:+.1f}, {versus.high:+.1f}], n = {self.n}")
 
 
@@ -177,11 +187,13 @@ def _evidence(bench: benchmark.Benchmark, baseline) -> Evidence:
     test, train = baseline.splits["test"], baseline.splits["train"]
     names = test.features["label"].names
     label, right = majority_correct(train["label"], test["label"])
+    counts = np.bincount(np.asarray(train["label"]), minlength=len(names))
     base_right = bench.correct(BASELINE)
     if len(base_right) != len(right):  # the Benchmark scores every test example (n_eval=None), in order
         raise ReportError(f"The benchmark scored {len(base_right)} of {len(right)} test examples; expected all.")
     versus = paired_comparison(base_right, right)
-    return Evidence(len(right), names[label], pd.Series(right), versus, versus.change == "better")
+    tied = int((counts == counts.max()).sum()) > 1  # then "the majority class" is the first of the largest
+    return Evidence(len(right), names[label], pd.Series(right), versus, versus.change == "better", tied)
 
 
 def quality_table(table: pd.DataFrame, evidence: Evidence, num_labels: int) -> pd.DataFrame:
@@ -196,7 +208,7 @@ def quality_table(table: pd.DataFrame, evidence: Evidence, num_labels: int) -> p
         rows.append({"model": row["name"], "accuracy, 95 % interval": format_accuracy(round(row["accuracy"] * n), n),
                      "points against the baseline, 95 % interval": versus})
     majority = evidence.baseline_vs_majority
-    rows.append({"model": f"majority class (always {evidence.majority_label!r})",
+    rows.append({"model": f"majority class ({evidence.rule})",
                  "accuracy, 95 % interval": format_accuracy(int(evidence.majority.sum()), evidence.n),
                  "points against the baseline, 95 % interval": f"{-majority.points:+.2f} [{-majority.high:+.2f}, "
                                                                f"{-majority.low:+.2f}], p = {majority.p_value:.2g}"})
@@ -230,7 +242,7 @@ def _claims(table: pd.DataFrame, bench: benchmark.Benchmark, evidence: Evidence)
     ]
     claims = pd.DataFrame(lines)
     if not evidence.learned:  # a compressed copy of a model that learned nothing "loses nothing": no verdict
-        claims[["claim", "target"]] = "no verdict: the baseline is not clearly above the majority class"
+        claims[["claim", "target"]] = "no verdict (see the warning)"
     return claims
 
 
@@ -257,7 +269,7 @@ def _write(folder: Path, table: pd.DataFrame, baseline, run: dict, bench: benchm
     quality = quality_table(table, evidence, len(baseline.splits["test"].features["label"].names))
     warning = None if evidence.learned else warning_text(evidence, baseline.result.steps)
     payload = {**run, "baseline": BASELINE, "final": FINAL, "learned": evidence.learned, "warning": warning,
-               "majority_class": {"label": evidence.majority_label, "accuracy": float(evidence.majority.mean()),
+               "majority_class": {"label": evidence.majority_label, "tied": evidence.tied, "accuracy": float(evidence.majority.mean()),
                                   "n": evidence.n, "baseline_against_it": str(evidence.baseline_vs_majority)},
                "chance": 1 / len(baseline.splits["test"].features["label"].names),
                "variants": json.loads(table.to_json(orient="records")),
@@ -331,7 +343,8 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
     folder = writable_folder(out)
     columns = {"text_column": text_column, "label_column": label_column, "labels": labels, "encoding": encoding,
                "drop_empty": drop_empty}
-    data_notes = _check_inputs(model, dataset, columns)
+    recipe = RECIPE if config is None else config
+    data, splits, data_notes = _data(model, dataset, columns, recipe.seed)
     setup(threads=threads)
     seconds: dict[str, float] = {}
     bar = _steps_bar(progress)
@@ -345,9 +358,6 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
         bar.update(1)
 
     step("fine-tune")
-    recipe = RECIPE if config is None else config
-    data, splits, split_notes = _splits(dataset, columns, recipe.seed)
-    data_notes += [note for note in split_notes if note not in data_notes]
     config, small = _recipe(config, len(stratified_subset(splits["train"], recipe.train_fraction, recipe.seed)))
     # With activation checkpointing: this process goes on to hold the baseline, a pruned copy and a teacher
     # with its student, and keeping every activation as well would lift its peak over 1.5 GB. Same model,
@@ -386,7 +396,8 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
     sizes = ", ".join(f"{name} {len(split)}" for name, split in baseline.splits.items())
     run = {"model": str(model), "dataset": str(dataset), "command": command or _command(),
            "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "data": f"{sizes} rows; text column {text_column!r}, label column {label_column!r}",
+           "data": f"{sizes} rows" + ("" if str(dataset) == BBC_NEWS or Path(str(dataset)).is_dir()
+                                      else f"; text column {text_column!r}, label column {label_column!r}"),
            "data_notes": data_notes,
            "recipe": (f"{baseline.result.steps} optimizer steps ({config.epochs} epoch(s) of batch {config.batch_size}"
                       f"{f'; raised to reach the small-data floor of {MIN_STEPS} steps' if small else ''}), "
@@ -472,8 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(f"wrote {result.html}, {result.json} and {result.csv}")
-    for note in result.data_notes:
-        print(f"note: {note}")
+    if result.data_notes:
+        print(f"{len(result.data_notes)} note(s) on the data: shown above as they happened, and in the report")
     if not result.evidence.learned:
         print(f"WARNING: {_warning_for_cli(result)}")
     print(f"\nbaseline: {result.steps} optimizer steps; {result.evidence.summary}\n")

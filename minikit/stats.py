@@ -152,7 +152,7 @@ def majority_correct(train_labels, test_labels) -> tuple[int, np.ndarray]:
 
 
 def format_accuracy(correct: int, n: int, confidence: float = CONFIDENCE) -> str:
-    """'93.20 % [90.0, 95.5], n = 311': an accuracy as the course prints it."""
+    """'93.20% [90.0, 95.5], n = 311': an accuracy as the course prints it, with its 95 % interval in percent."""
     low, high = wilson_interval(correct, n, confidence)
     return f"{correct / n:.2%} [{100 * low:.1f}, {100 * high:.1f}], n = {n}"
 

@@ -87,6 +87,7 @@ def test_a_chance_level_baseline_gets_a_warning_and_no_verdict(tiny_inputs, tmp_
     assert payload["learned"] is False
     assert "did not learn" in payload["warning"] and "--text-column" in payload["warning"]  # CLI terms
     assert all(c["claim"].startswith("no verdict") and c["target"].startswith("no verdict") for c in payload["claims"])
+    assert printed.count("no verdict (see the warning)") == 6  # claim and target, for size, latency, accuracy
     assert payload["steps"] >= minikit.training.MIN_STEPS  # the small-data recipe ran its minimum of steps
     page = (out / "report.html").read_text()
     assert "✓" not in page and "Warning." in page and "majority class" in page
