@@ -37,7 +37,7 @@ from minikit.cache import load_model_dir, load_or_build, save_model_dir
 from minikit.claims import COMPRESSION_CLAIM as CLAIM
 from minikit.data import prepare_dataset, stratified_subset
 from minikit.errors import DataError, DataWarning, MinikitError, command_line, option
-from minikit.loading import BBC_NEWS, load_dataset
+from minikit.loading import BBC_NEWS
 from minikit.models import DEFAULT_MODEL, encoder_layers, resolve_model_source
 from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
 from minikit.settings import cache_dir, setup
