@@ -404,8 +404,8 @@ class Benchmark:
         base = table[table["name"] == self.baseline]
         b = base.iloc[0] if not base.empty else pd.Series(np.nan, index=table.columns)
         base_bits = correct[base.index[0]] if not base.empty else ""
-        paired = [paired_comparison(_bits(c), _bits(base_bits)) if c and len(c) == len(base_bits) else None
-                  for c in correct]  # None: not the baseline's examples (or no baseline)
+        paired = [paired_comparison(_bits(c), _bits(base_bits)) if c and len(c) == len(base_bits) and i != base.index[0]
+                  else None for i, c in zip(table.index, correct)]  # None: the baseline, or not its examples
         return table.assign(
             size_ratio=table["size_mb"] / b["size_mb"],
             speedup=table["baseline_p50_ms"].fillna(b["latency_p50_ms"]) / table["latency_p50_ms"],
