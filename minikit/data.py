@@ -200,8 +200,8 @@ def _per_class_split(ds: datasets.Dataset, test_size: float, validation_size: fl
     parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
     for c in np.unique(labels):
         rows = rng.permutation(np.flatnonzero(labels == c))
-        n_test = max(1, round(test_size * len(rows)))
-        n_validation = max(1, round(validation_size * len(rows)))
+        n_test = max(1, min(round(test_size * len(rows)), len(rows) - 2))  # every class has ≥ 3 rows
+        n_validation = max(1, min(round(validation_size * len(rows)), len(rows) - n_test - 1))  # ≥ 1 left to train
         parts["test"] += rows[:n_test].tolist()
         parts["validation"] += rows[n_test:n_test + n_validation].tolist()
         parts["train"] += rows[n_test + n_validation:].tolist()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import datasets
 import numpy as np
 import pandas as pd
 
@@ -468,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (MinikitError, ValueError) as problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+    if args.no_progress:  # datasets' own bars too (a process of its own: no one else's bars to keep)
+        datasets.disable_progress_bars()
     try:
         with command_line():  # an error's fix names --options, not Python arguments
             result = run_report(args.model, args.dataset, args.out, threads=args.threads,

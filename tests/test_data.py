@@ -306,6 +306,14 @@ def test_split_with_many_classes_and_few_rows_keeps_every_class_in_every_split()
         assert minikit.split_dataset(ds)["test"]["text"] == splits["test"]["text"]  # seeded
 
 
+def test_per_class_split_leaves_every_class_a_training_row():
+    ds = _ds([f"row {i}" for i in range(9)], labels=[0, 0, 0, 1, 1, 1, 2, 2, 2], names=["a", "b", "c"])
+    with pytest.warns(minikit.DataWarning):
+        splits = minikit.split_dataset(ds, test_size=0.5, validation_size=0.4)
+    for name in ("train", "validation", "test"):
+        assert sorted(set(splits[name]["label"])) == [0, 1, 2], name
+
+
 def test_prepare_dataset_reports_what_it_changed_and_refuses_one_class(tmp_path):
     rows = [f"message {i} about topic {'ab'[i % 2]} with some words" for i in range(30)]
     path = tmp_path / "own.csv"
