@@ -47,6 +47,7 @@ from minikit.training import MIN_STEPS, RECIPE, TrainConfig, fine_tune
 
 STEPS = ("fine-tune", "prune", "quantize", "distil", "export", "benchmark", "write")
 PRUNE_FRACTION = 0.5  # of each feed-forward block's neurons (chapter 5's structured pruning)
+STUDENT_MIN_STEPS = 3 * MIN_STEPS  # the student's floor on small data (see _student)
 # This course's own targets (issue 5), final variant vs baseline; the source's claim is minikit.claims'.
 TARGETS = {"smaller": 0.90, "speedup": 4.0, "points": 1.0}
 BASELINE, FINAL = "baseline fp32 (PyTorch)", "student int8 (ONNX Runtime)"
@@ -121,8 +122,14 @@ def _recipe(config: TrainConfig | None, train_rows: int) -> tuple[TrainConfig, b
     return resolved, resolved != replace(recipe, min_steps=None)
 
 
-def _student(baseline, config: TrainConfig, progress: bool):
-    """The course's student for the embedded default; for another model or data, the same recipe scaled to its depth."""
+def _student(baseline, config: TrainConfig, small: bool, progress: bool):
+    """The course's student for the embedded default; for another model or data, the same recipe scaled to its depth.
+
+    On small data the student (a third of the layers and a new head) gets ``STUDENT_MIN_STEPS``: on
+    data/examples/many_classes.csv (20 classes, 112 rows to train on) a 2-layer student reached 12.5 % of
+    24 test rows in the baseline's 112 steps and 41.7 % in 336 (3e-4 instead of 1e-4 did no better); the
+    baseline reached 87.5 %. The report says "worse" there: a 2-layer student needs more data.
+    """
     n = len(encoder_layers(baseline.model))
     if n == 6 and config == TrainConfig() and len(baseline.splits["train"]) >= 1000:
         return D.get_student(baseline, progress=progress)
@@ -131,6 +138,8 @@ def _student(baseline, config: TrainConfig, progress: bool):
     start = D.student_start(baseline, layers=layers, min_count=min_count)
     student_config = replace(config, epochs=max(config.epochs, D.STUDENT_CONFIG.epochs),
                              activation_checkpointing=False)
+    if small:
+        student_config = replace(student_config, min_steps=STUDENT_MIN_STEPS).resolved(len(baseline.splits["train"]))
     return D.distill(start.model, baseline, tokenizer=start.tokenizer, config=student_config, progress=progress)
 
 
@@ -170,12 +179,12 @@ class Evidence:
     majority: pd.Series  # right/wrong per test example when always answering it
     baseline_vs_majority: Any  # stats.PairedComparison
     learned: bool  # the baseline is clearly (95 % interval above 0) more accurate than the majority class
-    tied: bool = False  # several classes share the largest training count: the majority class is the first
+    tied: int = 1  # classes that share the largest training count: the majority class is the first of them
 
     @property
     def rule(self) -> str:
         """The majority-class baseline in words: "always 'sport'"."""
-        return f"always {self.majority_label!r}" + (" (classes tied in training: the first)" if self.tied else "")
+        return f"always {self.majority_label!r}" + (f", the first of {self.tied} tied classes" if self.tied > 1 else "")
 
     @property
     def summary(self) -> str:
@@ -193,7 +202,7 @@ def _evidence(bench: benchmark.Benchmark, baseline) -> Evidence:
     if len(base_right) != len(right):  # the Benchmark scores every test example (n_eval=None), in order
         raise ReportError(f"The benchmark scored {len(base_right)} of {len(right)} test examples; expected all.")
     versus = paired_comparison(base_right, right)
-    tied = int((counts == counts.max()).sum()) > 1  # then "the majority class" is the first of the largest
+    tied = int((counts == counts.max()).sum())  # more than 1: "the majority class" is the first of the largest
     return Evidence(len(right), names[label], pd.Series(right), versus, versus.change == "better", tied)
 
 
@@ -270,7 +279,8 @@ def _write(folder: Path, table: pd.DataFrame, baseline, run: dict, bench: benchm
     quality = quality_table(table, evidence, len(baseline.splits["test"].features["label"].names))
     warning = None if evidence.learned else warning_text(evidence, baseline.result.steps)
     payload = {**run, "baseline": BASELINE, "final": FINAL, "learned": evidence.learned, "warning": warning,
-               "majority_class": {"label": evidence.majority_label, "tied": evidence.tied, "accuracy": float(evidence.majority.mean()),
+               "majority_class": {"label": evidence.majority_label, "tied_classes": evidence.tied,
+                                  "accuracy": float(evidence.majority.mean()),
                                   "n": evidence.n, "baseline_against_it": str(evidence.baseline_vs_majority)},
                "chance": 1 / len(baseline.splits["test"].features["label"].names),
                "variants": json.loads(table.to_json(orient="records")),
@@ -375,7 +385,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
                                                 max_length=config.max_length, texts=check_texts, name="baseline-int8")
     done("quantize")
     step("distil")
-    student = _student(baseline, config, progress)
+    student = _student(baseline, config, small, progress)
     done("distil")
     step("export")
     served = deployment.export_for_serving(student.model, student.tokenizer, folder / "served",
