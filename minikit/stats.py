@@ -77,10 +77,14 @@ class PairedComparison:
 
     @property
     def change(self) -> str:
-        """"better", "worse", or "cannot tell (n = …)" when the interval holds 0."""
-        if self.low > 0:
+        """"better" or "worse" when the interval excludes 0 *and* McNemar's p < 0.05, else "cannot tell (n = …)".
+
+        Both, because at the edge they can disagree (an interval just clear of 0 beside p = 0.06): a
+        verdict printed beside its own evidence must not contradict it.
+        """
+        if self.low > 0 and self.p_value < 1 - CONFIDENCE:
             return "better"
-        if self.high < 0:
+        if self.high < 0 and self.p_value < 1 - CONFIDENCE:
             return "worse"
         return f"{CANNOT_TELL} (n = {self.n})"
 

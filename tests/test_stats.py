@@ -80,6 +80,16 @@ def test_few_disagreements_are_not_a_difference():
     assert result.low < 0 < result.high and result.change == "cannot tell (n = 50)"
 
 
+def test_a_change_needs_the_interval_and_the_test_to_agree():
+    # 5 only the reference gets right, none only the variant (n = 75): Newcombe's interval just clears 0,
+    # McNemar's p = 2 × 0.5⁵ = 0.0625. Printed side by side, "worse" would contradict p; so: cannot tell.
+    variant = np.array([1] * 65 + [0] * 5 + [0] * 5, dtype=bool)
+    reference = np.array([1] * 65 + [1] * 5 + [0] * 5, dtype=bool)
+    result = stats.paired_comparison(variant, reference)
+    assert result.high < 0 and result.p_value == pytest.approx(0.0625)
+    assert result.change == "cannot tell (n = 75)"
+
+
 def test_identical_models_cannot_be_told_apart():
     same = np.array([1, 0, 1, 1, 0, 1], dtype=bool)
     result = stats.paired_comparison(same, same)
