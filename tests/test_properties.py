@@ -217,8 +217,10 @@ def test_split_is_a_seeded_stratified_partition(request):
     labels = [c for c, n in enumerate(counts) for _ in range(n)]
     ds = _dataset([f"text {i}" for i in range(len(labels))], labels)
     try:
-        splits = minikit.split_dataset(ds, test_size=test_size, validation_size=validation_size, seed=seed)
-    except minikit.DataError as refused:  # too few rows for a stratified 3-way split: said, with a fix
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataWarning)
+            splits = minikit.split_dataset(ds, test_size=test_size, validation_size=validation_size, seed=seed)
+    except minikit.DataError as refused:  # fewer than 3 rows in a class: said, with a fix
         TRIED["bad:split requests refused"] += 1
         assert "Fix:" in str(refused)
         return
@@ -229,6 +231,12 @@ def test_split_is_a_seeded_stratified_partition(request):
     assert len(set().union(*ids.values())) == len(ds)  # ... and the splits are disjoint
     for split in splits.values():
         assert split.features["label"].names == ds.features["label"].names
+    if caught:  # the shares would leave a class out of a split: each class split on its own, and said so
+        TRIED["examples:split_dataset per class"] += 1
+        assert len(caught) == 1 and "each class was split on its own" in str(caught[0].message)
+        for split in splits.values():  # every class in every split
+            assert sorted(set(split["label"])) == sorted(set(labels))
+        return
 
     # What the stratification promises (see the module doc): within one row of each class's share
     # in each of the two cuts, test from the whole, then validation and train from the rest.
@@ -352,6 +360,10 @@ def test_csv_blank_and_unlabeled_rows_are_reported_never_skipped(tmp_path_factor
     good = [f"rows.csv:{line}" for line in starts if f"rows.csv:{line}" not in bad]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if len(empty) == len(rows):  # the whole text column is empty: the wrong column, said so either way
+            with pytest.raises(minikit.DataError, match=r"column 'text' is empty in all \d+ rows.*text_column="):
+                load_table(path, drop_empty=drop_empty)
+            return
         if bad and not drop_empty:
             with pytest.raises(minikit.DataError) as info:
                 load_table(path)

@@ -327,7 +327,7 @@ def test_linear_probe_runs_the_frozen_encoder_once_per_text_and_restores_it(spli
 
 
 def test_the_course_recipe_lifts_a_60_row_dataset_clearly_above_the_majority_class():
-    """Issue 25: 60 support tickets (3 classes, 42 to train on) left at chance after 6 steps; the recipe takes ≥ 100."""
+    """Issue 25: 60 support tickets (42 to train on) stayed at chance after 6 steps; the recipe takes ≥ 100."""
     from pathlib import Path
 
     tickets = Path(__file__).resolve().parents[1] / "data" / "examples" / "tickets.csv"
