@@ -293,7 +293,7 @@ def _write(folder: Path, table: pd.DataFrame, baseline, run: dict, bench: benchm
                "params_m": "{:.1f}", "size_mb": "{:.2f}", "latency_p50_ms": "{:.2f}", "latency_p95_ms": "{:.2f}",
                "throughput": "{:.0f}", "peak_memory_mb": "{:.0f}", "size_ratio": "{:.3f}", "speedup": "{:.2f}×",
                "accuracy_delta": "{:+.2f}", "delta_low": "{:+.2f}", "delta_high": "{:+.2f}"}
-    results_html = shown.style.format(formats).hide(axis="index").to_html()
+    results_html = shown.style.format(formats, na_rep="–").hide(axis="index").to_html()  # the baseline's own Δ
     quality_html = quality.style.hide(axis="index").to_html()
     claims_html = claims.assign(claim=claims["claim"].map(_mark), target=claims["target"].map(_mark)) \
         .style.hide(axis="index").to_html()
@@ -319,7 +319,8 @@ McNemar's exact test), and a change whose interval holds 0 is "cannot tell".</p>
 <h2>What the test split supports</h2>{quality_html}
 <h2>Claims and targets (compressed model vs baseline)</h2>{claims_html}
 <p>A claim on accuracy holds only when its whole interval does; "cannot tell" means more test examples would
-decide it. Size and latency are measured once in this run; timings move ±30 % between runs, not their ratio.</p>
+decide it. Size and latency are measured once, in this run: timings move ±30 % from run to run, and the
+ratios measured side by side in one run are what count.</p>
 <h2>Results</h2>{results_html}
 <h2>Accuracy against cost</h2>{_svg(charts.benchmark_chart(table, BASELINE))}
 <h2>Fine-tuning the baseline</h2>

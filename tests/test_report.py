@@ -52,6 +52,7 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
         assert verdict in {"holds", "fails"} or verdict.startswith(("cannot tell (n = ", "no verdict"))
     page = result.html.read_text()
     assert page.count("<svg") >= 2 and "<script" not in page  # self-contained: inline SVG, nothing to fetch
+    assert ">+nan<" not in page and ">nan<" not in page  # the baseline's Δ against itself reads "–"
     for name in names:
         assert name in page
     # the served student is a working folder, with the student's own (pruned) vocabulary
