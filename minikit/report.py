@@ -271,12 +271,10 @@ def warning_text(evidence: Evidence, steps: int) -> str:
             "right); aim for at least 30 rows per class.")
 
 
-def _write(folder: Path, table: pd.DataFrame, baseline, run: dict, bench: benchmark.Benchmark,
-           evidence: Evidence) -> tuple[Path, Path, Path]:
+def _write(folder: Path, table: pd.DataFrame, baseline, run: dict, evidence: Evidence, claims: pd.DataFrame,
+           quality: pd.DataFrame) -> tuple[Path, Path, Path]:
     csv_path, json_path, html_path = folder / "results.csv", folder / "results.json", folder / "report.html"
     table.to_csv(csv_path, index=False)
-    claims = _claims(table, bench, evidence)
-    quality = quality_table(table, evidence, len(baseline.splits["test"].features["label"].names))
     warning = None if evidence.learned else warning_text(evidence, baseline.result.steps)
     payload = {**run, "baseline": BASELINE, "final": FINAL, "learned": evidence.learned, "warning": warning,
                "majority_class": {"label": evidence.majority_label, "tied_classes": evidence.tied,
@@ -419,12 +417,12 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
            "machine": system.machine_description(), "threads": torch.get_num_threads(),
            "versions": {p: metadata.version(p) for p in ("torch", "transformers", "onnxruntime", "minikit")},
            "seconds": {k: round(v, 1) for k, v in seconds.items() if k != "write"}}
-    html_path, json_path, csv_path = _write(folder, table, baseline, run, bench, evidence)
+    claims = _claims(table, bench, evidence)
+    quality = quality_table(table, evidence, len(baseline.splits["test"].features["label"].names))
+    html_path, json_path, csv_path = _write(folder, table, baseline, run, evidence, claims, quality)
     done("write")
     bar.close()
-    return Report(folder, html_path, json_path, csv_path, table, run["seconds"], evidence,
-                  _claims(table, bench, evidence), quality_table(table, evidence,
-                                                                 len(baseline.splits["test"].features["label"].names)),
+    return Report(folder, html_path, json_path, csv_path, table, run["seconds"], evidence, claims, quality,
                   baseline.result.steps, data_notes)
 
 
