@@ -5,10 +5,6 @@ Every check recomputes the right answer from the real model or data; nothing is 
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 
@@ -23,41 +19,18 @@ from minikit.loading import load_dataset
 from minikit.metrics import per_class_scores, precision_recall_at_threshold
 from minikit.models import build_model, encoder_layers, head_parameters
 from minikit.profiling import count_parameters
+from minikit.practice import *  # noqa: F401,F403  (the implement-it checks: minikit.check.<name>(your_function))
+from minikit.practice import CheckResult, answered
 from minikit.pruning import encoder_linears, magnitude_threshold
 from minikit.quantization import quantization_params, quantized_size_mb
 from minikit.server import create_app
 from minikit.tasks import TaskSampler
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    passed: bool
-    message: str
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def __repr__(self) -> str:
-        return ("✅ Correct. " if self.passed else "❌ Not yet. ") + self.message
-
-    _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))  # noqa: E731  (IPython display)
-
-
-def _answered(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-    """A check's first argument is the learner's answer: left as None (or ...), every check says the same thing."""
-    @functools.wraps(check)
-    def checked(answer, *args, **kwargs) -> CheckResult:
-        if answer is None or answer is ...:
-            return CheckResult(False, "Replace the `None` with your answer and run the cell again.")
-        return check(answer, *args, **kwargs)
-
-    return checked
-
-
 # --- 01 model selection -------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def encoder_layer_params(answer: int | None) -> CheckResult:
     """Parameters in one MiniLM-L6 encoder layer, from hidden=384 and FFN=1536."""
     model = build_model("minilm-l6")
@@ -71,7 +44,7 @@ def encoder_layer_params(answer: int | None) -> CheckResult:
     return CheckResult(False, f"You are off by {off:+,}. {hint}")
 
 
-@_answered
+@answered
 def faster_at_batch_1(answer: str | None, profiles: pd.DataFrame, a: str = "mobilebert", b: str = "minilm-l6") -> CheckResult:
     """Which of two models has the lower measured batch-1 latency (they have similar parameter counts)."""
     rows = profiles.set_index("name")
@@ -89,7 +62,7 @@ def faster_at_batch_1(answer: str | None, profiles: pd.DataFrame, a: str = "mobi
 # --- 02 preprocessing ---------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def share_over(answer: float | None, lengths: np.ndarray, max_length: int = 256) -> CheckResult:
     """Fraction of articles longer than ``max_length`` tokens."""
     truth = float(np.mean(np.asarray(lengths) > max_length))
@@ -100,7 +73,7 @@ def share_over(answer: float | None, lengths: np.ndarray, max_length: int = 256)
     return CheckResult(False, f"Compare each length with {max_length} (strictly greater) and take the mean.")
 
 
-@_answered
+@answered
 def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
     """Test articles that also appear in train when the corpus is split *before* removing duplicates."""
     import warnings
@@ -121,7 +94,7 @@ def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
 # --- 03 fine-tuning -----------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     """Trainable parameters of a linear probe on MiniLM-L6 (the classification head only)."""
     truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
@@ -133,7 +106,7 @@ def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
     return CheckResult(False, "The head maps the 384-wide sentence vector to one score per label.")
 
 
-@_answered
+@answered
 def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> CheckResult:
     """(optimizer steps in the run, warm-up steps) for ``config`` on ``n_train`` examples."""
     import math
@@ -150,7 +123,7 @@ def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> Chec
 # --- 03b multi-task ------------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "temperature",
                            temperature: float = 2.0) -> CheckResult:
     """The share of steps each task gets from ``tasks.TaskSampler(sizes, strategy, temperature)``, within 0.005."""
@@ -169,7 +142,7 @@ def sampling_probabilities(answer: dict | None, sizes: dict, strategy: str = "te
                               "proportional, a large T nearly uniform.")
 
 
-@_answered
+@answered
 def points_at_equal_compute(answer: float | None, table: pd.DataFrame, run: str,
                             tolerance: float = 0.05) -> CheckResult:
     """Multi-task ``run``'s main-task accuracy minus the single-task run at the same share of labels that read the
@@ -197,7 +170,7 @@ def points_at_equal_compute(answer: float | None, table: pd.DataFrame, run: str,
 # --- 04 metrics ---------------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult:
     """Macro-F1 computed from a confusion matrix (rows: true class, columns: predicted)."""
     truth = float(per_class_scores(np.asarray(cm))["f1"].mean())
@@ -210,7 +183,7 @@ def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult
                        "F1 = 2PR/(P+R) per class; then the mean.")
 
 
-@_answered
+@answered
 def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.ndarray, cls: int,
                             target: float = 0.99) -> CheckResult:
     """The lowest threshold (step 0.01) where one class's precision reaches ``target``."""
@@ -230,7 +203,7 @@ def threshold_for_precision(answer: float | None, probs: np.ndarray, y_true: np.
 # --- 05 pruning ---------------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def pruning_threshold(answer: float | None, weights, sparsity: float) -> CheckResult:
     """The |w| at or below which magnitude pruning zeroes a tensor's weights to reach ``sparsity``."""
     import torch
@@ -251,7 +224,7 @@ def pruning_threshold(answer: float | None, weights, sparsity: float) -> CheckRe
                        "of weights).")
 
 
-@_answered
+@answered
 def csr_bytes(answer: int | None, weights) -> CheckResult:
     """Bytes of a 2-D float32 tensor stored as CSR with int32 indices (values, column indices, row pointers)."""
     import warnings
@@ -285,7 +258,7 @@ def csr_bytes(answer: int | None, weights) -> CheckResult:
                        "each, plus 4 bytes per row pointer (rows + 1).")
 
 
-@_answered
+@answered
 def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult:
     """The encoder layer that loses the largest share of its Linear weights under global magnitude pruning."""
     linears = encoder_linears(model)
@@ -308,7 +281,7 @@ def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult
 # --- 06 quantization ----------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, symmetric: bool = False) -> CheckResult:
     """(scale, zero point) mapping the tensor ``x`` onto ``bits``-bit integers, one scale for the whole tensor."""
     import torch
@@ -336,7 +309,7 @@ def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, s
                        "integer range.")
 
 
-@_answered
+@answered
 def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: str = "per-channel",
                        symmetric: bool = True) -> CheckResult:
     """Bytes one Linear layer takes with its weight packed at ``bits`` bits: weight, scales, float32 bias."""
@@ -361,7 +334,7 @@ def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: st
                        "per row. Get rows and columns from layer.weight.shape.")
 
 
-@_answered
+@answered
 def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accuracy: float,
                       granularity: str = "per-tensor", symmetric: bool = True, points: float = 2.0) -> CheckResult:
     """Scanning down from 8 bits: the first bit width whose accuracy is more than ``points`` below float32.
@@ -391,7 +364,7 @@ def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accurac
 # --- 07 distillation ---------------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def kd_loss(answer: float | None, student_logits, teacher_logits, label: int, alpha: float = 0.5,
             temperature: float = 2.0) -> CheckResult:
     """The distillation loss of one example: α·CE + (1−α)·T²·KL(teacher_T ‖ student_T)."""
@@ -417,7 +390,7 @@ def kd_loss(answer: float | None, student_logits, teacher_logits, label: int, al
                        "cross-entropy = −log softmax(student)[label] at T = 1.")
 
 
-@_answered
+@answered
 def student_parameters(answer: int | None, teacher, student) -> CheckResult:
     """Parameters of ``student`` (fewer layers, pruned vocabulary) worked out from the teacher's."""
     truth = count_parameters(student)
@@ -435,7 +408,7 @@ def student_parameters(answer: int | None, teacher, student) -> CheckResult:
                        f"numbers each) and the dropped vocabulary rows ({dim} numbers each).")
 
 
-@_answered
+@answered
 def temperature_for_top(answer: float | None, logits, share: float = 0.5, tolerance: float = 0.05) -> CheckResult:
     """The temperature at which the top class's probability falls to ``share`` (within ``tolerance`` relative)."""
     import numpy as np
@@ -464,7 +437,7 @@ def temperature_for_top(answer: float | None, logits, share: float = 0.5, tolera
 # --- 08 deployment -----------------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def texts_per_second(answer: float | None, by_batch: pd.DataFrame, batch_size: int = 16) -> CheckResult:
     """Throughput at one batch size from ``latency_vs_batch``'s table: batch_size texts per p50 call."""
     rows = by_batch.set_index("batch_size")
@@ -482,7 +455,7 @@ def texts_per_second(answer: float | None, by_batch: pd.DataFrame, batch_size: i
                        "batch_size × 1000 / p50_ms.")
 
 
-@_answered
+@answered
 def refused_with(answer: dict | None, predict, status: int = 413, **app_options) -> CheckResult:
     """Whether the server (``create_app`` around ``predict``) answers the JSON body ``answer`` with ``status``."""
     from fastapi.testclient import TestClient
@@ -500,7 +473,7 @@ def refused_with(answer: dict | None, predict, status: int = 413, **app_options)
                        "wrong types and empty text; 413 is for something too large.")
 
 
-@_answered
+@answered
 def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float = 50.0) -> CheckResult:
     """Mean hybrid latency: device p50 + low-confidence share × (round trip + cloud model p50)."""
     truth = float(deployment_scenarios(measured, network_rtt_ms=network_rtt_ms).set_index("scenario")
@@ -517,7 +490,7 @@ def hybrid_latency(answer: float | None, measured: dict, network_rtt_ms: float =
 # --- 10 adaptive inference ------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: float) -> CheckResult:
     """Mean exit layer (1-based) under max-prob > ``threshold``, from every layer's logits (N, L, C)."""
     layers = exit_layers(layer_logits, ExitRule("max-prob", threshold))
@@ -532,7 +505,7 @@ def mean_exit_layer(answer: float | None, layer_logits: np.ndarray, threshold: f
                        "the threshold (the last layer if none is), and average those layer numbers.")
 
 
-@_answered
+@answered
 def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: float,
                   memory_budget_mb: float) -> CheckResult:
     """The variant the picker would choose for these budgets (most accurate among those that fit)."""
@@ -549,7 +522,7 @@ def budget_choice(answer: str | None, results: pd.DataFrame, latency_budget_ms: 
 # --- 09 compression lab --------------------------------------------------------------------------
 
 
-@_answered
+@answered
 def lab_predicted_size(answer: float | None, lab, recipe, tolerance: float = 0.01) -> CheckResult:
     """A recipe's size from the parameter table alone (params kept × bytes each), within 1 %."""
     truth = lab.predicted_size_mb(recipe)
@@ -563,7 +536,7 @@ def lab_predicted_size(answer: float | None, lab, recipe, tolerance: float = 0.0
     return CheckResult(False, f"{float(answer):.2f} MB is {float(answer) / truth - 1:+.1%} off. {hints}")
 
 
-@_answered
+@answered
 def lab_pareto(answer: list | None, results: pd.DataFrame, axis: str = "size") -> CheckResult:
     """The names of the recipes on the Pareto front of accuracy against ``axis`` ("size" or "latency")."""
     if axis not in ("size", "latency"):
