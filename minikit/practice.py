@@ -35,12 +35,14 @@ class CheckResult:
         return self.passed
 
     def __repr__(self) -> str:
-        return ("✅ Correct. " if self.passed else "❌ Not yet. ") + self.message
+        if self.passed:
+            return "✅ Correct. " + self.message
+        return ("⏳ " if self.message.startswith("Not answered yet") else "❌ Not yet. ") + self.message
 
     _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))  # noqa: E731  (IPython display)
 
 
-NOT_ANSWERED = "Not answered yet: replace the `None` with your answer and run the cell again."
+NOT_ANSWERED = "Replace the `None` with your answer and run the cell again."
 NOT_WRITTEN = ("Not answered yet: your function still raises NotImplementedError. Replace the `raise` line "
                "with your code and run the cell again.")
 
@@ -196,7 +198,7 @@ def implemented(function: Any, cases: Sequence[Case], reference: Callable, compa
     training step updates the model it is given): it is applied to the learner's call and the reference's alike.
     """
     if function is None or function is ...:
-        return CheckResult(False, "Not answered yet: pass your function itself, e.g. "
+        return CheckResult(False, "Not answered yet: pass your function itself, as in "
                            f"`minikit.check.{call.split('(')[0]}({call.split('(')[0]})`.")
     if not callable(function):
         return CheckResult(False, f"Pass the function itself (its name, with no parentheses), not "

@@ -33,6 +33,7 @@ def test_the_stub_is_not_answered_yet_rather_than_an_error():
 
     result = run(double)
     assert not result and result.message == NOT_WRITTEN
+    assert repr(result).startswith("⏳ Not answered yet")
     assert not check.precision_recall_f1(None) and "Not answered yet" in check.precision_recall_f1(None).message
 
 
