@@ -13,13 +13,13 @@ from minikit.data import check_leakage, split_dataset
 from minikit.deployment import deployment_scenarios
 from minikit.distillation import distillation_loss
 from minikit.early_exit import ExitRule, exit_layers
+from minikit.implement_it import *  # noqa: F401,F403  (the implement-it checks: minikit.check.<name>(your_function))
 from minikit.errors import DataWarning
 from minikit.lab import pareto_front
 from minikit.loading import load_dataset
 from minikit.metrics import per_class_scores, precision_recall_at_threshold
 from minikit.models import build_model, encoder_layers, head_parameters
 from minikit.profiling import count_parameters
-from minikit.practice import *  # noqa: F401,F403  (the implement-it checks: minikit.check.<name>(your_function))
 from minikit.practice import CheckResult, answered
 from minikit.pruning import encoder_linears, magnitude_threshold
 from minikit.quantization import quantization_params, quantized_size_mb

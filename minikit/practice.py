@@ -7,7 +7,8 @@ expected. The learner's function may raise, return the wrong type or shape, chan
 or still be the stub (``raise NotImplementedError``): each gets its own message, and no traceback from
 inside minikit is ever shown, only the line of the learner's own cell where their code raised.
 
-This module also holds :class:`CheckResult`, which every check returns, and :func:`answered`, which
+The checks themselves, chapter by chapter, are in ``minikit.implement_it``; each is marked with
+:func:`exercise`, and ``minikit.check`` re-exports exactly those. This module also holds :class:`CheckResult`, which every check returns, and :func:`answered`, which
 turns an unanswered ``None`` into "not answered yet".
 """
 
@@ -22,8 +23,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-
-from minikit.metrics import per_class_scores
 
 
 @dataclass(frozen=True)
@@ -237,57 +236,7 @@ def implemented(function: Any, cases: Sequence[Case], reference: Callable, compa
     return CheckResult(True, f"All {len(cases)} hidden cases pass. {success}")
 
 
-# --- the implement-it checks, by chapter ---------------------------------------------------------
-# Each check builds its cases from a fixed seed, so a learner who reruns sees the same case fail.
-# Decorate each with @exercise: minikit.check re-exports exactly those (see __all__ at the end).
-
-
 def exercise(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
     """Marks an implement-it check, so that ``minikit.check`` re-exports it."""
     check.implement_it = True  # type: ignore[attr-defined]
     return check
-
-# --- 03 fine-tuning ------------------------------------------------------------------------------
-
-
-# --- 04 metrics ----------------------------------------------------------------------------------
-
-
-def _prf_reference(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    scores = per_class_scores(cm)
-    return tuple(scores[c].to_numpy(dtype=float) for c in ("precision", "recall", "f1"))  # type: ignore[return-value]
-
-
-@exercise
-def precision_recall_f1(function: Callable) -> CheckResult:
-    """``precision_recall_f1(cm) -> (precision, recall, f1)``: per-class arrays from a confusion matrix (rows = truth)."""
-    rng = np.random.default_rng(4)
-    never_predicted = rng.integers(1, 9, size=(3, 3))
-    never_predicted[:, 2] = 0  # class 2 is never predicted: its precision is 0/0, taken as 0
-    cases = [
-        Case("a 2×2 matrix [[5, 1], [2, 4]]", (np.array([[5, 1], [2, 4]]),)),
-        Case("a 4×4 matrix whose rows (the truth) and columns (the predictions) differ in total",
-             (rng.integers(0, 20, size=(4, 4)),)),
-        Case("a 3×3 matrix where class 2 is never predicted (0/0 counts as 0)", (never_predicted,)),
-    ]
-    return implemented(function, cases, _prf_reference, close(atol=1e-6), call="precision_recall_f1(cm)",
-                       success="Precision divides by the column (predicted), recall by the row (true), "
-                       "and F1 is their harmonic mean.")
-
-
-# --- 05 pruning ----------------------------------------------------------------------------------
-
-
-# --- 06 quantization -----------------------------------------------------------------------------
-
-
-# --- 07 distillation -----------------------------------------------------------------------------
-
-
-# --- 08 deployment -------------------------------------------------------------------------------
-
-
-# --- 10 adaptive inference -----------------------------------------------------------------------
-
-
-__all__ = [name for name, value in list(globals().items()) if getattr(value, "implement_it", False)]
