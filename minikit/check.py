@@ -20,7 +20,7 @@ from minikit.loading import load_dataset
 from minikit.metrics import per_class_scores, precision_recall_at_threshold
 from minikit.models import build_model, encoder_layers, head_parameters
 from minikit.profiling import count_parameters
-from minikit.practice import CheckResult, answered
+from minikit.practice import CheckResult, answered, use  # noqa: F401  (use: minikit.check.use, after an implement-it exercise)
 from minikit.pruning import encoder_linears, magnitude_threshold
 from minikit.quantization import quantization_params, quantized_size_mb
 from minikit.server import create_app

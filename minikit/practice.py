@@ -240,3 +240,17 @@ def exercise(check: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
     """Marks an implement-it check, so that ``minikit.check`` re-exports it."""
     check.implement_it = True  # type: ignore[attr-defined]
     return check
+
+
+def use(yours: Callable, solution: Callable, check: Callable[[Callable], CheckResult]) -> Callable:
+    """The function the next cells run: yours once it passes ``check``, else the solution. Says which.
+
+    So the cells after an implement-it exercise run the learner's own code as soon as it is right, and
+    the notebook still runs top to bottom before it is.
+    """
+    result = check(yours)
+    if result:
+        print("The cells below run your function: it passes every hidden case.")
+        return yours
+    print("The cells below run the solution until your function passes the check above.")
+    return solution

@@ -109,3 +109,18 @@ def test_precision_recall_f1_passes_the_reference_and_fails_swapped_axes_and_no_
 @pytest.mark.parametrize("name", ["precision_recall_f1"])
 def test_every_implement_it_check_is_exported_by_minikit_check(name):
     assert callable(getattr(check, name))
+
+
+def test_use_runs_the_learners_function_once_it_passes_else_the_solution(capsys):
+    def stub(cm):
+        raise NotImplementedError
+
+    def solution(cm):
+        scores = __import__("minikit.metrics", fromlist=["per_class_scores"]).per_class_scores(cm)
+        return tuple(scores[c].to_numpy(dtype=float) for c in ("precision", "recall", "f1"))
+
+    assert check.use(stub, solution, check.precision_recall_f1) is solution
+    assert "run the solution" in capsys.readouterr().out
+    mine = lambda cm: solution(cm)  # noqa: E731
+    assert check.use(mine, solution, check.precision_recall_f1) is mine
+    assert "run your function" in capsys.readouterr().out
