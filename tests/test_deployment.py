@@ -471,16 +471,28 @@ def test_chapter_8_checks_recompute_the_answers():
     import pandas as pd
 
     by_batch = pd.DataFrame({"batch_size": [1, 16], "p50_ms": [4.0, 32.0]})
-    assert minikit.check.texts_per_second(500, by_batch, batch_size=16)
-    assert "calls per second" in minikit.check.texts_per_second(31, by_batch, batch_size=16).message
-    assert not minikit.check.texts_per_second(None, by_batch)
-    assert minikit.check.refused_with({"texts": ["a"] * 65}, echo, status=413)
-    wrong = minikit.check.refused_with({"text": "   "}, echo, status=413)
-    assert not wrong and "422" in wrong.message
-    assert not minikit.check.refused_with({"text": "fine"}, echo, status=413)
+    assert minikit.check.burst_ms(4 * 32.0, by_batch, texts=64, batch_size=16)
+    assert "one batch" in minikit.check.burst_ms(32.0, by_batch).message
+    assert "64 calls of one text" in minikit.check.burst_ms(64 * 4.0, by_batch).message
+    assert not minikit.check.burst_ms(None, by_batch)
+    bodies = {"64 texts": {"texts": ["a"] * 64}, "65 texts": {"texts": ["a"] * 65}, "no texts": {"texts": []},
+              "a blank one": {"texts": ["a", " "]}, "an unknown field": {"text": "a", "lang": "en"}}
+    right = {"64 texts": 200, "65 texts": 413, "no texts": 422, "a blank one": 422, "an unknown field": 422}
+    result = minikit.check.status_codes(right, echo, bodies)
+    assert result and "65 texts: 413 (texts: List should have at most 64 items" in result.message
+    wrong = minikit.check.status_codes({**right, "64 texts": 413, "no texts": "413"}, echo, bodies)
+    assert not wrong and "2 of 5 not right yet: 64 texts, no texts." in wrong.message
+    assert "one status code per body" in minikit.check.status_codes({"64 texts": 200}, echo, bodies).message
+    assert "Replace every None" in minikit.check.status_codes({**right, "65 texts": None}, echo, bodies).message
+    assert not minikit.check.status_codes(None, echo, bodies)
     measured = {"model_mb": 9.0, "ram_mb": 50.0, "p50_ms": 4.0, "request_bytes": 2000.0, "low_confidence_share": 0.1}
-    assert minikit.check.hybrid_latency(4.0 + 0.1 * 54.0, measured, network_rtt_ms=50.0)
-    assert "every text" in minikit.check.hybrid_latency(58.0, measured, network_rtt_ms=50.0).message
+    rtt = 4.0 / 0.1 - 4.0  # 4 + 0.1 × (rtt + 4) = 2 × 4
+    result = minikit.check.hybrid_break_even(rtt, measured)
+    assert result and "8.00 ms is 2 × the edge's 4.00 ms" in result.message
+    assert "the cloud also runs the model" in minikit.check.hybrid_break_even(40.0, measured).message
+    assert not minikit.check.hybrid_break_even(rtt + 5, measured)
+    assert "No text goes to the cloud" in minikit.check.hybrid_break_even(
+        1.0, {**measured, "low_confidence_share": 0.0}).message
 
 
 def test_the_standalone_server_sends_a_budget_to_minikit_deployment(accurate_folder, fast_folder, served_with,
