@@ -239,3 +239,10 @@ def test_the_reference_follows_the_servers_batcher(arrivals_ms, max_batch, max_w
     assert n == want_n
     assert want_ms - 1 <= left_ms <= want_ms + 50, (left_ms, want_ms)
     assert time.perf_counter() - began < 2
+
+
+@pytest.mark.parametrize("name", ["kd_loss", "distill_step", "take_batch"])
+def test_the_implement_it_checks_are_the_ones_minikit_check_exports(name):
+    from minikit import implement_it
+
+    assert getattr(check, name) is getattr(implement_it, name)
