@@ -432,8 +432,7 @@ def burst_ms(answer: float | None, by_batch: pd.DataFrame, texts: int = 64, batc
 @answered
 def status_codes(answer: dict | None, predict, bodies: dict, **app_options) -> CheckResult:
     """The status the server (``create_app`` around ``predict``) answers to each JSON body of ``bodies``."""
-    from fastapi.testclient import TestClient
-
+    from fastapi.testclient import TestClient  # fastapi's test client loads only when this check runs
 
     if not isinstance(answer, dict) or set(answer) != set(bodies):
         return CheckResult(False, f"Give a dict with one status code per body, with the keys {list(bodies)}.")
@@ -461,7 +460,7 @@ def hybrid_break_even(answer: float | None, measured: dict, factor: float = 2.0)
     if abs(got - truth) <= max(0.05, 0.01 * truth):
         at = deployment_scenarios(measured, network_rtt_ms=truth).set_index("scenario")["latency_ms"]
         return CheckResult(True, f"{truth:.1f} ms: there the hybrid's {at['hybrid']:.2f} ms is {factor:g} × the "
-                           f"edge's {at['edge']:.2f} ms. The rarer the unsure texts, the longer the round trip.")
+                           f"edge's {at['edge']:.2f} ms; the rarer the unsure texts, the longer the trip it affords.")
     if abs(got - (truth + d)) <= max(0.05, 0.01 * truth):
         return CheckResult(False, "Almost: after the round trip the cloud also runs the model (p50_ms) on the text.")
     return CheckResult(False, "Solve d + s·(rtt + d) = factor·d for rtt, with d = measured['p50_ms'] and "
