@@ -86,6 +86,36 @@ def median_latency_ms(model: torch.nn.Module, inputs: dict[str, torch.Tensor], w
     return float(np.median(measure_latency(model, inputs, warmup, repeats)))
 
 
+# What time_by_kind counts as a Linear layer and as attention (each op's time includes the ops it calls).
+LINEAR_OPS = ("aten::linear", "quantized::linear_dynamic")
+ATTENTION_OPS = ("aten::scaled_dot_product_attention",)
+
+
+def time_by_kind(model: torch.nn.Module, inputs: dict[str, torch.Tensor], warmup: int = 2,
+                 repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per forward pass in the Linear layers, in attention, and in every other op (torch.profiler).
+
+    Linear: the weight matrix multiplies (with their bias add). Attention: scores, softmax and the
+    weighted sum, which have no weights. Other: embeddings, LayerNorm, GELU, residual adds, dtype
+    conversions. The profiler adds a little time to each op, so compare models with each other,
+    not with ``measure_latency``.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(**inputs)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(repeats):
+                model(**inputs)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    linear = sum(e.cpu_time_total for e in events if e.key in LINEAR_OPS)
+    attention = sum(e.cpu_time_total for e in events if e.key in ATTENTION_OPS)
+    ms = lambda us: us / repeats / 1e3  # noqa: E731  (the profiler counts microseconds)
+    return {"linear_ms": ms(linear), "attention_ms": ms(attention), "other_ms": ms(total - linear - attention)}
+
+
 def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 128, batch_size: int = 32,
                   repeats: int = 10, batch_repeats: int = 2) -> ModelProfile:
     """Measure one model: size, batch-1 latency p50/p95, throughput at ``batch_size``, peak memory."""

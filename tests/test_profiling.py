@@ -119,6 +119,27 @@ def test_median_latency_is_the_median_of_the_timed_runs(monkeypatch):
     assert seen == [(1, 3), (0, 4)] and isinstance(profiling.median_latency_ms(None, {}, 1, 3), float)
 
 
+def test_time_by_kind_splits_a_forward_pass_into_linear_attention_and_the_rest(tiny_model):
+    split = profiling.time_by_kind(tiny_model, dummy_inputs(tiny_model, 1, 16), warmup=1, repeats=2)
+    assert set(split) == {"linear_ms", "attention_ms", "other_ms"}
+    assert split["linear_ms"] > 0 and split["attention_ms"] > 0 and split["other_ms"] > 0  # BERT: all three
+    assert sum(split.values()) < 10_000  # milliseconds per pass
+
+
+def test_time_by_kind_counts_a_linear_layers_bias_add_as_linear():
+    class OnlyLinear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(256, 256)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    split = profiling.time_by_kind(OnlyLinear(), {"x": torch.randn(64, 256)}, warmup=1, repeats=3)
+    assert split["linear_ms"] > 0 and split["attention_ms"] == 0
+    assert split["other_ms"] < 0.05 * split["linear_ms"]  # addmm and its bias copy sit inside aten::linear
+
+
 @pytest.mark.parametrize("warmup, repeats", [(3, 0), (3, -1), (-1, 5)])
 def test_measure_latency_bad_arguments(tiny_model, warmup, repeats):
     with pytest.raises(ValueError, match=r"need repeats ≥ 1 and warmup ≥ 0"):
