@@ -101,13 +101,14 @@ def _same_linear_pair(got, want: tuple[nn.Linear, nn.Linear]) -> str | None:
 @exercise
 def slice_ffn(function: Callable) -> CheckResult:
     """``slice_ffn(up, down, keep) -> (new_up, new_down)``: keep rows of ``up`` and columns of ``down``."""
-    torch.manual_seed(5)  # the layers' initial weights
     pair = lambda d, ffn: (nn.Linear(d, ffn), nn.Linear(ffn, d))  # noqa: E731
-    cases = [
-        Case("hidden 4, FFN width 10, keep neurons [1, 4, 5, 8]", (*pair(4, 10), torch.tensor([1, 4, 5, 8]))),
-        Case("hidden 6, FFN width 8, keep one neuron [3]", (*pair(6, 8), torch.tensor([3]))),
-        Case("hidden 3, FFN width 5, keep every neuron", (*pair(3, 5), torch.arange(5))),
-    ]
+    with torch.random.fork_rng():  # the layers' weights come from a fixed seed; the learner's RNG is left alone
+        torch.manual_seed(5)
+        cases = [
+            Case("hidden 4, FFN width 10, keep neurons [1, 4, 5, 8]", (*pair(4, 10), torch.tensor([1, 4, 5, 8]))),
+            Case("hidden 6, FFN width 8, keep one neuron [3]", (*pair(6, 8), torch.tensor([3]))),
+            Case("hidden 3, FFN width 5, keep every neuron", (*pair(3, 5), torch.arange(5))),
+        ]
     return implemented(function, cases, _slice_ffn_reference, _same_linear_pair, call="slice_ffn(up, down, keep)",
                        success="A neuron is a row of up (weight and bias) and a column of down; down's bias "
                        "belongs to its outputs and stays whole.")
