@@ -86,6 +86,54 @@ def median_latency_ms(model: torch.nn.Module, inputs: dict[str, torch.Tensor], w
     return float(np.median(measure_latency(model, inputs, warmup, repeats)))
 
 
+def _is_linear(module: torch.nn.Module) -> bool:
+    return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Linear"  # torch's dynamic int8 Linear too
+
+
+def time_by_kind(model: torch.nn.Module, inputs: dict[str, torch.Tensor], warmup: int = 2,
+                 repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per forward pass in the Linear layers, in attention, and in everything else (median of repeats).
+
+    Linear: the weight matrix multiplies with their bias add. Attention: what the self-attention
+    modules (those with an ``attention_head_size``) spend besides their own Linear layers: scores,
+    softmax, the weighted sum, which have no weights. Other: the rest of the pass (embeddings,
+    LayerNorm, GELU, residual adds, dtype conversions, Python). Timed with forward hooks, so each
+    Linear layer's time includes a few microseconds of hook overhead.
+    """
+    attentions = [m for m in model.modules() if isinstance(getattr(m, "attention_head_size", None), int)]
+    inside = {id(m) for a in attentions for m in a.modules() if _is_linear(m)}
+    kinds = {id(m): "linear" for m in model.modules() if _is_linear(m)} | {id(m): "attention" for m in attentions}
+    started: dict[int, float] = {}
+    spent = {"linear": 0.0, "attention": 0.0}
+
+    def before(module, *_):
+        started[id(module)] = time.perf_counter()
+
+    def after(module, *_):
+        seconds = time.perf_counter() - started[id(module)]
+        spent[kinds[id(module)]] += seconds
+        if id(module) in inside:
+            spent["attention"] -= seconds  # the attention module's own Q, K, V projections count as Linear
+
+    modules = [m for m in model.modules() if id(m) in kinds]
+    hooks = [h for m in modules for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    rows = []
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + repeats):
+                spent.update(linear=0.0, attention=0.0)
+                start = time.perf_counter()
+                model(**inputs)
+                total = time.perf_counter() - start
+                if i >= warmup:
+                    rows.append((spent["linear"], spent["attention"], total - spent["linear"] - spent["attention"]))
+    finally:
+        for h in hooks:
+            h.remove()
+    linear, attention, other = (1e3 * float(np.median(column)) for column in zip(*rows))
+    return {"linear_ms": linear, "attention_ms": attention, "other_ms": other}
+
+
 def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 128, batch_size: int = 32,
                   repeats: int = 10, batch_repeats: int = 2) -> ModelProfile:
     """Measure one model: size, batch-1 latency p50/p95, throughput at ``batch_size``, peak memory."""

@@ -78,6 +78,19 @@ def _cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The instruction-set flags the CPU reports in /proc/cpuinfo (Linux: avx512_bf16, amx_tile, …); empty elsewhere."""
+    try:
+        info = Path(cpuinfo).read_text(errors="replace")
+    except OSError:  # macOS, Windows, or a sandbox that hides /proc
+        return set()
+    for line in info.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):  # x86, ARM
+            return set(value.split())
+    return set()
+
+
 def machine_description() -> dict[str, Any]:
     """What about this computer sets the speed figures: processor architecture, core count, CPU model.
 

@@ -119,6 +119,30 @@ def test_median_latency_is_the_median_of_the_timed_runs(monkeypatch):
     assert seen == [(1, 3), (0, 4)] and isinstance(profiling.median_latency_ms(None, {}, 1, 3), float)
 
 
+def test_time_by_kind_splits_a_forward_pass_into_linear_attention_and_the_rest(tiny_model):
+    split = profiling.time_by_kind(tiny_model, dummy_inputs(tiny_model, 1, 16), warmup=1, repeats=2)
+    assert set(split) == {"linear_ms", "attention_ms", "other_ms"}
+    assert split["linear_ms"] > 0 and split["attention_ms"] > 0 and split["other_ms"] > 0  # BERT: all three
+    int8 = profiling.time_by_kind(minikit.quantization.dynamic_int8(tiny_model), dummy_inputs(tiny_model, 1, 16),
+                                  warmup=1, repeats=2)
+    assert int8["linear_ms"] > 0  # torch's dynamic int8 Linear layers count as Linear
+    assert sum(split.values()) < 10_000  # milliseconds per pass
+
+
+def test_time_by_kind_of_a_lone_linear_layer_is_mostly_linear():
+    class OnlyLinear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(512, 512)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    split = profiling.time_by_kind(OnlyLinear(), {"x": torch.randn(256, 512)}, warmup=1, repeats=5)
+    assert split["linear_ms"] > 0 and split["attention_ms"] == 0
+    assert 0 <= split["other_ms"] < split["linear_ms"]  # only the call around the layer is left over
+
+
 @pytest.mark.parametrize("warmup, repeats", [(3, 0), (3, -1), (-1, 5)])
 def test_measure_latency_bad_arguments(tiny_model, warmup, repeats):
     with pytest.raises(ValueError, match=r"need repeats ≥ 1 and warmup ≥ 0"):

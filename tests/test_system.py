@@ -28,6 +28,16 @@ def test_cpu_model_name_from_x86_arm_or_no_cpuinfo(tmp_path, monkeypatch):
     assert system._cpu_model_name(tmp_path / "missing") == "unknown"
 
 
+def test_cpu_flags_from_x86_arm_or_no_cpuinfo(tmp_path):
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16 amx_tile\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert system.cpu_flags(x86) == {"fpu", "avx2", "avx512_bf16", "amx_tile"}
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert system.cpu_flags(arm) == {"fp", "asimd", "bf16"}
+    assert system.cpu_flags(tmp_path / "missing") == set()
+
+
 # --- prove_writable ---------------------------------------------------------------------------------------
 
 
