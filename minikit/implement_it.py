@@ -29,9 +29,7 @@ def _step_reference(model, batch, optimizer) -> float:
     return loss.item()
 
 
-class _TwoSteps:
-    """A step called on two batches in a row, as a loop does; ``__code__`` lets errors point at the learner's lines."""
-
+class _TwoSteps:  # a step run on two batches in a row; __code__ keeps error messages on the learner's lines
     def __init__(self, step: Callable):
         self.step, self.__code__ = step, getattr(step, "__code__", None)
 
@@ -39,27 +37,12 @@ class _TwoSteps:
         return tuple(self.step(model, batch, optimizer) for batch in batches)
 
 
-def _step_compare(start: torch.Tensor, hint: str):
-    def compare(got, want) -> str | None:  # got, want: (the loss or losses returned, the parameters after)
-        problem = close(atol=1e-6, rtol=1e-5)(got[0], want[0])
-        if problem:
-            return (f"the loss you returned: {problem}. Return `loss.item()`, the loss of the forward pass on "
-                    "this batch (labels included), taken before the update")
-        if torch.equal(got[1], start):
-            return ("your step left the parameters as they were. `loss.backward()` computes the gradients, "
-                    "then `optimizer.step()` applies them; `optimizer.zero_grad()` comes after both")
-        problem = close(atol=1e-6, rtol=1e-5)(got[1], want[1])
-        return f"the parameters after your step differ from a correct step's: {problem}. {hint}" if problem else None
-
-    return compare
-
-
 @exercise
 def train_step(function: Callable) -> CheckResult:
     """``train_step(model, batch, optimizer) -> float``: forward with labels, backward, step, zero_grad; the loss."""
-    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=16, num_labels=3,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # no dropout: steps repeat
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        max_position_embeddings=16, num_labels=3, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)  # no dropout: a step gives the same result twice
     with torch.random.fork_rng(devices=[]):  # seeded cases; the learner's random state is left as it was
         model = build_model(config, seed=3)
         ids = torch.randint(5, 40, (7, 6))
@@ -67,25 +50,35 @@ def train_step(function: Callable) -> CheckResult:
     mask[2, 3:] = 0  # a padded sequence
     first = {"input_ids": ids[:3], "attention_mask": mask[:3], "labels": torch.tensor([2, 0, 1])}
     second = {"input_ids": ids[3:], "attention_mask": mask[3:], "labels": torch.tensor([1, 1, 0, 2])}
-    cases = [Case("a 2-layer BERT for 3 classes, a padded batch of 3 sequences, SGD",
-                  (model, first, torch.optim.SGD(model.parameters(), lr=0.5)), may_change=(0, 2)),
-             Case("the same model and batch with AdamW", (model, first, torch.optim.AdamW(model.parameters(), lr=0.01)),
-                  may_change=(0, 2)),
-             Case("two steps in a row (SGD): the second step must use the second batch's gradients only",
-                  (model, (first, second), torch.optim.SGD(model.parameters(), lr=0.5)), may_change=(0, 2))]
-    start = torch.cat([p.detach().flatten() for p in model.parameters()])
+    sgd = torch.optim.SGD(model.parameters(), lr=0.5)
+    order = "Check the order: forward, `loss.backward()`, `optimizer.step()`, `optimizer.zero_grad()`"
+    leftover = ("The first step's gradients were still there, and the second's were added to them: call "
+                "`optimizer.zero_grad()` after `optimizer.step()`")
+    trains = {"may_change": (0, 2)}  # a step changes the model and the optimizer it is given
+    cases = [(Case("a 2-layer BERT, 3 classes, a padded batch of 3 sequences, SGD", (model, first, sgd), **trains),
+              order),
+             (Case("the same model and batch with AdamW", (model, first, torch.optim.AdamW(model.parameters())),
+                   **trains), order),
+             (Case("two steps in a row (SGD): the second must use the second batch's gradients only",
+                   (model, (first, second), sgd), **trains), leftover)]
 
-    def outcome(args, returned):
-        return returned, torch.cat([p.detach().flatten() for p in args[0].parameters()])
+    def flat(net) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in net.parameters()])
 
-    order = "Check the order: forward, `loss.backward()`, `optimizer.step()`, `optimizer.zero_grad()`."
-    leftover = ("The first step's gradients were still there, and the second step's were added to them: call "
-                "`optimizer.zero_grad()` after `optimizer.step()`.")
-    for number, function_, case, hint in [(1, function, cases[0], order), (2, function, cases[1], order),
-                                          (3, _TwoSteps(function), cases[2], leftover)]:
-        result = implemented(function_, [case], _TwoSteps(_step_reference) if number == 3 else _step_reference,
-                             _step_compare(start, hint), call="train_step(model, batch, optimizer)", success="",
-                             outcome=outcome)
+    def compare(got, want) -> str | None:  # (the loss or losses returned, the parameters after)
+        if problem := close(atol=1e-6, rtol=1e-5)(got[0], want[0]):
+            return f"the loss you returned: {problem}. Return `loss.item()` of the forward pass, before the update"
+        if torch.equal(got[1], flat(model)):
+            return ("your step left the parameters as they were: `loss.backward()` computes the gradients, then "
+                    "`optimizer.step()` applies them")
+        problem = close(atol=1e-6, rtol=1e-5)(got[1], want[1])
+        return f"the parameters after your step differ from a correct step's: {problem}. {hint}" if problem else None
+
+    for number, (case, hint) in enumerate(cases, 1):
+        two = isinstance(case.args[1], tuple)
+        result = implemented(_TwoSteps(function) if two else function, [case], _TwoSteps(_step_reference) if two
+                             else _step_reference, compare, call="train_step(model, batch, optimizer)", success="",
+                             outcome=lambda args, returned: (returned, flat(args[0])))
         if not result:
             return CheckResult(False, result.message.replace("Case 1 of 1,", f"Case {number} of {len(cases)},"))
     return CheckResult(True, f"All {len(cases)} hidden cases pass. The forward pass with the labels gives the loss, "

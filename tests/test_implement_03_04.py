@@ -68,7 +68,7 @@ def test_forgetting_zero_grad_fails_the_two_step_case_with_its_hint():
 def test_a_step_that_never_updates_fails_the_first_case():
     for wrong in (forgot_step, step_before_backward):
         result = check.train_step(wrong)
-        assert not result and result.message.startswith("Case 1 of 3, a 2-layer BERT"), wrong.__name__
+        assert not result and result.message.startswith("Case 1 of 3, a 2-layer BERT, 3 classes"), wrong.__name__
         assert "left the parameters as they were" in result.message and "`optimizer.step()`" in result.message
 
 
