@@ -9,13 +9,11 @@ import numpy as np
 import pandas as pd
 
 from minikit.benchmark import pick_variant
-from minikit.data import check_leakage, split_dataset
+from minikit.data import check_leakage
 from minikit.deployment import deployment_scenarios
 from minikit.early_exit import ExitRule, exit_layers
 from minikit.implement_it import *  # noqa: F401,F403  (the implement-it checks: minikit.check.<name>(your_function))
-from minikit.errors import DataWarning
 from minikit.lab import pareto_front
-from minikit.loading import load_dataset
 from minikit.metrics import per_class_scores, precision_recall_at_threshold
 from minikit.models import build_model, encoder_layers, head_parameters
 from minikit.profiling import count_parameters
@@ -62,47 +60,72 @@ def faster_at_batch_1(answer: str | None, profiles: pd.DataFrame, a: str = "mobi
 
 
 @answered
-def share_over(answer: float | None, lengths: np.ndarray, max_length: int = 256) -> CheckResult:
-    """Fraction of articles longer than ``max_length`` tokens."""
-    truth = float(np.mean(np.asarray(lengths) > max_length))
-    if abs(float(answer) - truth) < 1e-3:
-        return CheckResult(True, f"{truth:.1%} of articles are longer than {max_length} tokens.")
-    if abs(float(answer) - truth * 100) < 0.1:
-        return CheckResult(False, "Give a fraction between 0 and 1, not a percentage.")
-    return CheckResult(False, f"Compare each length with {max_length} (strictly greater) and take the mean.")
+def most_truncated_topic(answer: tuple | None, lengths, labels, label_names, max_length: int = 512) -> CheckResult:
+    """(topic, share): the topic whose articles are most often longer than ``max_length`` tokens, and that share."""
+    lengths, labels = np.asarray(lengths), np.asarray(labels)
+    shares = {name: float(np.mean(lengths[labels == c] > max_length)) for c, name in enumerate(label_names)}
+    truth = max(shares, key=shares.get)
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2 or str(answer[0]).strip().lower() not in shares:
+        return CheckResult(False, f"Answer with a tuple (topic, share), the topic one of {list(shares)}.")
+    topic, share = str(answer[0]).strip().lower(), float(answer[1])
+    if topic != truth:
+        return CheckResult(False, f"Not {topic}: another topic has a larger share of articles over {max_length} "
+                           "tokens. Compute the share for every topic: the mean of lengths[labels == c] > max_length.")
+    if abs(share - shares[truth]) < 1e-3:
+        ranked = ", ".join(f"{k} {v:.0%}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1]))
+        return CheckResult(True, f"{truth}: {share:.1%} of its articles lose text even at {max_length} tokens "
+                           f"({ranked}). A fixed max_length cuts some topics much more than others.")
+    if abs(share - 100 * shares[truth]) < 0.1:
+        return CheckResult(False, "Right topic. Give the share as a fraction between 0 and 1, not a percentage.")
+    if abs(share - float(np.mean(lengths > max_length))) < 1e-3:
+        return CheckResult(False, "Right topic, but that share is over all topics: keep only this topic's articles.")
+    return CheckResult(False, f"Right topic; your share is too {'high' if share > shares[truth] else 'low'}. Divide "
+                       f"the topic's articles longer than {max_length} tokens (strictly) by the topic's articles.")
 
 
 @answered
-def raw_split_leaks(answer: int | None, seed: int = 42) -> CheckResult:
-    """Test articles that also appear in train when the corpus is split *before* removing duplicates."""
-    import warnings
-
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        splits = split_dataset(load_dataset(), seed=seed)
-    leaks = check_leakage(splits).leaks  # pairs are (train id, test id): splits are scanned in order
-    truth = len({b for a, b in leaks.get(("train", "test"), [])})
+def near_split_leaks(answer: int | None, report, ds, splits) -> CheckResult:
+    """Test articles of ``splits`` (made from ``ds``) with an exact or near copy in train, from ``report.near_pairs``."""
+    split_of = {i: name for name, part in splits.items() for i in part["id"]}
+    ids = ds["id"]
+    pairs = [(split_of[ids[a]], split_of[ids[b]], ids[a], ids[b]) for a, b, _ in report.near_pairs]
+    leaked = [x if sx == "test" else y for sx, sy, x, y in pairs if {sx, sy} == {"train", "test"}]
+    truth, exact = len(set(leaked)), len({b for _, b in check_leakage(splits).leaks.get(("train", "test"), [])})
     if int(answer) == truth:
-        return CheckResult(True, f"{truth} test articles have a copy in train: the test score would partly "
-                           "measure memory, not generalisation. Deduplicate before splitting.")
-    return CheckResult(False, "Split the raw corpus with split_dataset(load_dataset(), seed=42), run "
-                       "check_leakage, and count the distinct test articles in the ('train', 'test') pairs.")
+        return CheckResult(True, f"{truth} test articles have an exact or near copy in train, {truth - exact} more "
+                           "than the exact check finds: the same story re-filed with a word or a line break changed.")
+    if int(answer) == exact:
+        return CheckResult(False, "That counts exact copies only, as section 7's check does: add the test articles "
+                           "whose near-duplicate (a pair in report.near_pairs) sits in train.")
+    if int(answer) == truth - exact:
+        return CheckResult(False, "That counts only the ones the exact check missed: count every test article with "
+                           "an exact or a near copy in train.")
+    return CheckResult(False, f"Too {'many' if int(answer) > truth else 'few'}. For each pair (i, j, similarity) in "
+                       "report.near_pairs, look up the split of ds[i] and ds[j] by their id; keep the pairs with one "
+                       "article in train and one in test, and count the distinct test articles.")
 
 
 # --- 03 fine-tuning -----------------------------------------------------------------------------
 
 
 @answered
-def probe_parameters(answer: int | None, num_labels: int = 5) -> CheckResult:
-    """Trainable parameters of a linear probe on MiniLM-L6 (the classification head only)."""
-    truth = sum(p.numel() for p in head_parameters(build_model("minilm-l6", num_labels=num_labels)))
+def probe_parameters(answer: int | None, num_labels: int = 5, model: str = "minilm-l6") -> CheckResult:
+    """Trainable parameters of a linear probe on ``model``: every parameter outside ``model.base_model``."""
+    import torch
+
+    with torch.device("meta"):  # shapes only: no memory, no time
+        net = build_model(model, num_labels=num_labels)
+    head = head_parameters(net)
+    truth, hidden = sum(p.numel() for p in head), net.config.hidden_size
+    encoder = sum(p.numel() for p in net.parameters()) - truth
     if int(answer) == truth:
-        return CheckResult(True, f"{truth:,} parameters: a {num_labels}×384 weight matrix and {num_labels} biases, "
-                           "against 22.7 M in the frozen encoder.")
-    if int(answer) == truth - num_labels:
-        return CheckResult(False, "Close: do not forget the biases, one per label.")
-    return CheckResult(False, "The head maps the 384-wide sentence vector to one score per label.")
+        return CheckResult(True, f"{truth:,} parameters: {len(head) // 2} linear layer(s) outside the encoder, "
+                           f"against {encoder / 1e6:.1f} M in the frozen encoder.")
+    if int(answer) == hidden * num_labels + num_labels:
+        return CheckResult(False, f"That is one {hidden}→{num_labels} layer with its biases, but {model}'s classifier "
+                           "has more outside its encoder: print the model and look beside the encoder.")
+    return CheckResult(False, f"Too {'many' if int(answer) > truth else 'few'}. Count every weight and bias outside "
+                       "model.base_model (print the model: the layers beside the encoder), one bias per output.")
 
 
 @answered
@@ -115,7 +138,7 @@ def schedule_steps(answer: tuple[int, int] | None, n_train: int, config) -> Chec
     if tuple(int(a) for a in answer) == truth:
         return CheckResult(True, f"{truth[0]} steps (the last batch is smaller), warm-up ends at step {truth[1]}.")
     if int(answer[0]) != steps:
-        return CheckResult(False, "Steps per epoch: divide the examples by the batch size and round *up*.")
+        return CheckResult(False, "Steps: the examples divided by the batch size, rounded *up*, times the epochs.")
     return CheckResult(False, "Warm-up steps: warmup_ratio × total steps, rounded down.")
 
 
@@ -170,16 +193,29 @@ def points_at_equal_compute(answer: float | None, table: pd.DataFrame, run: str,
 
 
 @answered
-def macro_f1_from_confusion(answer: float | None, cm: np.ndarray) -> CheckResult:
-    """Macro-F1 computed from a confusion matrix (rows: true class, columns: predicted)."""
-    truth = float(per_class_scores(np.asarray(cm))["f1"].mean())
-    if abs(float(answer) - truth) < 1e-6:
-        return CheckResult(True, f"macro-F1 = {truth:.4f}: every class counts the same, whatever its size.")
-    accuracy = float(np.trace(cm) / np.sum(cm))
-    if abs(float(answer) - accuracy) < 1e-6:
-        return CheckResult(False, "That is the accuracy. Compute F1 per class, then average the classes.")
-    return CheckResult(False, "Precision: diagonal / column sums; recall: diagonal / row sums; "
-                       "F1 = 2PR/(P+R) per class; then the mean.")
+def merged_macro_f1(answer: float | None, cm, merge: tuple[int, int]) -> CheckResult:
+    """Macro-F1 after merging classes ``merge`` into one: their rows and their columns are added (rows = truth)."""
+    cm, (a, b) = np.asarray(cm), merge
+    keep = [c for c in range(len(cm)) if c != b]
+    rows = cm.copy()
+    rows[a] += rows[b]  # the truth merged
+    merged = rows.copy()
+    merged[:, a] += merged[:, b]  # and the predictions
+    truth = float(per_class_scores(merged[np.ix_(keep, keep)])["f1"].mean())
+    before = float(per_class_scores(cm)["f1"].mean())
+    got = float(answer)
+    if abs(got - truth) < 1e-4:
+        return CheckResult(True, f"{truth:.4f}, {'up' if truth > before else 'down'} from {before:.4f} with every "
+                           "class: the confusions between the two merged classes are no longer mistakes, and the "
+                           "mean is now over one class fewer.")
+    if abs(got - before) < 1e-4:
+        return CheckResult(False, "That is the macro-F1 before merging: add the two rows and the two columns first.")
+    if abs(got - float(per_class_scores(rows[np.ix_(keep, keep)])["f1"].mean())) < 1e-4:
+        return CheckResult(False, "You merged the rows (the truth) only: merge the columns (the predictions) too.")
+    if abs(got - float(np.trace(merged[np.ix_(keep, keep)]) / cm.sum())) < 1e-4:
+        return CheckResult(False, "That is the accuracy of the merged matrix: macro-F1 averages the classes' F1.")
+    return CheckResult(False, f"Too {'high' if got > truth else 'low'}. Add row b to row a and column b to column a, "
+                       "drop row and column b, then average the per-class F1 of the smaller matrix.")
 
 
 @answered

@@ -16,7 +16,6 @@ from helpers import LENGTHS, PROFILES, profiles_table
 
 import minikit
 from minikit import check, pruning
-from minikit.data import normalize_text
 from minikit.quantization import (
     quantization_params,
 )
@@ -49,8 +48,10 @@ def test_encoder_layer_params():
 @pytest.mark.parametrize("fn, args", [
     (check.encoder_layer_params, ()),
     (check.faster_at_batch_1, (PROFILES,)),
-    (check.share_over, (LENGTHS,)),
-    (check.raw_split_leaks, ()),
+    (check.most_truncated_topic, (LENGTHS, LENGTHS, [])),
+    (check.near_split_leaks, (None, None, None)),
+    (check.probe_parameters, ()),
+    (check.merged_macro_f1, (np.eye(3), (0, 1))),
 ])
 def test_checks_reject_none(fn, args):
     result = fn(None, *args)
@@ -78,32 +79,72 @@ def test_faster_at_batch_1_missing_rows():
     assert "Measure both 'mobilebert' and 'minilm-l6'" in result.message
 
 
-def test_share_over():
-    truth = float(np.mean(LENGTHS > 256))
-    assert truth == 3 / 8
-    assert check.share_over(truth, LENGTHS, max_length=256).passed
-    assert check.share_over(0.3754, LENGTHS, max_length=256).passed  # within rounding
-    percent = check.share_over(37.5, LENGTHS, max_length=256)
-    assert not percent.passed and "not a percentage" in percent.message
-    wrong = check.share_over(5 / 8, LENGTHS, max_length=256)  # the share kept, not the share cut
-    assert not wrong.passed and "strictly greater" in wrong.message
-    assert check.share_over(np.mean(LENGTHS > 128), LENGTHS, max_length=128).passed
+def test_most_truncated_topic():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # with LENGTHS: topic "b" has 3 of 4 over 256, topic "a" none
+    names = ["a", "b"]
+    result = check.most_truncated_topic(("b", 0.75), LENGTHS, labels, names, max_length=256)
+    assert result.passed and "b: 75.0%" in result.message
+    assert check.most_truncated_topic([" B ", 0.7504], LENGTHS, labels, names, max_length=256).passed
+    wrong_topic = check.most_truncated_topic(("a", 0.0), LENGTHS, labels, names, max_length=256)
+    assert not wrong_topic.passed and "another topic" in wrong_topic.message and "75" not in wrong_topic.message
+    assert "percentage" in check.most_truncated_topic(("b", 75), LENGTHS, labels, names, max_length=256).message
+    overall = check.most_truncated_topic(("b", np.mean(LENGTHS > 256)), LENGTHS, labels, names, max_length=256)
+    assert not overall.passed and "over all topics" in overall.message
+    assert "too low" in check.most_truncated_topic(("b", 0.5), LENGTHS, labels, names, max_length=256).message
+    assert "topic one of ['a', 'b']" in check.most_truncated_topic("b", LENGTHS, labels, names).message
 
 
-def test_raw_split_leaks(bbc):
-    # Independent count: test articles whose normalized text also occurs in train.
-    splits = minikit.split_dataset(bbc, seed=42)
-    train = {normalize_text(t, lowercase=True) for t in splits["train"]["text"]}
-    truth = sum(normalize_text(t, lowercase=True) in train for t in splits["test"]["text"])
-    assert truth > 0
+def test_near_split_leaks_counts_exact_and_near_copies_across_train_and_test(bbc):
+    # Independent truth: minikit's own leakage check with near-duplicates switched on.
+    raw = minikit.split_dataset(bbc, seed=42)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", minikit.DataWarning)
-        result = check.raw_split_leaks(truth)
-        assert result.passed, result.message
-        assert f"{truth} test articles" in result.message
-        wrong = check.raw_split_leaks(truth + 1)
-    assert not wrong.passed
-    assert "check_leakage" in wrong.message
+        near = {b for _, b in minikit.check_leakage(raw, near_threshold=0.9).leaks[("train", "test")]}
+        exact = {b for _, b in minikit.check_leakage(raw).leaks[("train", "test")]}
+        report = minikit.find_duplicates(bbc, near_threshold=0.9)
+    assert len(near) > len(exact) > 0
+    result = check.near_split_leaks(len(near), report, bbc, raw)
+    assert result.passed, result.message
+    assert f"{len(near)} test articles" in result.message and f"{len(near) - len(exact)} more" in result.message
+    assert "exact copies only" in check.near_split_leaks(len(exact), report, bbc, raw).message
+    assert "only the ones the exact check missed" in check.near_split_leaks(len(near) - len(exact), report, bbc,
+                                                                              raw).message
+    many = check.near_split_leaks(len(near) + 7, report, bbc, raw)
+    assert not many.passed and "Too many" in many.message and str(len(near)) not in many.message
+
+
+def test_probe_parameters_counts_every_layer_outside_the_encoder():
+    assert check.probe_parameters(384 * 5 + 5).passed  # MiniLM-L6: one 384 → 5 layer
+    two_layers = 768 * 768 + 768 + 768 * 5 + 5  # DistilBERT: pre_classifier 768 → 768, classifier 768 → 5
+    result = check.probe_parameters(two_layers, num_labels=5, model="distilbert")
+    assert result.passed and "2 linear layer(s)" in result.message
+    one = check.probe_parameters(768 * 5 + 5, num_labels=5, model="distilbert")
+    assert not one.passed and "print the model" in one.message
+    assert "Too few" in check.probe_parameters(768 * 5, num_labels=5, model="distilbert").message
+
+
+def test_schedule_steps_with_another_config():
+    config = minikit.TrainConfig(batch_size=16, epochs=3)
+    assert check.schedule_steps((273, 27), n_train=1449, config=config).passed  # ceil(1449/16) = 91 per epoch
+    assert "times the epochs" in check.schedule_steps((91, 9), n_train=1449, config=config).message
+    assert "Warm-up" in check.schedule_steps((273, 28), n_train=1449, config=config).message
+
+
+def test_merged_macro_f1_agrees_with_scikit_learn_on_relabelled_predictions():
+    from sklearn.metrics import f1_score
+
+    cm = np.array([[20, 1, 0, 3], [2, 15, 1, 0], [0, 2, 18, 1], [4, 0, 0, 11]])
+    y_true = np.repeat(np.arange(4), cm.sum(1))
+    y_pred = np.concatenate([np.repeat(np.arange(4), row) for row in cm])
+    merge = lambda y: np.where(y == 3, 0, y)  # noqa: E731  (class 3 becomes class 0)
+    truth = f1_score(merge(y_true), merge(y_pred), average="macro")
+    assert check.merged_macro_f1(truth, cm, (0, 3)).passed
+    before = check.merged_macro_f1(f1_score(y_true, y_pred, average="macro"), cm, (0, 3))
+    assert not before.passed and "before merging" in before.message
+    accuracy = check.merged_macro_f1(np.mean(merge(y_true) == merge(y_pred)), cm, (0, 3))
+    assert not accuracy.passed and "accuracy" in accuracy.message
+    low = check.merged_macro_f1(truth - 0.05, cm, (0, 3))
+    assert not low.passed and "Too low" in low.message and f"{truth:.4f}" not in low.message
 
 
 # --- chapter 5's checks --------------------------------------------------------------------------------
