@@ -54,8 +54,12 @@ def faster_at_batch_1(answer: str | None, profiles: pd.DataFrame, a: str = "mobi
     why = (f"{a}: {rows.loc[a, 'params_m']:.1f} M params, {rows.loc[a, 'latency_p50_ms']:.1f} ms; "
            f"{b}: {rows.loc[b, 'params_m']:.1f} M params, {rows.loc[b, 'latency_p50_ms']:.1f} ms.")
     if str(answer).strip().lower() == truth:
-        return CheckResult(True, why + " At batch 1, depth (layers run one after another) costs time that "
-                           "the parameter count does not show.")
+        if truth == b:
+            return CheckResult(True, why + " At batch 1, depth (layers run one after another) costs time that "
+                               "the parameter count does not show.")
+        return CheckResult(True, why + f" Here {a} was the faster one. At batch 1 depth usually costs time that the "
+                           "parameter count does not show; where it does not, compare p95 with p50: on a busy "
+                           "machine the noise can be larger than the difference.")
     return CheckResult(False, why + " Look at the number of layers, not only the parameters.")
 
 
