@@ -17,6 +17,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from transformers.pytorch_utils import prune_linear_layer
 
 from minikit.distillation import distillation_loss
+from minikit.early_exit import ExitRule, exit_layers
 from minikit.metrics import per_class_scores
 from minikit.models import build_model
 from minikit.practice import Case, CheckResult, close, describe, exercise, implemented
@@ -391,5 +392,37 @@ def take_batch(function: Callable) -> CheckResult:
 
 
 # --- 10 adaptive inference -----------------------------------------------------------------------
+
+
+def _exit_layer_reference(layer_logits: np.ndarray, threshold: float) -> int:
+    return int(exit_layers(np.asarray(layer_logits)[None], ExitRule("max-prob", threshold))[0])
+
+
+@exercise
+def exit_layer(function: Callable) -> CheckResult:
+    """``exit_layer(layer_logits, threshold) -> int``: the 1-based layer where one text stops under max-prob.
+
+    ``layer_logits`` is one text's (layers, classes) array. The rule is minikit's ``ExitRule("max-prob", t)``:
+    the first layer whose top softmax probability is strictly above ``t``, else the last layer.
+    """
+    rng = np.random.default_rng(10)
+    unsure = rng.normal(0.0, 0.3, size=(6, 5)) + 2.0  # every logit near 2: raw logits > 0.9, probabilities ~0.2-0.3
+    third = unsure.copy()
+    third[2:, 1] += 6.0  # layers 3 to 6 are sure of class 1: the first of them is the answer
+    tie = np.array([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0], [3.0, 0.0]])  # layers 1-2: exactly 0.5, the threshold
+    certain = np.tile([50.0, 0.0], (4, 1))  # a probability of exactly 1.0 (in float64 and float32) at every layer
+    cases = [
+        Case("6 layers, 5 classes: layers 1-2 unsure (every logit near 2), layers 3-6 sure; threshold 0.9",
+             (third, 0.9)),
+        Case("6 layers, no layer above the threshold 0.9: the last layer answers", (unsure, 0.9)),
+        Case("3 layers, already sure after layer 1; threshold 0.9", (third[2:5], 0.9)),
+        Case("4 layers, 2 classes: layers 1-2 give exactly 0.5 with threshold 0.5 (equal is not above)", (tie, 0.5)),
+        Case("4 layers whose top probability is exactly 1.0, threshold 1 (nothing is above 1)", (certain, 1.0)),
+        Case("threshold 0: any answer is above it", (unsure, 0.0)),
+    ]
+    return implemented(function, cases, _exit_layer_reference, close(atol=0), call="exit_layer(layer_logits, threshold)",
+                       success="Softmax per layer, the top probability strictly above the threshold, the first such "
+                       "layer counted from 1, and the last layer when none passes: minikit's ExitRule('max-prob').")
+
 
 __all__ = [name for name, value in list(globals().items()) if getattr(value, "implement_it", False)]

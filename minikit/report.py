@@ -395,7 +395,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
                                 baseline=BASELINE, repeats=repeats, batch_size=16, batch_repeats=2)
     bench.add(BASELINE, baseline.model)
     bench.add(f"pruned FFN {PRUNE_FRACTION:.0%} (PyTorch)", pruned)
-    bench.add("int8 dynamic (PyTorch)", int8_torch)
+    bench.add("int8 dynamic, Linear only (PyTorch)", int8_torch)
     bench.add("int8 (ONNX Runtime)", int8_folder / "model.onnx", config=baseline.model.config)
     bench.add("student fp32 (PyTorch)", student.model, tokenizer=student.tokenizer)
     bench.add(FINAL, served / "model.onnx", config=student.model.config, tokenizer=student.tokenizer)

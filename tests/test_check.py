@@ -71,6 +71,8 @@ def test_faster_at_batch_1():
     assert "number of layers" in wrong.message
     flipped = profiles_table([("mobilebert", 24.6, 9.0), ("minilm-l6", 22.7, 10.0)])
     assert check.faster_at_batch_1("mobilebert", flipped).passed
+    assert "Here mobilebert was the faster one" in check.faster_at_batch_1("mobilebert", flipped).message
+    assert "was the faster one" not in result.message
 
 
 def test_faster_at_batch_1_missing_rows():

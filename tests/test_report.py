@@ -30,8 +30,8 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     model_dir, data = tiny_inputs
     out = tmp_path / "report"
     result = R.run_report(model_dir, data, out, config=FAST_CONFIG, repeats=3, progress=False, threads=1)
-    names = ["baseline fp32 (PyTorch)", "pruned FFN 50% (PyTorch)", "int8 dynamic (PyTorch)", "int8 (ONNX Runtime)",
-             "student fp32 (PyTorch)", "student int8 (ONNX Runtime)"]
+    names = ["baseline fp32 (PyTorch)", "pruned FFN 50% (PyTorch)", "int8 dynamic, Linear only (PyTorch)",
+             "int8 (ONNX Runtime)", "student fp32 (PyTorch)", "student int8 (ONNX Runtime)"]
     assert result.table["name"].tolist() == names
     for path in (result.html, result.json, result.csv):
         assert path.is_file() and path.parent == out
