@@ -6,8 +6,9 @@ Three kinds of copies of a model, all leaving the original as it was:
   back into a float, so any CPU runs it and you see the accuracy the rounding costs;
 * real int8 in PyTorch (``dynamic_int8``: torch's eager dynamic quantization of the Linear
   layers, optionally int8 embeddings) and half precision (``half_precision``);
-* int8 in ONNX Runtime (``export_onnx`` then ``quantize_onnx``), the reliable fast int8 path
-  on CPU; both check their outputs against PyTorch and raise if they disagree.
+* int8 in ONNX Runtime (``export_onnx`` then ``quantize_onnx``), a second int8 path with its own
+  kernels: which of the two is faster depends on the CPU and the model, so chapter 6 times both
+  side by side. Both check their outputs against PyTorch and raise if they disagree.
 
 The quantize/dequantize formula lives in ``quantize_tensor``, short enough to print in a notebook.
 """
@@ -288,7 +289,8 @@ _HALF = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bflo
 def cpu_half_support() -> dict[str, bool]:
     """{"float16": …, "bfloat16": …}: whether this CPU has native instructions for them (oneDNN's check).
 
-    Without them PyTorch still runs the copy, but emulated and usually slower than float32.
+    Without them PyTorch still runs the copy, on generic kernels. With them, whether a half-precision copy
+    beats float32 depends on which operations have fast kernels on this CPU: chapter 6 measures it.
     """
     support = {}
     for name, check in (("float16", "_is_mkldnn_fp16_supported"), ("bfloat16", "_is_mkldnn_bf16_supported")):
