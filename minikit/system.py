@@ -58,17 +58,23 @@ class PeakRSS:
         return (self.peak - self.start) / 1e6
 
 
-def _cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``, else "unknown"."""
+def _cpuinfo_fields(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, str]:
+    """The first non-empty value of each ``key: value`` field of /proc/cpuinfo (Linux); empty elsewhere."""
     try:
         info = Path(cpuinfo).read_text(errors="replace")
     except OSError:  # macOS, Windows, or a sandbox that hides /proc
-        info = ""
+        return {}
     fields_seen: dict[str, str] = {}
     for line in info.splitlines():
         key, sep, value = line.partition(":")
         if sep and value.strip():
             fields_seen.setdefault(key.strip(), value.strip())
+    return fields_seen
+
+
+def _cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform.processor()``, else "unknown"."""
+    fields_seen = _cpuinfo_fields(cpuinfo)
     # x86 says "model name"; ARM boards often say only "Hardware" or the implementer and part ids.
     for key in ("model name", "Hardware", "cpu model", "Processor", "cpu"):
         if key in fields_seen:
@@ -80,15 +86,8 @@ def _cpu_model_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     """The instruction-set flags the CPU reports in /proc/cpuinfo (Linux: avx512_bf16, amx_tile, …); empty elsewhere."""
-    try:
-        info = Path(cpuinfo).read_text(errors="replace")
-    except OSError:  # macOS, Windows, or a sandbox that hides /proc
-        return set()
-    for line in info.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):  # x86, ARM
-            return set(value.split())
-    return set()
+    fields_seen = _cpuinfo_fields(cpuinfo)
+    return set(fields_seen.get("flags", fields_seen.get("Features", "")).split())  # x86, ARM
 
 
 def machine_description() -> dict[str, Any]:
