@@ -6,6 +6,7 @@
 # And helpers:
 #   make build      train every artifact the chapters load, once, into the cache (python -m minikit build)
 #   make chromium   install Debian's Chromium for the browser test (apt-get; sudo unless root)
+#   make site       the course as a static website in _site/, from the notebooks' stored outputs (README, "The course site")
 PYTHON ?= python3
 VENV ?= .venv
 # Set to a CPU wheel index on a laptop where `pip install torch==2.13.0` would pick a CUDA build.
@@ -15,7 +16,7 @@ PYTEST_ARGS ?=
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.minikit-installed
 
-.PHONY: setup lab build test chromium clean
+.PHONY: setup lab build test chromium site clean
 
 setup: $(STAMP)
 
@@ -46,6 +47,13 @@ lab: setup
 
 build: setup
 	$(VENV)/bin/python -m minikit build
+
+# The course site: the README, the course map, every chapter as executed (nothing runs), the glossary and
+# the source texts, in _site/. SITE_NOTEBOOKS=DIR builds it from another folder of executed notebooks.
+SITE_NOTEBOOKS ?= notebooks
+SITE_OUT ?= _site
+site: setup
+	$(VENV)/bin/python tools/build_site.py --notebooks $(SITE_NOTEBOOKS) --out $(SITE_OUT)
 
 # The order and what each step proves: tests/run_all.sh. Every step runs; `make test` fails if any failed.
 test: setup
