@@ -34,6 +34,10 @@ mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 myst_update_mathjax = False  # its settings are MathJax 3's
 mathjax2_config = {
     "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processEscapes": True},
+    # The package ships the STIX-Web fonts only (as Jupyter's own MathJax settings use them).
+    # MathJax_Blank, a font it measures against, is url('about:blank'), which Chromium reports as a CORS error.
+    "HTML-CSS": {"availableFonts": [], "webFont": "STIX-Web", "imageFont": None, "preferredFont": None,
+                 "styles": {"@font-face": {"font-family": "MathJax_Blank", "src": "local('MathJax_Blank')"}}},
     "MathMenu": {"showLocale": False},
     "menuSettings": {"zoom": "None"},
 }
