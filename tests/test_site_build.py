@@ -49,7 +49,7 @@ def test_a_notebook_with_an_error_output_is_refused_naming_it_and_its_cell(build
     bad = _notebook(folder / "02_broken.ipynb", [
         {"cell_type": "markdown", "id": "m1", "metadata": {}, "source": "# Chapter 2"},
         _code("import minikit", 1, [], "c1"),
-        _code("minikit.prune(model, sparsity=1.5)\nmore()", 7, [ERROR], "c2"),
+        _code("# NBVAL_CHECK_OUTPUT\nminikit.prune(model, sparsity=1.5)\nmore()", 7, [ERROR], "c2"),
     ])
     out = tmp_path / "site"
 
@@ -57,7 +57,7 @@ def test_a_notebook_with_an_error_output_is_refused_naming_it_and_its_cell(build
 
     message = capsys.readouterr().err
     assert str(bad) in message and "01_fine" not in message
-    assert "cell 3 (In [7], id c2) `minikit.prune(model, sparsity=1.5)`" in message
+    assert "cell 3 (In [7], id c2) `minikit.prune(model, sparsity=1.5)`" in message  # its first line of code
     assert "ValueError: sparsity must be in [0, 1), got 1.5" in message
     assert "Fix:" in message
     assert not out.exists()  # refused before anything was built

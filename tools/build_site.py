@@ -55,7 +55,8 @@ def error_outputs(path: Path) -> list[str]:
                 count = cell.get("execution_count")
                 where = ", ".join(part for part in (f"In [{count}]" if count else "", f"id {cell.get('id')}"
                                                     if cell.get("id") else "") if part)
-                first_line = "".join(cell.get("source", "")).strip().splitlines()[:1]
+                first_line = [line for line in "".join(cell.get("source", "")).splitlines()  # not nbval's markers
+                              if line.strip() and not line.startswith("# NBVAL")][:1]
                 found.append(f"cell {number} ({where}) `{first_line[0] if first_line else ''}`: "
                              f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"[:300])
     return found

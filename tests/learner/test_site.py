@@ -222,8 +222,9 @@ def image_shortfall(page, notebook: Path) -> str | None:
     return (f"{notebook.name}: the page shows {shown} image(s) or SVG(s) in its outputs, but the notebook stores "
             f"{len(wanted)} chart or widget output(s) (cells {', '.join(map(str, sorted(set(wanted))))}). "
             + (f"Cells {', '.join(map(str, bare))} store only a live widget view, which a static page cannot show: "
-               "each needs a static image (image/svg+xml or image/png) in the same output. Fix: re-execute the "
-               "notebook with the widgets' static fallbacks (the `make execute` of issue 26), then rebuild."
+               "each needs a static image (image/svg+xml or image/png) in the same output. Fix: execute the "
+               "notebook again with a minikit whose widgets store their static image (`make execute`), then "
+               "build the site again."
                if bare else "Fix: look at the page's screenshot in artifacts/site/ for the output that is missing."))
 
 
@@ -257,8 +258,8 @@ def test_the_navigation_goes_through_the_course_in_order(site, browser) -> None:
                                                                         "notebooks/SOURCES.html"]
         for target in order:  # Furo's "next" link at the bottom of every page
             came_from = page.url
-            page.locator("a.next-page").click()
-            page.wait_for_load_state()
+            with page.expect_navigation():
+                page.locator("a.next-page").click()
             assert page.url == base + target, f"'next' on {came_from} led to {page.url}, expected {base + target}"
             assert page.locator("article h1").count() == 1, f"{page.url} has no title"
         assert page.locator("a.next-page").count() == 0, "the source texts should be the last page"

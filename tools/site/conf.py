@@ -18,9 +18,13 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 # --- notebooks: stored outputs only ---------------------------------------------------------------
 nb_execution_mode = "off"
 nb_ipywidgets_js = {}  # myst-nb's default loads require.js and the widget manager from CDNs
-nb_mime_priority_overrides = [
+nb_mime_priority_overrides = [  # (builder, MIME type, rank: lowest shown first; None: never)
     ("html", "application/vnd.jupyter.widget-view+json", None),  # a live widget: its static fallback shows
     ("html", "application/vnd.jupyter.widget-state+json", None),
+    ("html", "application/javascript", None),  # script outputs would fetch their libraries from a CDN
+    # A chart's image before any HTML stored beside it (myst-nb ranks text/html 30 by default).
+    ("html", "image/svg+xml", 24),
+    ("html", "image/png", 25),
 ]
 nb_merge_streams = True
 
