@@ -165,16 +165,20 @@ def build(notebook_folder: Path, out: Path) -> Path:
     """Check, stage and build the site into ``out`` (replaced); returns the home page's path."""
     notebooks = check_notebooks(notebook_folder)
     with tempfile.TemporaryDirectory(prefix="minikit-site-") as tmp:
-        source = Path(tmp) / "source"
+        source, html = Path(tmp) / "source", Path(tmp) / "html"
         stage(notebooks, source)
-        shutil.rmtree(out, ignore_errors=True)
-        # -W: a warning (a broken link, a missing page) fails the build; --keep-going lists them all.
+        # -W: a warning (a broken link, a missing page) fails the build; --keep-going lists them all. Sphinx
+        # builds in the temporary folder: myst-nb writes notebook copies beside its output (jupyter_execute/).
         command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going",
-                   "-d", str(Path(tmp) / "doctrees"), str(source), str(out)]
+                   "-d", str(Path(tmp) / "doctrees"), str(source), str(html)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise SiteError(f"Sphinx failed (exit {result.returncode}):\n{result.stderr.strip()[-4000:]}")
-    (out / ".nojekyll").touch()  # GitHub Pages: serve _static/ and _images/ as they are
+        shutil.rmtree(html / "_sources", ignore_errors=True)  # empty: the pages' sources are not published
+        (html / ".nojekyll").touch()  # GitHub Pages: serve _static/ and _images/ as they are
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(html, out)
     return out / "index.html"
 
 
