@@ -252,5 +252,6 @@ def use(yours: Callable, solution: Callable, check: Callable[[Callable], CheckRe
     if result:
         print("The cells below run your function: it passes every hidden case.")
         return yours
-    print("The cells below run the solution until your function passes the check above.")
+    which = "minikit's own implementation" if getattr(solution, "minikit_reference", False) else "the solution"
+    print(f"The cells below run {which} until your function passes the check above.")
     return solution
