@@ -41,7 +41,7 @@ class CheckResult:
     _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))  # noqa: E731  (IPython display)
 
 
-NOT_ANSWERED = "Replace the `None` with your answer and run the cell again."
+NOT_ANSWERED = "Not answered yet: replace the `None` with your answer and run the cell again."
 NOT_WRITTEN = ("Not answered yet: your function still raises NotImplementedError. Replace the `raise` line "
                "with your code and run the cell again.")
 
