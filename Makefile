@@ -7,6 +7,7 @@
 #   make build      train every artifact the chapters load, once, into the cache (python -m minikit build)
 #   make chromium   install Debian's Chromium for the browser test (apt-get; sudo unless root)
 #   make site       the course as a static website in _site/, from the notebooks' stored outputs (README, "The course site")
+#   make student    the student edition: every notebook with its solutions replaced by stubs, in student/
 PYTHON ?= python3
 VENV ?= .venv
 # Set to a CPU wheel index on a laptop where `pip install torch==2.13.0` would pick a CUDA build.
@@ -16,7 +17,7 @@ PYTEST_ARGS ?=
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.minikit-installed
 
-.PHONY: setup lab build test chromium site clean
+.PHONY: setup lab build test chromium site student clean
 
 setup: $(STAMP)
 
@@ -54,6 +55,11 @@ SITE_NOTEBOOKS ?= notebooks
 SITE_OUT ?= _site
 site: setup
 	$(VENV)/bin/python tools/build_site.py --notebooks $(SITE_NOTEBOOKS) --out $(SITE_OUT)
+
+# The notebooks without their solutions (cells tagged `solution` become stubs; outputs removed), in student/
+# (git-ignored). Stops, naming the notebook and the cell, on a stored error or a solution it cannot stub.
+student: setup
+	$(VENV)/bin/python -m minikit student --out student
 
 # The order and what each step proves: tests/run_all.sh. Every step runs; `make test` fails if any failed.
 test: setup

@@ -13,6 +13,7 @@ from minikit.data import check_leakage
 from minikit.deployment import deployment_scenarios
 from minikit.early_exit import ExitRule, exit_layers
 from minikit.implement_it import *  # noqa: F401,F403  (the implement-it checks: minikit.check.<name>(your_function))
+from minikit.implement_it import reference  # noqa: F401  (the student edition's stand-in for a solution)
 from minikit.lab import pareto_front
 from minikit.metrics import per_class_scores, precision_recall_at_threshold
 from minikit.models import build_model, encoder_layers, head_parameters

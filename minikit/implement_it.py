@@ -8,6 +8,7 @@ calls them.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from transformers.pytorch_utils import prune_linear_layer
 
 from minikit.distillation import distillation_loss
 from minikit.early_exit import ExitRule, exit_layers
+from minikit.errors import UnknownNameError
 from minikit.metrics import per_class_scores
 from minikit.models import build_model
 from minikit.practice import Case, CheckResult, close, describe, exercise, implemented
@@ -426,3 +428,31 @@ def exit_layer(function: Callable) -> CheckResult:
 
 
 __all__ = [name for name, value in list(globals().items()) if getattr(value, "implement_it", False)]
+
+# Each implement-it check's reference: minikit's own implementation, which the check compares the learner's with.
+_REFERENCES: dict[Callable, Callable] = {
+    train_step: _step_reference, precision_recall_f1: _prf_reference, magnitude_mask: _mask_reference,
+    slice_ffn: _slice_ffn_reference, linear_quantize: _linear_quantize_reference, kd_loss: distillation_loss,
+    distill_step: _distill_step_reference, take_batch: _take_batch_reference, exit_layer: _exit_layer_reference,
+}
+
+
+def reference(check: Callable) -> Callable:
+    """minikit's own implementation of an implement-it exercise: the function ``check`` compares the learner's with.
+
+    The student edition's solution cells bind it (``kd_loss_solution = minikit.check.reference(minikit.check.kd_loss)``),
+    so the cells after an exercise run before the learner's function passes; :func:`minikit.practice.use` then
+    says that minikit's implementation, not a solution, is running.
+    """
+    function = _REFERENCES.get(check)
+    if function is None:
+        known = ", ".join(f"minikit.check.{c.__name__}" for c in _REFERENCES)
+        raise UnknownNameError(f"{getattr(check, '__name__', check)!r} is not an implement-it check, so it has no "
+                               f"reference implementation. Pass one of: {known}.")
+
+    @functools.wraps(function)
+    def minikits(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    minikits.minikit_reference = True  # type: ignore[attr-defined]
+    return minikits

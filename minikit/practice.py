@@ -41,7 +41,7 @@ class CheckResult:
     _repr_pretty_ = lambda self, p, cycle: p.text(repr(self))  # noqa: E731  (IPython display)
 
 
-NOT_ANSWERED = "Replace the `None` with your answer and run the cell again."
+NOT_ANSWERED = "Not answered yet: replace the `None` with your answer and run the cell again."
 NOT_WRITTEN = ("Not answered yet: your function still raises NotImplementedError. Replace the `raise` line "
                "with your code and run the cell again.")
 
@@ -252,5 +252,6 @@ def use(yours: Callable, solution: Callable, check: Callable[[Callable], CheckRe
     if result:
         print("The cells below run your function: it passes every hidden case.")
         return yours
-    print("The cells below run the solution until your function passes the check above.")
+    which = "minikit's own implementation" if getattr(solution, "minikit_reference", False) else "the solution"
+    print(f"The cells below run {which} until your function passes the check above.")
     return solution

@@ -4,6 +4,7 @@
 #   2. `python -m minikit build` on an empty cache: the cold path of every trained artifact, built once;
 #   3. nbval on every notebook alone: a fresh kernel on a fresh copy of the built cache each, MINIKIT_NO_TRAIN=1;
 #   4. the whole course in reverse order on one shared copy of it, MINIKIT_NO_TRAIN=1;
+#   4b. the student edition (make student, built into a temp folder) top to bottom, every exercise unanswered;
 #   5. the browser test, then the Binder dry-run (its postBuild runs `minikit build`, which finds it all built).
 # Every step runs even when an earlier one failed (except the notebook passes, which need the build); the
 # exit status is non-zero if any failed. Times go to artifacts/ci_steps.json, the notebooks' time and
@@ -47,6 +48,8 @@ if step "minikit build (empty cache)" env MINIKIT_CACHE="$built" "$python" -m mi
     MINIKIT_BUDGETS_NAME=alone "$python" -m pytest notebooks "$@"
   step "notebooks in reverse order" env MINIKIT_BUILT_CACHE="$built" MINIKIT_NO_TRAIN=1 \
     MINIKIT_NOTEBOOK_ORDER=reverse MINIKIT_BUDGETS_NAME=reverse "$python" -m pytest notebooks "$@"
+  step "student edition" env MINIKIT_BUILT_CACHE="$built" MINIKIT_NO_TRAIN=1 \
+    "$python" -m pytest tests/student_notebooks.py "$@"
 else
   echo "The build failed: the notebook passes need it, and are skipped." >&2
 fi

@@ -56,7 +56,8 @@ def test_encoder_layer_params():
 def test_checks_reject_none(fn, args):
     result = fn(None, *args)
     assert not result.passed
-    assert "Replace the `None`" in result.message
+    assert result.message.startswith("Not answered yet") and "replace the `None`" in result.message
+    assert repr(result).startswith("⏳ Not answered yet")
     assert not fn(..., *args).passed
 
 

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
     ("drawing", {"charts", "compression_charts"}),
     ("applications", {"server", "load_testing", "deployment", "lab", "report", "build"}),
-    ("presentation", {"practice", "implement_it", "widgets", "compression_widgets", "check"}),
+    ("presentation", {"practice", "implement_it", "widgets", "compression_widgets", "check", "editions"}),
     ("facade", {"__init__", "__main__"}),
 ]
 STANDALONE = {"server", "charts", "compression_charts", "claims", "stats", "system", "errors"}  # import nothing of minikit

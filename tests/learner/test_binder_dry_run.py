@@ -215,6 +215,9 @@ def post_build(base: Path, env_dir: Path, report: dict, env: dict[str, str]) -> 
     log.write_text("")
     env_python = str(env_dir / "bin" / "python")
     report["seconds"]["postBuild"], _ = _run(["bash", str(BINDER / "postBuild")], log, 3600, cwd=ROOT, env=env)
+    student = sorted(p.name for p in (ROOT / "student").glob("[0-9]*.ipynb"))
+    assert student == sorted(p.name for p in (ROOT / "notebooks").glob("[0-9]*.ipynb")), \
+        f"binder/postBuild did not write the student edition of every notebook to student/: {student}"
     # What the build produced: minikit from this repository, CPU-only torch, a consistent set,
     # and a "python3" kernel that is the environment's own interpreter.
     probe = subprocess.run([env_python, "-c", (
