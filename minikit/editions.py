@@ -188,11 +188,13 @@ def _no_leak(full: dict, student: dict, name: str) -> None:
                                    f"solution: {leaked[0]!r}. Report this as a bug of minikit.editions.")
 
 
-def write_student_edition(source: Path | str = "notebooks", out: Path | str = "student") -> list[Path]:
+def write_student_edition(source: Path | str = "notebooks", out: Path | str = "student",
+                          force: bool = False) -> list[Path]:
     """Write the student edition of every chapter in ``source`` (``[0-9]*.ipynb``) to ``out``; the paths written.
 
     The Markdown files beside the notebooks (glossary, sources) are copied, so the chapters' links work.
-    Nothing is written unless every notebook converts; ``out`` is emptied of old notebooks first.
+    Nothing is written unless every notebook converts. A notebook already in ``out`` that differs from the
+    one this would write (a learner's answers, say) is never replaced silently: it raises, unless ``force``.
     """
     source, out = Path(source), Path(out)
     paths = sorted(source.glob("[0-9]*.ipynb"))
@@ -208,13 +210,20 @@ def write_student_edition(source: Path | str = "notebooks", out: Path | str = "s
         except json.JSONDecodeError as error:
             raise EditionError(f"{path}: not a notebook, its JSON does not parse ({error}).") from None
         editions[path.name] = student_notebook(notebook, str(path))
+    texts = {name: json.dumps(notebook, indent=1, ensure_ascii=False) + "\n" for name, notebook in editions.items()}
+    changed = sorted(old.name for old in out.glob("*.ipynb")
+                     if texts.get(old.name) != old.read_text(encoding="utf-8", errors="replace"))
+    if changed and not force:
+        raise EditionError(f"{out} already holds notebooks that differ from the student edition ({', '.join(changed)}): "
+                           "perhaps your own answers. Nothing was written. Choose another folder (--out DIR), or "
+                           "replace them, answers lost, with --force (force=True).")
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.ipynb"):
         old.unlink()
     written = []
-    for file_name, notebook in editions.items():
+    for file_name, text in texts.items():
         target = out / file_name
-        target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        target.write_text(text, encoding="utf-8")
         written.append(target)
     for markdown in source.glob("*.md"):
         shutil.copyfile(markdown, out / markdown.name)
@@ -226,9 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minikit student", description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebooks", default="notebooks", help="the full edition's folder (default notebooks)")
     parser.add_argument("--out", default="student", help="where to write the student edition (default student)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace notebooks in --out that differ from the edition (a learner's answers are lost)")
     args = parser.parse_args(argv)
     try:
-        written = write_student_edition(args.notebooks, args.out)
+        written = write_student_edition(args.notebooks, args.out, force=args.force)
     except EditionError as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

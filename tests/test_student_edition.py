@@ -172,6 +172,20 @@ def test_the_student_edition_refuses_to_overwrite_the_notebooks(tmp_path):
         editions.write_student_edition(tmp_path, tmp_path / "out")
 
 
+def test_a_learners_edited_student_notebook_is_never_replaced_silently(tmp_path):
+    out = tmp_path / "student"
+    editions.write_student_edition(NOTEBOOKS, out)
+    assert editions.write_student_edition(NOTEBOOKS, out)  # unchanged: writing again is harmless
+    answered = out / ALL[0].name
+    answered.write_text(answered.read_text().replace("None", "42", 1))
+    with pytest.raises(editions.EditionError, match=f"{ALL[0].name}.*--force"):
+        editions.write_student_edition(NOTEBOOKS, out)
+    assert "42" in answered.read_text()  # the learner's answer is still there
+    editions.write_student_edition(NOTEBOOKS, out, force=True)
+    editions.write_student_edition(NOTEBOOKS, tmp_path / "fresh")
+    assert answered.read_text() == (tmp_path / "fresh" / ALL[0].name).read_text()
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
 def test_the_full_edition_folds_its_solutions_for_real(path):
     for index, cell in enumerate(load(path)["cells"]):
