@@ -5,6 +5,8 @@
 #               reverse order, the widgets in a headless Chromium, and a Binder dry-run (artifacts in artifacts/)
 # And helpers:
 #   make build      train every artifact the chapters load, once, into the cache (python -m minikit build)
+#   make execute    refresh the notebooks' stored outputs: build, then run each in course order on a quiet machine,
+#                   stamped (tools/execute_notebooks.py); one notebook: make execute NOTEBOOKS=notebooks/04_metrics.ipynb
 #   make chromium   install Debian's Chromium for the browser test (apt-get; sudo unless root)
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,10 +14,13 @@ VENV ?= .venv
 TORCH_INDEX ?=
 # Extra pytest arguments, e.g. PYTEST_ARGS='-m "not browser"' on a machine without Chromium.
 PYTEST_ARGS ?=
+# make execute: the notebooks to run (default: all), and ALLOW_BUSY=1 to run on a machine that is not quiet.
+NOTEBOOKS ?=
+ALLOW_BUSY ?=
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.minikit-installed
 
-.PHONY: setup lab build test chromium clean
+.PHONY: setup lab build execute test chromium clean
 
 setup: $(STAMP)
 
@@ -46,6 +51,10 @@ lab: setup
 
 build: setup
 	$(VENV)/bin/python -m minikit build
+
+# Stored outputs come from this command only; tests/test_notebook_stamps.py fails on a notebook it did not stamp.
+execute: setup
+	$(VENV)/bin/python tools/execute_notebooks.py $(if $(ALLOW_BUSY),--allow-busy) $(NOTEBOOKS)
 
 # The order and what each step proves: tests/run_all.sh. Every step runs; `make test` fails if any failed.
 test: setup
