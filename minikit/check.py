@@ -377,7 +377,7 @@ def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: st
     if int(answer) == truth:
         return CheckResult(True, f"{truth:,} bytes: {packed:,} for {rows * cols:,} weights at {bits} bits, "
                            f"{scales:,} for the scales, {bias:,} for the float32 bias — against "
-                           f"{(rows * cols + rows) * 4:,} in float32 ({(rows * cols + rows) * 4 / truth:.1f}× more).")
+                           f"{rows * cols * 4 + bias:,} in float32 ({(rows * cols * 4 + bias) / truth:.1f}× more).")
     if int(answer) in (packed + bias, packed + scales):
         return CheckResult(False, "Close, one part is missing: each output row (channel) stores its float32 "
                            "scale, and the bias stays in float32.")

@@ -222,6 +222,10 @@ def test_packed_layer_bytes():
         assert "one part is missing" in check.packed_layer_bytes(short, layer, bits=3).message
     assert "bytes" in check.packed_layer_bytes(1536 * 384 * 3, layer, bits=3).message
     assert not check.packed_layer_bytes(123, layer, bits=3)
+    assert f"against {1536 * 384 * 4 + bias:,} in float32" in check.packed_layer_bytes(weights + scales + bias, layer,
+                                                                                        bits=3).message
+    no_bias = torch.nn.Linear(384, 1536, bias=False)  # float32 is then the weights alone
+    assert f"against {1536 * 384 * 4:,} in float32" in check.packed_layer_bytes(weights + scales, no_bias, bits=3).message
 
 
 def test_first_bits_losing():
