@@ -5,6 +5,8 @@
 #               reverse order, the widgets in a headless Chromium, and a Binder dry-run (artifacts in artifacts/)
 # And helpers:
 #   make build      train every artifact the chapters load, once, into the cache (python -m minikit build)
+#   make execute    refresh the notebooks' stored outputs: build, then run each in course order on a quiet machine,
+#                   stamped (tools/execute_notebooks.py); one notebook: make execute NOTEBOOKS=notebooks/04_metrics.ipynb
 #   make chromium   install Debian's Chromium for the browser test (apt-get; sudo unless root)
 #   make site       the course as a static website in _site/, from the notebooks' stored outputs (README, "The course site")
 #   make student    the student edition: every notebook with its solutions replaced by stubs, in student/
@@ -14,10 +16,13 @@ VENV ?= .venv
 TORCH_INDEX ?=
 # Extra pytest arguments, e.g. PYTEST_ARGS='-m "not browser"' on a machine without Chromium.
 PYTEST_ARGS ?=
+# make execute: the notebooks to run (default: all), and ALLOW_BUSY=1 to run on a machine that is not quiet.
+NOTEBOOKS ?=
+ALLOW_BUSY ?=
 PIP = $(VENV)/bin/pip
 STAMP = $(VENV)/.minikit-installed
 
-.PHONY: setup lab build test chromium site student clean
+.PHONY: setup lab build execute test chromium site student clean
 
 setup: $(STAMP)
 
@@ -60,6 +65,10 @@ site: setup
 # (git-ignored). Stops, naming the notebook and the cell, on a stored error or a solution it cannot stub.
 student: setup
 	$(VENV)/bin/python -m minikit student --out student
+
+# Stored outputs come from this command only; tests/test_notebook_stamps.py fails on a notebook it did not stamp.
+execute: setup
+	$(VENV)/bin/python tools/execute_notebooks.py $(if $(ALLOW_BUSY),--allow-busy) $(NOTEBOOKS)
 
 # The order and what each step proves: tests/run_all.sh. Every step runs; `make test` fails if any failed.
 test: setup

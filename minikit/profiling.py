@@ -369,3 +369,36 @@ def forward_flops(config, seq_len: int = 128, batch_size: int = 1) -> int:
         per_token = 4 * hidden * hidden + 2 * hidden * ffn
         attention = 2 * t * hidden  # Q·Kᵀ and weights·V: T×T×H multiply-adds each, per sequence
     return int(2 * batch_size * layers * t * (per_token + attention))
+
+
+# ================================================================================================
+# Depth at batch 1: what two measured rows show, read from the rows, never assumed
+# ================================================================================================
+
+
+def depth_at_batch_1(profiles: pd.DataFrame, a: str, b: str) -> str:
+    """One sentence on what rows ``a`` and ``b`` of ``profiles`` (``compare_models``) show about depth at batch 1.
+
+    The faster model is the one with the lower p50. When the gap is within the timings' own spread
+    (p95 − p50 of either row) the rows cannot tell, and the sentence says so; otherwise it says whether
+    the deeper model (layers from a ``layers`` column, else the catalog) was the slower one or not.
+    """
+    rows = profiles.set_index("name")
+    p50 = rows["latency_p50_ms"]
+    p95 = rows["latency_p95_ms"] if "latency_p95_ms" in rows else p50
+    faster, slower = sorted((a, b), key=lambda n: p50[n])
+    gap = p50[slower] - p50[faster]
+    if gap <= max(p95[n] - p50[n] for n in (a, b)):
+        return (f"The gap ({gap:.1f} ms) is within the spread of the timings (p95 − p50): these rows cannot tell "
+                "which model is faster. Measure again on a quiet machine.")
+    depth = {n: int(rows.loc[n, "layers"]) if "layers" in rows else CATALOG[n].layers if n in CATALOG else None
+             for n in (a, b)}
+    if None in depth.values() or depth[a] == depth[b]:
+        return f"{faster} is {p50[slower] / p50[faster]:.1f}× faster here."
+    deep, shallow = sorted((a, b), key=depth.get, reverse=True)
+    layers = f"{depth[deep]} layers against {depth[shallow]}"
+    if faster == shallow:
+        return (f"The deeper model ({deep}, {layers}) is the slower one here: at batch 1 its layers run one after "
+                "another, and that depth costs time the parameter count does not show.")
+    return (f"Here the deeper model ({deep}, {layers}) was the faster one: on this machine its depth cost less "
+            "time than the wider layers of the other, so the layer count alone does not predict latency.")

@@ -41,8 +41,13 @@ def test_encoder_layer_params():
     assert "1,774,464" in result.message
     wrong = check.encoder_layer_params(truth - 2 * h)  # forgot a LayerNorm
     assert not wrong.passed
-    assert "off by -768" in wrong.message
-    assert "LayerNorm" in wrong.message
+    assert "Too few" in wrong.message and "LayerNorm" in wrong.message
+    assert "768" not in wrong.message and str(truth) not in wrong.message and "1,774,464" not in wrong.message
+    assert "Too many" in check.encoder_layer_params(truth + 5).message
+    weights, biases = 4 * h * h + 2 * h * f, 4 * h + f + h
+    assert "weight matrices only" in check.encoder_layer_params(weights).message
+    assert "add the two LayerNorms" in check.encoder_layer_params(weights + biases).message
+    assert "add one bias" in check.encoder_layer_params(weights + layer_norms).message
 
 
 @pytest.mark.parametrize("fn, args", [
@@ -66,14 +71,29 @@ def test_faster_at_batch_1():
     result = check.faster_at_batch_1("minilm-l6", profiles)
     assert result.passed
     assert "mobilebert: 24.6 M params, 30.0 ms" in result.message
+    assert "The deeper model (mobilebert, 24 layers against 6) is the slower one" in result.message
+    assert "depth costs time" in result.message
     assert check.faster_at_batch_1("  MiniLM-L6 ", profiles).passed
     wrong = check.faster_at_batch_1("mobilebert", profiles)
     assert not wrong.passed
-    assert "number of layers" in wrong.message
-    flipped = profiles_table([("mobilebert", 24.6, 9.0), ("minilm-l6", 22.7, 10.0)])
-    assert check.faster_at_batch_1("mobilebert", flipped).passed
-    assert "Here mobilebert was the faster one" in check.faster_at_batch_1("mobilebert", flipped).message
-    assert "was the faster one" not in result.message
+    assert "latency_p50_ms" in wrong.message
+    assert "30.0" not in wrong.message and "10.0" not in wrong.message  # a wrong guess is not shown the times
+
+
+def test_faster_at_batch_1_follows_the_data_when_the_shallow_model_is_slower():
+    # MiniLM-L6 (6 layers) measured slower than MobileBERT (24 layers), well beyond the timings' spread.
+    shallow_slower = profiles_table([("mobilebert", 24.6, 10.0), ("minilm-l6", 22.7, 30.0)])
+    result = check.faster_at_batch_1("mobilebert", shallow_slower)
+    assert result.passed
+    assert "the deeper model (mobilebert, 24 layers against 6) was the faster one" in result.message
+    assert "depth costs time" not in result.message and "is the slower one" not in result.message
+    assert not check.faster_at_batch_1("minilm-l6", shallow_slower).passed
+
+
+def test_faster_at_batch_1_says_when_the_gap_is_within_the_noise():
+    noisy = profiles_table([("mobilebert", 24.6, 10.5), ("minilm-l6", 22.7, 10.0)])  # p95 = 1.2 × p50: 2 ms spread
+    result = check.faster_at_batch_1("minilm-l6", noisy)
+    assert result.passed and "cannot tell" in result.message and "depth costs time" not in result.message
 
 
 def test_faster_at_batch_1_missing_rows():
@@ -203,12 +223,74 @@ def test_packed_layer_bytes():
         assert "one part is missing" in check.packed_layer_bytes(short, layer, bits=3).message
     assert "bytes" in check.packed_layer_bytes(1536 * 384 * 3, layer, bits=3).message
     assert not check.packed_layer_bytes(123, layer, bits=3)
+    assert f"against {1536 * 384 * 4 + bias:,} in float32" in check.packed_layer_bytes(weights + scales + bias, layer,
+                                                                                        bits=3).message
+    no_bias = torch.nn.Linear(384, 1536, bias=False)  # float32 is then the weights alone
+    assert f"against {1536 * 384 * 4:,} in float32" in check.packed_layer_bytes(weights + scales, no_bias, bits=3).message
 
 
 def test_first_bits_losing():
     acc = {8: 0.95, 7: 0.95, 6: 0.94, 5: 0.90, 4: 0.70, 3: 0.40, 2: 0.20}
     table = pd.DataFrame({"bits": list(acc), "granularity": "per-tensor", "symmetric": True, "accuracy": list(acc.values())})
     assert check.first_bits_losing(5, table, reference_accuracy=0.95)  # 6 bits: −1 point; 5 bits: −5
-    assert "already" in check.first_bits_losing(4, table, 0.95).message
+    low = check.first_bits_losing(4, table, 0.95).message
+    assert "already" in low and "5 bits" not in low and " 5" not in low  # a direction, not the answer
     assert "still within" in check.first_bits_losing(6, table, 0.95).message
     assert "sweep" in check.first_bits_losing(5, table.iloc[:3], 0.95).message
+
+
+# --- the messages follow the learner's data, and a wrong answer is never shown the value ------------------
+
+
+def test_success_messages_follow_the_data():
+    config = minikit.TrainConfig(batch_size=16, epochs=3)
+    assert "last batch is smaller" in check.schedule_steps((273, 27), n_train=1449, config=config).message
+    assert "last batch" not in check.schedule_steps((270, 27), n_train=1440, config=config).message  # 1440 = 90 × 16
+    sizes = {"topic": 145, "headline": 288}
+    tempered = minikit.tasks.TaskSampler(sizes, "temperature", 2.0).probabilities
+    assert "T trades one against the other" in check.sampling_probabilities(tempered, sizes).message
+    proportional = {k: n / 433 for k, n in sizes.items()}
+    result = check.sampling_probabilities(proportional, sizes, "temperature", 1.0)
+    assert result.passed and "proportional share" in result.message and "trades" not in result.message
+    labels, names = np.array([0, 0, 0, 0, 1, 1, 1, 1]), ["a", "b"]
+    even = np.array([300, 100, 100, 100, 300, 100, 100, 100])  # each topic: 1 of 4 over 256
+    assert "similar rates" in check.most_truncated_topic(("a", 0.25), even, labels, names, max_length=256).message
+
+
+def test_temperature_for_top_says_what_holds_at_any_share():
+    logits = [3.0, 0.0, 0.0]
+
+    def top(t: float) -> float:
+        p = np.exp(np.array(logits) / t)
+        return float(p.max() / p.sum())
+
+    def crossing(share: float) -> float:
+        lo, hi = 0.01, 100.0
+        for _ in range(80):
+            mid = (lo * hi) ** 0.5
+            lo, hi = (mid, hi) if top(mid) > share else (lo, mid)
+        return lo
+
+    result = check.temperature_for_top(crossing(0.6), logits, share=0.6)
+    assert result.passed and "less than 60%" in result.message and "outweigh" not in result.message
+    assert "runner-ups together outweigh it" in check.temperature_for_top(crossing(0.5), logits, share=0.5).message
+
+
+def test_sampling_probabilities_gives_a_direction_not_the_value():
+    sizes = {"topic": 145, "headline": 288}
+    truth = minikit.tasks.TaskSampler(sizes, "temperature", 2.0).probabilities
+    guess = {"topic": truth["topic"] + 0.05, "headline": truth["headline"] - 0.01}
+    result = check.sampling_probabilities(guess, sizes)
+    assert not result.passed and "topic: your share is too high" in result.message
+    assert f"{truth['topic']:.3f}" not in result.message and "+0.050" not in result.message
+
+
+def test_points_at_equal_compute_says_what_its_data_shows():
+    table = pd.DataFrame({"run": ["single", "multi"], "kind": ["single-task", "multi-task"], "share": [0.1, 0.1],
+                          "tokens": [1000, 1100], "accuracy": [0.800, 0.795]})
+    close_call = check.points_at_equal_compute(-0.5, table, "multi")
+    assert close_call.passed and "within a point" in close_call.message and "311" not in close_call.message
+    table.loc[1, "accuracy"] = 0.85
+    assert "helped" in check.points_at_equal_compute(5.0, table, "multi").message
+    wrong = check.points_at_equal_compute(1.0, table, "multi")
+    assert not wrong.passed and "+5.00" not in wrong.message

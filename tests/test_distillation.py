@@ -238,8 +238,10 @@ def test_chapter_7_checks_recompute_the_answers(teacher):  # kd_loss is an imple
     student = select_layers(teacher.model, [0, 2])
     assert minikit.check.student_parameters(minikit.count_parameters(student), teacher.model, student)
     layer = minikit.count_parameters(encoder_layers(teacher.model)[0])
-    assert "one encoder layer" in minikit.check.student_parameters(
-        minikit.count_parameters(student) + layer, teacher.model, student).message
+    one_layer = minikit.check.student_parameters(minikit.count_parameters(student) + layer, teacher.model, student)
+    assert "one encoder layer" in one_layer.message and f"{layer:,}" not in one_layer.message
+    high = minikit.check.student_parameters(minikit.count_parameters(student) + 12_345, teacher.model, student)
+    assert "Too many" in high.message and "12,345" not in high.message
     logits = [2.0, 0.5, -1.0]
     p = lambda T: np.exp(np.array(logits) / T).max() / np.exp(np.array(logits) / T).sum()  # noqa: E731
     lo, hi = 0.01, 100.0

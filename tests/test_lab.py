@@ -148,8 +148,10 @@ def test_lab_checks_recompute_the_answer(teacher):
     recipe = Recipe(depth=4, ffn_pruned=0.25, vocabulary=True, bits=8)
     truth = lab.predicted_size_mb(recipe)
     assert check.lab_predicted_size(truth * 1.005, lab, recipe)
-    wrong = check.lab_predicted_size(truth * 4, lab, recipe)
-    assert not wrong and "off" in wrong.message
+    wrong = check.lab_predicted_size(truth * 4, lab, recipe)  # float32 bytes for an int8 recipe
+    assert not wrong and "bytes per parameter" in wrong.message
+    high = check.lab_predicted_size(truth * 1.3, lab, recipe)
+    assert not high and "Too high" in high.message and f"{truth:.2f}" not in high.message and "%" not in high.message
     assert not check.lab_predicted_size(None, lab, recipe)
     results = pd.DataFrame({"name": ["a", "b", "c"], "size_pct": [100.0, 20.0, 30.0], "points": [0.0, -0.5, -0.5],
                             "latency_pct": [100.0, 50.0, 40.0]})
