@@ -31,7 +31,7 @@ from minikit.tasks import TaskSampler
 @answered
 def encoder_layer_params(answer: int | None) -> CheckResult:
     """Parameters in one MiniLM-L6 encoder layer, from hidden=384 and FFN=1536."""
-    import torch  # lazily: minikit.check imports fast
+    import torch
     model = build_model("minilm-l6")
     layer = next(m for m in model.modules() if type(m).__name__.endswith("Layer"))
     truth = count_parameters(layer)
