@@ -45,7 +45,7 @@ def problems(path: Path) -> list[str]:
             live = [mime for mime in data if LIVE.match(mime)]
             if not (live or CHART_TEXT.search(text)) or any(image in data for image in IMAGES):
                 continue
-            what = f"a {live[0]} output" if live else "a chart or widget shown as text"
+            what = f"an output with a live view ({live[0]})" if live else "a chart or widget shown as text"
             found.append(f"{path.name} cell {index} (id {cell.get('id', '?')}): {what} with no image/svg+xml or "
                          f"image/png; its text: {text[:120]!r}. Fix: re-execute the notebook with minikit.setup() "
                          "run first (make execute).")
