@@ -35,6 +35,7 @@ import ipywidgets as W
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SVG = "image/svg+xml"
 MAX_SVG_KB = 250  # a larger image would bloat the notebook file; its text says so instead
+CACHED_SVGS = 64  # chart images kept in memory (an explorer's knob moves make a new one per cell run)
 GAP = 10  # pixels between charts laid out side by side or stacked
 LINE = 16  # pixels per caption line (12 px text)
 
@@ -87,6 +88,8 @@ def chart_svg(chart: alt.TopLevelMixin | alt.JupyterChart | dict) -> str:
         import vl_convert  # heavy (a JavaScript runtime): loaded on the first image only
 
         version = "_".join(alt.SCHEMA_VERSION.split(".")[:2])  # 'v6.4.1' → 'v6_4', as altair's own save does
+        if len(_svg_cache) >= CACHED_SVGS:
+            del _svg_cache[next(iter(_svg_cache))]  # the oldest
         _svg_cache[key] = vl_convert.vegalite_to_svg(json.loads(key), vl_version=version)
     return _svg_cache[key]
 
@@ -227,13 +230,18 @@ def static_bundle(obj: Any, max_kb: float = MAX_SVG_KB) -> dict:
     bundle = _own_bundle(obj)
     if WIDGET_VIEW not in bundle:
         return bundle
-    if isinstance(obj, alt.TopLevelMixin):
-        spec = obj.to_dict()
-        svg, caption = _unique_ids(chart_svg(spec)), [f"Chart: {_title(spec) or type(obj).__name__}"]
-    else:
-        svg, caption = widget_svg(obj), describe_widget(obj)[1]
-        if svg is None:
-            return bundle
+    try:
+        if isinstance(obj, alt.TopLevelMixin):
+            spec = obj.to_dict()
+            svg, caption = _unique_ids(chart_svg(spec)), [f"Chart: {_title(spec) or type(obj).__name__}"]
+        else:
+            svg, caption = widget_svg(obj), describe_widget(obj)[1]
+    except Exception as error:  # the live view must still show: say why there is no image instead
+        bundle["text/plain"] = (f"No static image of this chart: vl-convert could not draw it ({type(error).__name__}: "
+                                f"{error}). Run the notebook to see it live.")
+        return bundle
+    if svg is None:
+        return bundle
     size_kb = len(svg.encode()) / 1000
     if size_kb > max_kb:
         bundle["text/plain"] = (f"This chart is too large to store as an image ({size_kb:.0f} KB of SVG, over the "

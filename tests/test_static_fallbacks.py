@@ -166,3 +166,13 @@ def test_nothing_is_registered_outside_ipython(monkeypatch):
 def test_chart_spec_names_what_it_accepts():
     with pytest.raises(TypeError, match="altair chart or an alt.JupyterChart"):
         static_views.chart_spec({"mark": "bar"})
+
+
+def test_a_chart_vl_convert_cannot_draw_still_shows_live_and_says_why(monkeypatch):
+    def fail(_spec):
+        raise RuntimeError("unsupported mark")
+
+    monkeypatch.setattr(static_views, "chart_svg", fail)
+    bundle = static_views.static_bundle(widgets.jupyter_chart(_chart()))
+    assert VIEW in bundle and SVG not in bundle
+    assert "could not draw it (RuntimeError: unsupported mark)" in bundle["text/plain"]
