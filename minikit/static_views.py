@@ -26,6 +26,7 @@ import json
 import re
 import textwrap
 import uuid
+import warnings
 import weakref
 from typing import Any
 
@@ -286,7 +287,11 @@ def refresh_static_views() -> int:
 
 
 def _after_cell(_result: Any = None) -> None:
-    refresh_static_views()
+    try:
+        refresh_static_views()
+    except Exception as error:  # a stale image is no reason to print a traceback under the learner's cell
+        warnings.warn(f"minikit could not update a chart's static image ({type(error).__name__}: {error}); "
+                      "the live chart is unaffected.", RuntimeWarning, stacklevel=2)
 
 
 def enable_static_views(shell: Any = None) -> bool:

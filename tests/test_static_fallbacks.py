@@ -176,3 +176,13 @@ def test_a_chart_vl_convert_cannot_draw_still_shows_live_and_says_why(monkeypatc
     bundle = static_views.static_bundle(widgets.jupyter_chart(_chart()))
     assert VIEW in bundle and SVG not in bundle
     assert "could not draw it (RuntimeError: unsupported mark)" in bundle["text/plain"]
+
+
+def test_a_failed_update_warns_instead_of_raising_under_the_cell(shell, monkeypatch):
+    live = widgets.LiveTrainingChart()
+    with capture_output():
+        display(live.widget)
+    live(HISTORY)
+    monkeypatch.setattr(static_views, "static_bundle", lambda _obj: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.warns(RuntimeWarning, match="could not update a chart's static image .OSError: disk full"):
+        static_views._after_cell()
