@@ -20,15 +20,17 @@ imports nothing of minikit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
 import re
 import textwrap
+import time
 import uuid
 import warnings
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 import altair as alt
 import ipywidgets as W
@@ -42,6 +44,7 @@ LINE = 16  # pixels per caption line (12 px text)
 
 _svg_cache: dict[str, str] = {}  # chart spec (JSON) → its SVG: an unchanged chart is converted once
 _shown: dict[str, tuple[weakref.ref, str]] = {}  # display id → (widget, fingerprint of what its image shows)
+_spent = {"seconds": 0.0, "images": 0}  # time IPython spent in this module (drawing, checking for changes), images made
 _SIZE = re.compile(r'<svg\b[^>]*?\bwidth="([\d.]+)"[^>]*?\bheight="([\d.]+)"')
 
 
@@ -220,6 +223,24 @@ def _title(spec: dict) -> str:
     return " ".join(title) if isinstance(title, list) else str(title)
 
 
+def cost() -> dict:
+    """Seconds the displays and cell ends of this session spent on static images (vl-convert's start included,
+    looking for changed widgets too), and how many images were made."""
+    return dict(_spent)
+
+
+def _timed(function: Callable) -> Callable:
+    """``function`` with its time added to ``cost()``: for what IPython calls (a display, a cell's end)."""
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _spent["seconds"] += time.perf_counter() - start
+    return timed
+
+
 def static_bundle(obj: Any, max_kb: float = MAX_SVG_KB) -> dict:
     """``obj``'s display bundle with a static image beside its live view.
 
@@ -231,6 +252,7 @@ def static_bundle(obj: Any, max_kb: float = MAX_SVG_KB) -> dict:
     bundle = _own_bundle(obj)
     if WIDGET_VIEW not in bundle:
         return bundle
+    _spent["images"] += 1
     try:
         if isinstance(obj, alt.TopLevelMixin):
             spec = obj.to_dict()
@@ -252,10 +274,14 @@ def static_bundle(obj: Any, max_kb: float = MAX_SVG_KB) -> dict:
     return {**bundle, SVG: svg, "text/plain": "\n".join(caption)}
 
 
+_chart_bundle = _timed(static_bundle)  # what IPython calls to show an altair chart
+
+
 def _fingerprint(widget: W.Widget) -> str:
     return json.dumps(describe_widget(widget), sort_keys=True, default=str)
 
 
+@_timed
 def _show_widget(widget: W.Widget) -> None:
     """Display a JupyterChart or a box with a display id, so a later change can update its stored image."""
     from IPython.display import display  # IPython is there whenever a display formatter calls this
@@ -286,6 +312,7 @@ def refresh_static_views() -> int:
     return updated
 
 
+@_timed
 def _after_cell(_result: Any = None) -> None:
     try:
         refresh_static_views()
@@ -306,7 +333,7 @@ def enable_static_views(shell: Any = None) -> bool:
     if shell is None:
         return False
     formatter = shell.display_formatter
-    formatter.mimebundle_formatter.for_type(alt.TopLevelMixin, static_bundle)
+    formatter.mimebundle_formatter.for_type(alt.TopLevelMixin, _chart_bundle)
     for kind in (alt.JupyterChart, W.Box):
         formatter.ipython_display_formatter.for_type(kind, _show_widget)
     if _after_cell not in shell.events.callbacks["post_run_cell"]:

@@ -186,3 +186,11 @@ def test_a_failed_update_warns_instead_of_raising_under_the_cell(shell, monkeypa
     monkeypatch.setattr(static_views, "static_bundle", lambda _obj: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.warns(RuntimeWarning, match="could not update a chart's static image .OSError: disk full"):
         static_views._after_cell()
+
+
+def test_the_cost_of_the_images_is_counted(shell):
+    before = static_views.cost()
+    with capture_output():
+        display(_chart())
+    after = static_views.cost()
+    assert after["images"] == before["images"] + 1 and after["seconds"] > before["seconds"]
