@@ -194,3 +194,13 @@ def test_the_cost_of_the_images_is_counted(shell):
         display(_chart())
     after = static_views.cost()
     assert after["images"] == before["images"] + 1 and after["seconds"] > before["seconds"]
+
+
+def test_a_two_knob_explorer_caption_shows_each_knob_as_it_reads(probs):
+    p, y = probs
+    explorer = widgets.ThresholdExplorer(p, y, ["a", "b", "c", "d"])
+    explorer.update(2, 0.4)
+    layout, caption = static_views.describe_widget(explorer.widget)
+    assert layout[0] == "chart", "the one chart of the widget, its knobs and label in the caption"
+    assert caption[0].startswith("Static view at class = c; threshold = 0.40,")
+    assert caption[1].startswith("c at threshold 0.40: precision")
