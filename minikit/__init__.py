@@ -66,7 +66,7 @@ __version__ = "0.1.0"
 # Loaded on first use (``minikit.widgets``, ``from minikit import lab``): see the module docstring.
 _ON_FIRST_USE = ("attribution", "build", "charts", "check", "compression_charts", "compression_widgets", "deployment",
                  "distillation", "early_exit", "editions", "implement_it", "lab", "load_testing", "multitask", "practice",
-                 "pruning", "quantization", "report", "server", "students", "tasks", "widgets")
+                 "pruning", "quantization", "report", "server", "static_views", "students", "tasks", "widgets")
 
 
 def __getattr__(name: str):
@@ -80,13 +80,15 @@ def __dir__() -> list[str]:
 
 
 def setup(seed: int | None = None, threads: int | None = None, charts: bool = True) -> Settings:
-    """Prepare a notebook: seed everything, set torch threads, quiet library logs, offline charts.
+    """Prepare a notebook: seed everything, set torch threads, quiet library logs, offline charts (each with a
+    static image stored beside it, ``minikit.static_views``).
 
     Returns the settings in force, so a notebook can print where its cache lives.
     """
     in_force = settings.setup(seed=seed, threads=threads)
     if charts:
         importlib.import_module("minikit.charts").enable_offline_charts()
+        importlib.import_module("minikit.static_views").enable_static_views()
     return in_force
 
 

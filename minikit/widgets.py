@@ -21,6 +21,7 @@ import ipywidgets as W
 import pandas as pd
 
 from minikit import charts
+from minikit.static_views import enable_static_views
 from minikit.benchmark import NoVariantFitsError, pick_variant
 from minikit.claims import SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
@@ -40,8 +41,12 @@ from minikit.server import background_server
 
 
 def jupyter_chart(chart: alt.TopLevelMixin) -> alt.JupyterChart:
-    """``chart`` as a widget whose chart and parameters can be replaced from Python (Vega bundled, offline)."""
+    """``chart`` as a widget whose chart and parameters can be replaced from Python (Vega bundled, offline).
+
+    In IPython, a box of such charts shown in a notebook also stores a static image (``minikit.static_views``).
+    """
     charts.enable_offline_charts()
+    enable_static_views()
     return alt.JupyterChart(chart)
 
 

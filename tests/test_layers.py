@@ -34,12 +34,12 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("measurement", {"metrics", "profiling", "benchmark", "attribution"}),
     ("techniques", {"pruning", "quantization", "students", "distillation", "early_exit", "tasks", "multitask"}),
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
-    ("drawing", {"charts", "compression_charts"}),
+    ("drawing", {"charts", "compression_charts", "static_views"}),
     ("applications", {"server", "load_testing", "deployment", "lab", "report", "build"}),
     ("presentation", {"practice", "implement_it", "widgets", "compression_widgets", "check", "editions"}),
     ("facade", {"__init__", "__main__"}),
 ]
-STANDALONE = {"server", "charts", "compression_charts", "claims", "stats", "system", "errors"}  # import nothing of minikit
+STANDALONE = {"server", "charts", "compression_charts", "static_views", "claims", "stats", "system", "errors"}  # import nothing of minikit
 MAX_LINES = 600
 
 

@@ -10,6 +10,8 @@ knobs, like a chart that fills in during training, is only checked to be drawn).
 * the page has uncaught JavaScript errors (e.g. a chart widget that fetches Vega from a CDN,
   which fails offline);
 * a notebook shows no widget at all, or a chart that is never drawn;
+* an output that carries a live widget and its static image (``minikit.static_views``) shows the
+  image instead of the widget: JupyterLab must render the widget view, its richest MIME type;
 * after the knob moves, no chart in that widget is drawn differently (the rendered marks are
   compared, so a chart that exists but never redraws fails);
 * a widget callback raises (ipywidgets sends its traceback to the kernel's output channel,
@@ -75,6 +77,7 @@ RUN_ALL_TIMEOUT_S = 1200  # the same limit the budget bench gives a notebook
 # a measurement of several models first (ModelExplorer's "Measure": ~30 s on 2 busy cores).
 KNOB_TIMEOUT_S = {"slider": 60, "dropdown": 60, "button": 300}
 WIDGET_ERROR_TEXT = ["Error displaying widget", "JavaScript Error:"]  # ipywidgets, altair JupyterChart
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # its outputs also carry an SVG for static renderers
 
 
 # Widgets with nothing to move: a notebook that shows only these is left to nbval (its chart fills in
@@ -440,6 +443,15 @@ def _exercise(page, path: str, cell, name: str, record: Record) -> None:
                     f"(chart hashes {_digest(before)}). The knob does not reach the chart.", pytrace=False)
 
 
+def _check_live_not_static(page, path: str) -> None:
+    """Every chart output shows its live widget (a vega view), never the static SVG stored beside it."""
+    static = page.locator(".jp-OutputArea-output.jp-RenderedSVG, .jp-OutputArea-output .jp-RenderedSVG")
+    assert static.count() == 0, (f"{path}: {static.count()} output(s) show the static SVG instead of the live widget; "
+                                 f"JupyterLab should rank the widget view ({WIDGET_VIEW}) first.")
+    live = page.locator(".jp-OutputArea-output .jupyter-widgets .vega-embed, .jp-OutputArea-output .vega-embed")
+    assert live.count(), f"{path}: no live chart widget (a vega view) was rendered"
+
+
 def _check_kernel(page, path: str, record: Record) -> None:
     """Fail on callback errors, a kernel that died or restarted, and uncaught errors in the page."""
     state = page.evaluate("() => window.__minikit")
@@ -480,6 +492,7 @@ def test_widgets_in_browser(notebook: Path, lab: Lab, browser) -> None:
         record.seconds["run_all"] = round(time.monotonic() - start - record.seconds["open"], 1)
 
         _check_kernel(page, path, record)  # a widget whose JavaScript failed shows up here, before any knob
+        _check_live_not_static(page, path)
 
         # Widgets that carry a chart and a knob, each in its own cell's output. A notebook whose
         # widgets have no knob (a chart that fills in during training) must still show one, drawn.
