@@ -8,9 +8,7 @@ from RAPL where the machine allows it, otherwise estimated from FLOPs.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gc
-import json
 import re
 import tempfile
 import time
@@ -24,11 +22,11 @@ import torch
 import transformers
 from transformers import PreTrainedModel
 
-from minikit.cache import load_or_build
 from minikit.claims import SIZE_CLASSES, size_class_of
 from minikit.models import CATALOG, build_model, dummy_inputs, get_card
 from minikit.settings import quiet_transformers
 from minikit.system import PeakRSS, machine_description
+from minikit.timing import cached_timing, measure_quietly
 
 
 @dataclass(frozen=True)
@@ -157,19 +155,16 @@ def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 12
 
 
 PROFILES_KIND = "profiles"  # cache kind of compare_models' tables
-_PROFILES_FILE = "profiles.json"
 # Bump when profile_model or compare_models measure differently: tables taken the old way are then
 # measured again instead of being shown beside new ones as if comparable.
-_PROFILES_METHOD = 1
+_PROFILES_METHOD = 2  # 2: cached only when measured on a quiet machine, and only for this boot (timing.py)
 _ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab")
 
 
-def _profiles_table(payload: dict[str, Any]) -> pd.DataFrame:
-    """The stored rows as a table: ModelProfile's columns in order, then ``measured_at``."""
-    columns = [f.name for f in fields(ModelProfile)]
-    table = pd.DataFrame(payload["rows"], columns=columns)
-    table["measured_at"] = payload["measured_at"]
-    return table
+def _profiles_table(rows: list[dict[str, Any]], measured_at: str, load_warning: str) -> pd.DataFrame:
+    """The rows as a table: ModelProfile's columns in order, then ``measured_at`` and ``load_warning``."""
+    table = pd.DataFrame(rows, columns=[f.name for f in fields(ModelProfile)])
+    return table.assign(measured_at=measured_at, load_warning=load_warning)
 
 
 def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch_size: int = 32,
@@ -180,6 +175,9 @@ def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch
 
     Measuring every model takes a minute or two, so the table is measured once and then read from
     the cache (kind ``"profiles"``); the ``measured_at`` column says when its numbers were taken.
+    A table measured while the machine was loaded is measured once more; still loaded, it is shown
+    with the reason in ``load_warning`` and not cached. A cached table lasts this boot of this
+    machine, or longer where the calibration probe re-validates it (``timing.cached_timing``).
     The cache key holds everything that changes them: the names and their architectures, every
     argument, torch's thread count, the torch and transformers versions and this machine
     (``machine_description()``). ``refresh=True`` measures again and replaces the cached table.
@@ -195,19 +193,22 @@ def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch
         "machine": machine_description(), "method": _PROFILES_METHOD,
     }
 
-    def measure(folder: Path) -> None:
-        rows = []
+    def rows() -> list[dict[str, Any]]:
+        measured = []
         for name in names:
             model = build_model(name, num_labels=5, seed=seed)
-            rows.append(asdict(profile_model(model, name, seq_len, batch_size, repeats, batch_repeats)))
+            measured.append(asdict(profile_model(model, name, seq_len, batch_size, repeats, batch_repeats)))
             del model
             gc.collect()
-        measured_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        # JSON keeps every float exactly (shortest repr), so the cached table equals the measured one.
-        (folder / _PROFILES_FILE).write_text(json.dumps({"measured_at": measured_at, "rows": rows}, indent=1))
+        return measured
 
-    entry = load_or_build(PROFILES_KIND, parts, measure, rebuild=refresh)
-    return _profiles_table(json.loads((entry / _PROFILES_FILE).read_text()))
+    def measure() -> tuple[list[dict[str, Any]], str]:
+        measured, check = measure_quietly(rows)
+        return measured, check.warning
+
+    # JSON keeps every float exactly (shortest repr), so the cached table equals the measured one.
+    timing = cached_timing(PROFILES_KIND, parts, measure, refresh=refresh)
+    return _profiles_table(timing.payload, timing.measured_at, timing.load_warning)
 
 
 def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
