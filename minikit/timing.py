@@ -38,6 +38,7 @@ BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 PROC_STAT = Path("/proc/stat")
 
 _fastest_probe_ms: list[float] = []  # the fastest probe this session: the quiet machine's reference
+_revalidations: dict[tuple[str, float | None], bool] = {}  # (stored stamp, its probe) → re-validated this session
 
 
 def probe_ms(repeats: int = 5) -> float:
@@ -209,6 +210,21 @@ def _revalidated(record: dict) -> bool:
     return not watch.check.loaded and now <= REVALIDATE_SLOWDOWN * record["probe_ms"]
 
 
+def stamped(record: dict) -> dict:
+    """``record`` with this session's stamp and reference probe, as ``still_valid`` reads them back."""
+    return {**record, "stamp": session_stamp(), "probe_ms": reference_probe_ms()}
+
+
+def still_valid(record: dict) -> bool:
+    """True when a ``stamped`` record was measured in this boot of this machine, or the probe re-validates it."""
+    if record.get("stamp") == session_stamp():
+        return True
+    seen = (json.dumps(record.get("stamp"), sort_keys=True), record.get("probe_ms"))
+    if seen not in _revalidations:  # a table of many stored rows from one session is probed once
+        _revalidations[seen] = _revalidated(record)
+    return _revalidations[seen]
+
+
 def cached_timing(kind: str, parts: dict, measure: Callable[[], tuple[Any, str]], refresh: bool = False) -> Timing:
     """The JSON-able timing ``measure()`` returns, read from the cache when this session (or a re-validation) allows.
 
@@ -220,17 +236,16 @@ def cached_timing(kind: str, parts: dict, measure: Callable[[], tuple[Any, str]]
     entry = None if refresh else cache.find(kind, parts)
     if entry is not None and (entry / TIMING_FILE).is_file():
         record = json.loads((entry / TIMING_FILE).read_text())
-        if record.get("stamp") == session_stamp() or _revalidated(record):
+        if still_valid(record):
             if record.get("stamp") != session_stamp():
                 _store(kind, parts, {**record, "stamp": session_stamp()})
             return Timing(record["payload"], record["measured_at"], "", from_cache=True)
     payload, warning = measure()
     measured_at = _now()
     if not warning:
-        _store(kind, parts, {"payload": payload, "measured_at": measured_at, "stamp": session_stamp(),
-                             "probe_ms": reference_probe_ms()})
+        _store(kind, parts, stamped({"payload": payload, "measured_at": measured_at}))
     return Timing(payload, measured_at, warning, from_cache=False)
 
 
 __all__ = ["ATTEMPTS", "LoadCheck", "LoadWatch", "Timing", "cached_timing", "judge", "loadavg", "measure_quietly",
-           "probe_ms", "reference_probe_ms", "session_stamp"]
+           "probe_ms", "reference_probe_ms", "session_stamp", "stamped", "still_valid"]

@@ -111,6 +111,7 @@ PARTS = {"what": "a test timing"}
 def own_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(timing, "session_stamp", lambda: {"boot_id": "boot-1", "cpu_model": "CPU A"})
+    monkeypatch.setattr(timing, "_revalidations", {})
 
 
 def counting(warning: str = ""):
