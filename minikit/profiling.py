@@ -12,6 +12,7 @@ import gc
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -26,7 +27,8 @@ from minikit.claims import SIZE_CLASSES, size_class_of
 from minikit.models import CATALOG, build_model, dummy_inputs, get_card
 from minikit.settings import quiet_transformers
 from minikit.system import PeakRSS, machine_description
-from minikit.timing import cached_timing, measure_quietly
+from minikit.table_checks import fit_exponent, profile_problems
+from minikit.timing import SuspectTimingWarning, cached_timing, measure_quietly
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,10 @@ def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch
 
     # JSON keeps every float exactly (shortest repr), so the cached table equals the measured one.
     timing = cached_timing(PROFILES_KIND, parts, measure, refresh=refresh)
-    return _profiles_table(timing.payload, timing.measured_at, timing.load_warning)
+    table = _profiles_table(timing.payload, timing.measured_at, timing.load_warning)
+    for problem in profile_problems(table, "compare_models"):  # said where the table is shown, not only in tests
+        warnings.warn(problem, SuspectTimingWarning, stacklevel=2)
+    return table
 
 
 def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
@@ -216,10 +221,18 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
 
     "≈ X ms" counts as holding when the measured median is within a factor of 2 of X. The 500 M+
     class is too big for a 2 GB notebook, so its figure is extrapolated from a log-log fit over
-    the measured models and labelled as such.
+    the measured models and labelled as such. A fit whose exponent is not positive (bigger models
+    measured faster: timings taken under load) is flagged in the ``how`` column and with a
+    ``SuspectTimingWarning``, and its extrapolation does not count as holding.
     """
     measured = profiles.assign(size_class=[size_class_of(p) for p in profiles["params_m"]])
-    slope, intercept = np.polyfit(np.log(profiles["params_m"]), np.log(profiles["latency_p50_ms"]), 1)
+    slope = fit_exponent(profiles["params_m"], profiles["latency_p50_ms"])
+    intercept = float(np.mean(np.log(profiles["latency_p50_ms"]) - slope * np.log(profiles["params_m"])))
+    rising = slope > 0
+    if not rising:
+        warnings.warn(f"The size-class fit says latency ∝ params^{slope:.2f}: bigger models measured faster, "
+                      "which no arithmetic explains. The timings are suspect (a busy machine?): measure again on a "
+                      "quiet machine with compare_models(refresh=True).", SuspectTimingWarning, stacklevel=2)
     rows = []
     for claim in SIZE_CLASSES.itertuples():
         members = measured[measured["size_class"] == claim.size_class]
@@ -227,8 +240,10 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
             ms, how = float(members["latency_p50_ms"].median()), "measured: " + ", ".join(members["name"])
         else:
             ms = float(np.exp(intercept + slope * np.log(claim.params_lo_m)))
-            how = f"extrapolated to {claim.params_lo_m:.0f} M (fit: latency ∝ params^{slope:.2f})"
-        if claim.claim.startswith(">"):
+            how = f"{'' if rising else '⚠ suspect '}fit: ∝ params^{slope:.2f}, extrapolated to {claim.params_lo_m:.0f} M"
+        if not len(members) and not rising:
+            holds = False  # an extrapolation along a falling fit tells nothing
+        elif claim.claim.startswith(">"):
             holds = ms > claim.claimed_ms
         else:
             holds = claim.claimed_ms / 2 <= ms <= claim.claimed_ms * 2

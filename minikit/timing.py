@@ -37,6 +37,11 @@ TIMING_FILE = "timing.json"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 PROC_STAT = Path("/proc/stat")
 
+
+class SuspectTimingWarning(UserWarning):
+    """Timings that no arithmetic explains (bigger models faster, same-shape models far apart): re-measure."""
+
+
 _fastest_probe_ms: list[float] = []  # the fastest probe this session: the quiet machine's reference
 _revalidations: dict[tuple[str, float | None], bool] = {}  # (stored stamp, its probe) → re-validated this session
 
@@ -247,5 +252,5 @@ def cached_timing(kind: str, parts: dict, measure: Callable[[], tuple[Any, str]]
     return Timing(payload, measured_at, warning, from_cache=False)
 
 
-__all__ = ["ATTEMPTS", "LoadCheck", "LoadWatch", "Timing", "cached_timing", "judge", "loadavg", "measure_quietly",
+__all__ = ["ATTEMPTS", "LoadCheck", "LoadWatch", "SuspectTimingWarning", "Timing", "cached_timing", "judge", "loadavg", "measure_quietly",
            "probe_ms", "reference_probe_ms", "session_stamp", "stamped", "still_valid"]
