@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -161,7 +162,8 @@ def measure_quietly(measure: Callable[[], Any], attempts: int = ATTEMPTS,
     """Run ``measure()`` until the machine was quiet through it, at most ``attempts`` times.
 
     Returns (its result, the ``LoadCheck``): the first quiet measurement, or the last one marked
-    loaded. ``round_ms(result)``, if given, returns the per-round medians whose spread is judged too.
+    loaded, with a ``SuspectTimingWarning`` so the note shows under whatever table the caller draws.
+    ``round_ms(result)``, if given, returns the per-round medians whose spread is judged too.
     """
     if attempts < 1:
         raise ValueError(f"attempts={attempts}: need at least 1.")
@@ -173,6 +175,10 @@ def measure_quietly(measure: Callable[[], Any], attempts: int = ATTEMPTS,
             box.append(measure())
         if not watch.check.loaded:
             break
+    else:
+        warnings.warn(f"Timed {attempts}× on a busy machine ({watch.check.warning}). These timings are marked in "
+                      "load_warning and not cached; measure again when the machine is quiet.", SuspectTimingWarning,
+                      stacklevel=3)
     return box[0], watch.check
 
 

@@ -285,6 +285,19 @@ def test_compare_models_on_a_loaded_machine_measures_again_then_marks_and_caches
     assert len(cache.entries(profiling.PROFILES_KIND)) == 1
 
 
+def test_compare_models_warns_about_a_table_no_arithmetic_explains(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
+    p50 = {"distilbert": 810.0, "tinybert-6": 54.0}  # both 6×768: chapter 1's stored table before issue 26
+
+    def fake_profile(model, name="model", seq_len=128, batch_size=32, repeats=10, batch_repeats=2):
+        return ModelProfile(name, 67.0, 268.0, seq_len, p50[name], p50[name] * 1.1, batch_size, 10.0, 500.0)
+
+    monkeypatch.setattr(profiling, "profile_model", fake_profile)
+    monkeypatch.setattr(profiling, "build_model", lambda name, num_labels=None, seed=None: object())
+    with pytest.warns(timing.SuspectTimingWarning, match="distilbert at 810.0 ms is 15.0× tinybert-6"):
+        minikit.compare_models(["distilbert", "tinybert-6"], seq_len=16, batch_size=2)
+
+
 def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_profiles):
     with pytest.raises(minikit.models.UnknownNameError, match="Unknown model name 'no-such-model'"):
         minikit.compare_models(["tinybert-4", "no-such-model"], seq_len=16, batch_size=2)
