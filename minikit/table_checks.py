@@ -6,7 +6,9 @@ shapes such a table takes (issue 26 found all of them in chapter 1's stored outp
 - two catalog models of the same shape (layers × hidden) more than 2× apart in batch-1 latency;
 - a p95 more than 5× its p50 (a few calls stalled: someone else had the CPU);
 - latency that falls as parameters grow, across the catalog (a negative exponent in the size-class fit);
-- a column the prose names ("the `measured_at` column says when") missing from every stored output.
+- a column the prose names ("the `measured_at` column says when") missing from every stored output;
+- a stored table whose ``load_warning`` says it was timed on a busy machine (a table slowed evenly
+  passes every check above: only the load check, made while measuring, sees it).
 
 ``profile_problems(table)`` checks one table; ``notebook_problems(folder)`` reads every stored
 notebook's HTML tables and prose. Each problem is one sentence naming the notebook, the numbers
@@ -156,7 +158,14 @@ def notebook_problems(path: str | Path) -> list[str]:
         for html in (t for t in _output_texts(cell) if "<table" in t):
             for table in html_tables(html):
                 problems += profile_problems(table, f"{where} cell {i}")
+                warned = table["load_warning"].astype(str).str.strip() if "load_warning" in table.columns else []
+                if any(w not in ("", "nan") for w in warned):
+                    problems.append(f"{where} cell {i}: the table was timed on a busy machine (load_warning: "
+                                    f"{next(w for w in warned if w not in ('', 'nan'))}): {FIX}.")
     seen = "\n".join(outputs)
+    if "on a busy machine" in seen and "SuspectTimingWarning" in seen:
+        problems.append(f"{where}: a stored output says timings were taken on a busy machine "
+                        f"(SuspectTimingWarning): {FIX}.")
     for exponent in _FIT.findall(seen):
         if exponent.startswith("-") or _number(exponent) == 0:
             problems.append(f"{where}: the size-class fit says latency ∝ params^{exponent}: bigger models measured "

@@ -83,6 +83,19 @@ def test_a_stored_notebook_is_checked_table_by_table_and_against_its_prose(tmp_p
         table_checks.stored_problems(tmp_path / "nowhere")
 
 
+def test_a_stored_table_timed_on_a_busy_machine_fails_even_when_it_looks_sane(tmp_path):
+    slowed = SANE.assign(latency_p50_ms=SANE["latency_p50_ms"] * 25, latency_p95_ms=SANE["latency_p95_ms"] * 25)
+    assert table_checks.profile_problems(slowed) == []  # slowed evenly: nothing in the numbers shows it
+    busy = "other processes kept 1.5 of 2 cores busy"
+    path = notebook(tmp_path, "Profiles.", slowed.assign(load_warning=busy).set_index("name"),
+                    printed=f"SuspectTimingWarning: Timed 2× on a busy machine ({busy}).")
+    text = "\n".join(table_checks.notebook_problems(path))
+    assert f"cell 1: the table was timed on a busy machine (load_warning: {busy})" in text
+    assert "a stored output says timings were taken on a busy machine" in text
+    quiet = notebook(tmp_path, "Profiles.", SANE.assign(load_warning="").set_index("name"))
+    assert table_checks.notebook_problems(quiet) == []
+
+
 def test_size_class_fit_flags_bigger_models_measured_faster():
     falling = pd.DataFrame({"name": ["tinybert-4", "minilm-l6", "bert-base"], "params_m": [14.4, 22.7, 109.5],
                             "latency_p50_ms": [300.0, 200.0, 100.0]})
