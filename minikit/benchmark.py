@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -20,8 +19,8 @@ import torch
 import transformers
 from transformers import PreTrainedModel
 
-from minikit.cache import file_sha256, load_or_build, model_sha256, texts_sha256, tokenizer_sha256
-from minikit.errors import MinikitError
+from minikit.budget import NoVariantFitsError, Pick, pick_variant  # noqa: F401  (re-exported: chapter 10 calls benchmark.pick_variant)
+from minikit.cache import file_sha256, model_sha256, texts_sha256, tokenizer_sha256
 from minikit.metrics import accuracy, macro_f1
 from minikit.models import forward_arguments
 from minikit.profiling import (
@@ -38,6 +37,7 @@ from minikit.profiling import (
 )
 from minikit.stats import paired_comparison, wilson_interval
 from minikit.system import PeakRSS, machine_description
+from minikit.timing import cached_timing, measure_quietly
 
 def _bits(correct: str) -> np.ndarray:  # a row's "1"/"0" string as booleans
     return np.frombuffer(correct.encode(), dtype=np.uint8) == ord("1")
@@ -72,6 +72,7 @@ class BenchResult:
     run: int  # which call of run() measured this row
     baseline_p50_ms: float  # the baseline's batch-1 p50 timed in the same run: the speedup's numerator
     measured_at: str = ""  # ISO time of the measurement (earlier than this run's when read from the cache)
+    load_warning: str = ""  # why the machine was not quiet while this row was timed ("" when it was; never cached)
     correct: str = ""  # "1"/"0" per evaluation example (right/wrong), for paired tests; read by Benchmark.correct
 
 
@@ -226,7 +227,7 @@ def _make_variant(name: str, model, size_mb: float | None, path: str | Path | No
 
 
 # Bump when the Benchmark measures differently: cached runs taken the old way are then measured again.
-_BENCH_METHOD = 2  # 2: rows keep which examples each variant got right
+_BENCH_METHOD = 3  # 2: rows keep which examples each variant got right; 3: cached only when quiet, stamped (timing.py)
 
 
 def _version(package: str) -> str:
@@ -261,7 +262,9 @@ class Benchmark:
     ``cache=True`` keeps each run's rows in the cache, keyed by everything that sets them (each variant's
     weights or .onnx file, its tokenizer, the data, every setting, torch's threads, the versions and this
     machine): the same run again is read back (``measured_at`` says when it was measured) instead of taking its
-    seconds again; ``run(refresh=True)`` measures anew. A run with a plain callable is never cached (its code
+    seconds again; ``run(refresh=True)`` measures anew. A run timed while the machine was loaded (``timing.py``)
+    is timed again once; still loaded, its rows say why in ``load_warning`` and it is not cached. Cached rows
+    expire with this boot of this machine unless the calibration probe re-validates them. A run with a plain callable is never cached (its code
     cannot be fingerprinted).
     """
 
@@ -335,23 +338,31 @@ class Benchmark:
         if parts is None:
             self.rows.extend(self._measure(timed, new, base))
             return self.results
-        def build(folder: Path) -> None:
-            rows = [asdict(r) for r in self._measure(timed, new, base)]
-            (folder / "rows.json").write_text(json.dumps(rows, indent=1))
+        def measure() -> tuple[list[dict], str]:
+            rows = self._measure(timed, new, base)
+            return [asdict(r) for r in rows], rows[0].load_warning
 
-        entry = load_or_build("benchmarks", parts, build, rebuild=refresh)
-        rows = json.loads((entry / "rows.json").read_text())
-        self.rows.extend(replace(BenchResult(**row), run=self._runs) for row in rows)
+        timing = cached_timing("benchmarks", parts, measure, refresh=refresh)  # a loaded run is not cached
+        self.rows.extend(replace(BenchResult(**row), run=self._runs) for row in timing.payload)
         return self.results
 
     def _measure(self, timed: list[_Variant], new: list[_Variant], base: _Variant | None) -> list[BenchResult]:
         quality = {v.name: self._quality(v, self._inputs(v.tokenizer)) for v in new}
-        single = self._time(timed, "single", self.repeats, self.warmup)
-        full = self._time(timed, "full", self.batch_repeats, 1)
+        def timings() -> tuple[dict, dict]:
+            return self._time(timed, "single", self.repeats, self.warmup), self._time(timed, "full", self.batch_repeats, 1)
+
+        # Timed again (a bounded number of times) while the machine was loaded; still loaded, the rows say so.
+        (single, full), check = measure_quietly(timings, round_ms=lambda t: self._round_drift(t[0]))
         reference = float(np.percentile(single[base.name][0], 50)) if base is not None else float("nan")
         measured_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
         return [replace(self._row(v, quality[v.name], single[v.name][0], *full[v.name], reference,
-                                  len(self._inputs(v.tokenizer).labels)), measured_at=measured_at) for v in new]
+                                  len(self._inputs(v.tokenizer).labels)), measured_at=measured_at,
+                        load_warning=check.warning) for v in new]
+
+    def _round_drift(self, single: dict[str, tuple[np.ndarray, Any]]) -> list[float]:
+        """Each variant's median per round (``burst`` calls) over its overall median: how the machine drifted."""
+        return [float(np.median(ms[i:i + self.burst]) / np.median(ms))
+                for ms, _ in single.values() for i in range(0, len(ms), self.burst)]
 
     def _cache_parts(self, timed: list[_Variant], new: list[_Variant]) -> dict | None:
         """Everything that sets this run's numbers; None when a variant cannot be fingerprinted (a callable)."""
@@ -503,98 +514,6 @@ class Benchmark:
             energy_mj_per_example=energy, energy_source=source, run=self._runs, baseline_p50_ms=reference_ms,
             correct=correct,
         )
-
-
-# --------------------------------------------------------------------------------------------
-# The budget picker: the most accurate measured variant that fits a latency and a memory budget
-# --------------------------------------------------------------------------------------------
-
-
-class NoVariantFitsError(MinikitError, ValueError):
-    """No measured variant meets the budget; the message names the closest one and by how much."""
-
-
-@dataclass(frozen=True)
-class Pick:
-    """The chosen variant's row, and every variant with whether it fits and why not."""
-
-    chosen: str
-    table: pd.DataFrame  # name, accuracy, latency_ms, memory_mb, fits, reason
-    latency_budget_ms: float
-    memory_budget_mb: float | None
-
-    def __repr__(self) -> str:
-        row = self.table.set_index("name").loc[self.chosen]
-        return (f"Pick({self.chosen!r}: accuracy {row['accuracy']:.2%}, {row['latency_ms']:.2f} ms, "
-                f"{row['memory_mb']:.1f} MB; {int((~self.table['fits']).sum())} rejected)")
-
-
-def _budget(value, name: str, unit: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} is not a number. Fix: give it in {unit}, e.g. {name}=20.") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{name}={value!r}: a budget must be a finite number of {unit} above 0.")
-    return number
-
-
-def _over(value: float, budget: float, unit: str, decimals: int) -> str:
-    """"16.00 ms > 3.5 ms"; where the two would read alike ("11.70 > 11.7"), more decimals for both."""
-    if f"{value:.{decimals}f}" != f"{budget:.{decimals}f}":
-        return f"{value:.{decimals}f} {unit} > {budget:g} {unit}"
-    while decimals < 6 and f"{value:.{decimals}f}" == f"{budget:.{decimals}f}":
-        decimals += 1
-    return f"{value:.{decimals}f} {unit} > {budget:.{decimals}f} {unit}"
-
-
-def pick_variant(results: pd.DataFrame, latency_budget_ms: float, memory_budget_mb: float | None = None,
-                 latency_column: str = "latency_p50_ms", memory_column: str = "peak_memory_mb") -> Pick:
-    """The most accurate variant whose batch-1 latency and memory fit the budgets (ties: faster, then smaller).
-
-    ``results`` is a ``Benchmark.results`` table (or any table with name, accuracy and the two
-    columns). Raises ``NoVariantFitsError`` naming the closest variant when none fits.
-    """
-    latency_budget = _budget(latency_budget_ms, "latency_budget_ms", "ms")
-    memory_budget = None if memory_budget_mb is None else _budget(memory_budget_mb, "memory_budget_mb", "MB")
-    needed = {"name", "accuracy", latency_column} | ({memory_column} if memory_budget is not None else set())
-    missing = needed - set(results.columns)
-    if missing:
-        raise ValueError(f"The results table lacks {sorted(missing)} (it has {list(results.columns)}). "
-                         "Fix: pass Benchmark.results, or name your columns with latency_column=/memory_column=.")
-    if results.empty:
-        raise ValueError("The results table is empty: measure some variants first (Benchmark.run()).")
-    table = pd.DataFrame({"name": results["name"], "accuracy": results["accuracy"].astype(float),
-                          "latency_ms": results[latency_column].astype(float),
-                          "memory_mb": (results[memory_column].astype(float) if memory_column in results
-                                        else np.nan)}).reset_index(drop=True)
-    over_latency = table["latency_ms"] / latency_budget - 1
-    over_memory = (table["memory_mb"] / memory_budget - 1) if memory_budget is not None else over_latency * 0 - 1
-    reasons = []
-    for i, row in table.iterrows():
-        why = []
-        if over_latency[i] > 0:
-            why.append(_over(row["latency_ms"], latency_budget, "ms", 2))
-        if memory_budget is not None and over_memory[i] > 0:
-            why.append(_over(row["memory_mb"], memory_budget, "MB", 1))
-        reasons.append("; ".join(why))
-    table["fits"] = [not r for r in reasons]
-    fitting = table[table["fits"]]
-    if fitting.empty:
-        worst = np.maximum(over_latency, over_memory)
-        i = int(np.argmin(worst.to_numpy()))
-        row = table.iloc[i]
-        budget = f"{latency_budget:g} ms" + (f" and {memory_budget:g} MB" if memory_budget is not None else "")
-        raise NoVariantFitsError(
-            f"No variant fits {budget}. Closest: {row['name']!r} ({reasons[i]}, {worst[i]:.0%} over). "
-            f"Fix: raise the budget by that much, or measure a smaller or faster variant.")
-    best = fitting.sort_values(["accuracy", "latency_ms", "memory_mb"], ascending=[False, True, True]).iloc[0]
-    for i, row in table.iterrows():
-        if row["fits"] and row["name"] != best["name"]:
-            reasons[i] = f"fits, but less accurate ({row['accuracy']:.2%} vs {best['accuracy']:.2%})" \
-                if row["accuracy"] < best["accuracy"] else "fits, as accurate but slower or larger"
-    table["reason"] = ["chosen" if n == best["name"] else r for n, r in zip(table["name"], reasons)]
-    return Pick(str(best["name"]), table, latency_budget, memory_budget)
 
 
 __all__ = ["BenchResult", "Benchmark", "NoVariantFitsError", "Pick", "benchmark_session_options", "pick_variant"]

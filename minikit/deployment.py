@@ -46,6 +46,7 @@ from minikit.server import (  # the served model's side, re-exported: deployment
     serve,
 )
 from minikit.system import PeakRSS
+from minikit.timing import measure_quietly
 
 # Texts the export checks on when none are given: int8 must get real text right; random ids are
 # out of distribution and would hide a broken tokenizer.
@@ -259,7 +260,8 @@ def measure_served(folder: str | Path, texts: Sequence[str], threads: int = 1, c
     model_mb (the ONNX file), ram_mb (peak memory added by loading it and running it on one text
     at a time), p50_ms and p95_ms (one text at a time), request_bytes (mean JSON body of one
     text), and low_confidence_share (of the first 256 texts, those whose top score is below
-    ``confidence``).
+    ``confidence``); load_warning says why the machine was not quiet while timing ("" when it
+    was; the timing is then taken once more before it is returned marked).
     """
     texts = list(texts)
     with PeakRSS() as rss:  # as a device would run it: one text at a time
@@ -267,17 +269,21 @@ def measure_served(folder: str | Path, texts: Sequence[str], threads: int = 1, c
         for text in texts[:8]:
             served.predict([text])
     predictions = [p for start in range(0, min(len(texts), 256), 16) for p in served.predict(texts[start:start + 16])]
-    times = []
-    for i in range(repeats + 2):
-        start = time.perf_counter()
-        served.predict([texts[i % len(texts)]])
-        times.append((time.perf_counter() - start) * 1e3)
-    times = times[2:]  # the first two allocate
+
+    def timed() -> list[float]:
+        times = []
+        for i in range(repeats + 2):
+            start = time.perf_counter()
+            served.predict([texts[i % len(texts)]])
+            times.append((time.perf_counter() - start) * 1e3)
+        return times[2:]  # the first two allocate
+
+    times, check = measure_quietly(timed)
     scores = np.array([p["score"] for p in predictions])
     return {"model_mb": (Path(folder) / MODEL_FILE).stat().st_size / 1e6, "ram_mb": rss.peak_mb,
             "p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
             "request_bytes": float(np.mean([len(json.dumps({"text": t}).encode()) for t in texts])),
-            "low_confidence_share": float((scores < confidence).mean())}
+            "low_confidence_share": float((scores < confidence).mean()), "load_warning": check.warning}
 
 
 def deployment_scenarios(measurements: Mapping[str, float], network_rtt_ms: float = 50.0,
@@ -375,7 +381,7 @@ def pick_served(folders: Sequence[str | Path], latency_budget_ms: float, memory_
 
     Folders are checked (manifest, accuracy, no repeats) and the budgets validated before any
     measuring. Returns the ``Pick``; its table also has p95_ms, model_mb, ram_mb,
-    accuracy_note and folder. ``NoVariantFitsError`` when none fits, naming the closest.
+    accuracy_note, folder and load_warning. ``NoVariantFitsError`` when none fits, naming the closest.
     """
     if isinstance(folders, (str, Path)):
         folders = [folders]
@@ -410,10 +416,11 @@ def pick_served(folders: Sequence[str | Path], latency_budget_ms: float, memory_
         rows.append({"name": name, "accuracy": manifest["accuracy"], "latency_p50_ms": measured["p50_ms"],
                      "peak_memory_mb": max(measured["ram_mb"], measured["model_mb"]), "p95_ms": measured["p95_ms"],
                      "model_mb": measured["model_mb"], "ram_mb": measured["ram_mb"],
-                     "accuracy_note": manifest.get("accuracy_note"), "folder": str(path)})
+                     "accuracy_note": manifest.get("accuracy_note"), "folder": str(path),
+                     "load_warning": measured.get("load_warning", "")})
     results = pd.DataFrame(rows)
     pick = pick_variant(results, latency_budget_ms, memory_budget_mb)
-    for column in ("p95_ms", "model_mb", "ram_mb", "accuracy_note", "folder"):  # same order: one row per folder
+    for column in ("p95_ms", "model_mb", "ram_mb", "accuracy_note", "folder", "load_warning"):  # same order: one row per folder
         pick.table[column] = results[column].to_numpy()
     return pick
 

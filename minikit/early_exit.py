@@ -28,6 +28,7 @@ from minikit.cache import cache_key, load_or_build
 from minikit.metrics import soft_probabilities
 from minikit.models import encoder_layers
 from minikit.system import machine_description
+from minikit.timing import cached_timing, measure_quietly
 from minikit.training import predict_logits
 
 RULES = ("max-prob", "entropy", "patience")
@@ -449,32 +450,34 @@ def measure_exit_latency(early: EarlyExitModel, texts: Sequence[str], rules: Seq
 
 def latency_curve(result: EarlyExit, texts: Sequence[str], thresholds: Sequence[float] = MAX_PROB_GRID,
                   kind: str = "max-prob", refresh: bool = False) -> pd.DataFrame:
-    """Measured mean batch-1 latency at each threshold on ``texts``, once per machine, then cached.
+    """Measured mean batch-1 latency at each threshold on ``texts``, cached for this boot of this machine.
 
     Rows: threshold, mean_ms, full_ms (the full model timed beside it), speedup, mean_layers,
-    plus accuracy on ``result``'s validation logits at that threshold.
+    plus accuracy on ``result``'s validation logits at that threshold, and ``load_warning``: why the
+    machine was not quiet ("" when it was; such a curve is measured again once, then shown, never cached).
     """
-    import json
-
-
     texts = list(texts)
     rules = [ExitRule(kind, float(t)) for t in thresholds]
     parts = {"heads": None if result.cache_dir is None else Path(result.cache_dir).name, "kind": kind,
              "thresholds": [float(t) for t in thresholds], "texts": cache_key(texts=texts),
-             "threads": torch.get_num_threads(), "machine": machine_description()}
+             "threads": torch.get_num_threads(), "machine": machine_description(), "method": 2}  # 2: timing.py
 
-    def build(folder: Path) -> None:
+    def rows() -> list[dict]:
         table = measure_exit_latency(result.model, texts, rules)
         full_ms = float(table["mean_ms"].iloc[0])
-        rows = [{"threshold": float(t), "mean_ms": float(r["mean_ms"]), "full_ms": full_ms,
+        return [{"threshold": float(t), "mean_ms": float(r["mean_ms"]), "full_ms": full_ms,
                  "speedup": float(r["speedup"]), "mean_layers_timed": float(r["mean_layers"])}
                 for t, (_, r) in zip(thresholds, table.iloc[1:].iterrows())]
-        (folder / "curve.json").write_text(json.dumps(rows, indent=1))
 
-    entry = load_or_build("latency_curve", parts, build, rebuild=refresh)
-    curve = pd.DataFrame(json.loads((entry / "curve.json").read_text()))
+    def measure() -> tuple[list[dict], str]:
+        curve, check = measure_quietly(rows)
+        return curve, check.warning
+
+    timing = cached_timing("latency_curve", parts, measure, refresh=refresh)
     quality = threshold_table(result.val_logits, result.val_labels, kind, thresholds)
-    return curve.assign(accuracy=quality["accuracy"].to_numpy(), mean_layers=quality["mean_layers"].to_numpy())
+    return pd.DataFrame(timing.payload).assign(accuracy=quality["accuracy"].to_numpy(),
+                                               mean_layers=quality["mean_layers"].to_numpy(),
+                                               load_warning=timing.load_warning)
 
 
 def curve_row(curve: pd.DataFrame, threshold: float) -> pd.Series:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from minikit import cache, system
+from minikit import cache, system, timing
 from minikit.benchmark import Benchmark
 from minikit.cache import load_model_dir, save_model_dir
 from minikit.charts import lab_pareto_chart
@@ -53,7 +53,7 @@ BITS = (32, 8)
 VOCAB_MIN_COUNT = 20  # chapter 7's student keeps tokens seen this often (plus every character)
 BASELINE = "fine-tuned fp32"
 # Bump when a recipe is built or measured differently: every cached lab result is then measured anew.
-LAB_METHOD = 2  # 2: rows keep the accuracy's interval and the paired change against the baseline
+LAB_METHOD = 3  # 2: rows keep the accuracy's interval and the paired change; 3: only quiet rows, stamped (timing.py)
 BENCH_SETTINGS = {"max_length": 128, "repeats": 20, "batch_size": 16, "batch_repeats": 2}
 
 
@@ -123,6 +123,7 @@ class Lab:
         self.base_id = Path(self.teacher.cache_dir).name
         self.progress = progress
         self._bench = None
+        self._loaded: dict[Recipe, dict] = {}  # rows timed on a loaded machine: shown this session, never cached
         self._train_texts = list(self.teacher.splits["train"]["text"])
         self._vocab_size: int | None = None
 
@@ -186,21 +187,33 @@ class Lab:
                 "machine": system.machine_description(), "threads": torch.get_num_threads(), "method": LAB_METHOD}
 
     def is_measured(self, recipe: Recipe) -> bool:
-        return cache.find("lab", self._parts(_as_recipe(recipe))) is not None
+        recipe = _as_recipe(recipe)
+        return recipe in self._loaded or self._stored_row(recipe) is not None
+
+    def _stored_row(self, recipe: Recipe) -> dict | None:
+        """The cached row of ``recipe``, if it was measured in this boot or the probe re-validates it."""
+        entry = cache.find("lab", self._parts(recipe))
+        row = json.loads((entry / "row.json").read_text()) if entry is not None else None
+        return row if row is not None and timing.still_valid(row) else None
 
     def measure(self, recipe: Recipe, refresh: bool = False) -> pd.Series:
         """``recipe`` built (cached) and timed beside the baseline in one Benchmark run; its row of ``results``.
 
         A recipe measured before on this machine is read back (``measured_at`` says when);
-        ``refresh=True`` measures it again and replaces the stored row.
+        ``refresh=True`` measures it again and replaces the stored row. A row timed while the
+        machine was loaded (``load_warning`` says why) is shown in this session but not cached.
         """
         recipe = _as_recipe(recipe)
-
-        def build(folder: Path) -> None:
+        if refresh or not self.is_measured(recipe):
             row = self._benchmark(recipe)
-            (folder / "row.json").write_text(json.dumps(row, indent=1))
+            self._loaded.pop(recipe, None)
+            if row["load_warning"]:
+                self._loaded[recipe] = row
+            else:
+                def write(folder: Path) -> None:
+                    (folder / "row.json").write_text(json.dumps(timing.stamped(row), indent=1))
 
-        cache.load_or_build("lab", self._parts(recipe), build, rebuild=refresh)
+                cache.load_or_build("lab", self._parts(recipe), write, rebuild=True)
         table = self.results()
         return table[table["recipe"] == recipe].iloc[0]
 
@@ -233,20 +246,23 @@ class Lab:
         timed in the same run), points (accuracy change) with its paired 95 % interval (points_low,
         points_high) and change ("better", "worse" or "cannot tell (n = …)"), pareto_size /
         pareto_latency (no other recipe is at least as accurate and smaller / faster), beats_claim
-        (smaller and faster than the claim, and the whole interval within its points), measured_at.
+        (smaller and faster than the claim, and the whole interval within its points), measured_at,
+        load_warning (why the machine was not quiet: such rows live only in this session). A cached row
+        counts while it is from this boot of this machine, or the calibration probe re-validates it.
         """
         machine, threads = system.machine_description(), torch.get_num_threads()
-        rows = []
+        found: dict[Recipe, dict] = {}
         for _, entry in cache.entries("lab").iterrows():
             parts = entry["parts"]
             if (parts.get("baseline"), parts.get("machine"), parts.get("threads"), parts.get("bench"),
                     parts.get("method")) != (self.base_id, machine, threads, BENCH_SETTINGS, LAB_METHOD):
                 continue
             row_file = Path(entry["path"]) / "row.json"
-            if not row_file.is_file():
-                continue
-            row = json.loads(row_file.read_text())
-            recipe = Recipe(**parts["recipe"])
+            row = json.loads(row_file.read_text()) if row_file.is_file() else None
+            if row is not None and timing.still_valid(row):
+                found[Recipe(**parts["recipe"])] = row
+        rows = []
+        for recipe, row in {**found, **self._loaded}.items():
             rows.append({"recipe": recipe, **asdict(recipe), "name": recipe.name, "accuracy": row["accuracy"],
                          "accuracy_low": row["accuracy_low"], "accuracy_high": row["accuracy_high"],
                          "n_eval": row["n_eval"], "macro_f1": row["macro_f1"], "size_mb": row["size_mb"],
@@ -259,10 +275,11 @@ class Lab:
                          "points_low": 0.0 if recipe.is_baseline else row["delta_low"],
                          "points_high": 0.0 if recipe.is_baseline else row["delta_high"],
                          "change": "" if recipe.is_baseline else row["change"],
-                         "measured_at": row["measured_at"]})
+                         "measured_at": row["measured_at"], "load_warning": row.get("load_warning", "")})
         columns = ["recipe", "depth", "ffn_pruned", "vocabulary", "bits", "name", "accuracy", "accuracy_low",
                    "accuracy_high", "n_eval", "macro_f1", "size_mb", "latency_p50_ms", "peak_memory_mb", "size_pct",
-                   "latency_pct", "speedup", "points", "points_low", "points_high", "change", "measured_at"]
+                   "latency_pct", "speedup", "points", "points_low", "points_high", "change", "measured_at",
+                   "load_warning"]
         table = pd.DataFrame(rows, columns=columns).sort_values(["size_pct", "name"]).reset_index(drop=True)
         table["pareto_size"] = pareto_front(table["size_pct"], table["points"])
         table["pareto_latency"] = pareto_front(table["latency_pct"], table["points"])

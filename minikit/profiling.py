@@ -8,12 +8,11 @@ from RAPL where the machine allows it, otherwise estimated from FLOPs.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gc
-import json
 import re
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -24,11 +23,12 @@ import torch
 import transformers
 from transformers import PreTrainedModel
 
-from minikit.cache import load_or_build
 from minikit.claims import SIZE_CLASSES, size_class_of
 from minikit.models import CATALOG, build_model, dummy_inputs, get_card
 from minikit.settings import quiet_transformers
 from minikit.system import PeakRSS, machine_description
+from minikit.table_checks import fit_exponent, profile_problems
+from minikit.timing import SuspectTimingWarning, cached_timing, measure_quietly
 
 
 @dataclass(frozen=True)
@@ -157,19 +157,16 @@ def profile_model(model: PreTrainedModel, name: str = "model", seq_len: int = 12
 
 
 PROFILES_KIND = "profiles"  # cache kind of compare_models' tables
-_PROFILES_FILE = "profiles.json"
 # Bump when profile_model or compare_models measure differently: tables taken the old way are then
 # measured again instead of being shown beside new ones as if comparable.
-_PROFILES_METHOD = 1
+_PROFILES_METHOD = 2  # 2: cached only when measured on a quiet machine, and only for this boot (timing.py)
 _ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab")
 
 
-def _profiles_table(payload: dict[str, Any]) -> pd.DataFrame:
-    """The stored rows as a table: ModelProfile's columns in order, then ``measured_at``."""
-    columns = [f.name for f in fields(ModelProfile)]
-    table = pd.DataFrame(payload["rows"], columns=columns)
-    table["measured_at"] = payload["measured_at"]
-    return table
+def _profiles_table(rows: list[dict[str, Any]], measured_at: str, load_warning: str) -> pd.DataFrame:
+    """The rows as a table: ModelProfile's columns in order, then ``measured_at`` and ``load_warning``."""
+    table = pd.DataFrame(rows, columns=[f.name for f in fields(ModelProfile)])
+    return table.assign(measured_at=measured_at, load_warning=load_warning)
 
 
 def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch_size: int = 32,
@@ -180,6 +177,9 @@ def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch
 
     Measuring every model takes a minute or two, so the table is measured once and then read from
     the cache (kind ``"profiles"``); the ``measured_at`` column says when its numbers were taken.
+    A table measured while the machine was loaded is measured once more; still loaded, it is shown
+    with the reason in ``load_warning`` and not cached. A cached table lasts this boot of this
+    machine, or longer where the calibration probe re-validates it (``timing.cached_timing``).
     The cache key holds everything that changes them: the names and their architectures, every
     argument, torch's thread count, the torch and transformers versions and this machine
     (``machine_description()``). ``refresh=True`` measures again and replaces the cached table.
@@ -195,19 +195,25 @@ def compare_models(names: Iterable[str] | None = None, seq_len: int = 128, batch
         "machine": machine_description(), "method": _PROFILES_METHOD,
     }
 
-    def measure(folder: Path) -> None:
-        rows = []
+    def rows() -> list[dict[str, Any]]:
+        measured = []
         for name in names:
             model = build_model(name, num_labels=5, seed=seed)
-            rows.append(asdict(profile_model(model, name, seq_len, batch_size, repeats, batch_repeats)))
+            measured.append(asdict(profile_model(model, name, seq_len, batch_size, repeats, batch_repeats)))
             del model
             gc.collect()
-        measured_at = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        # JSON keeps every float exactly (shortest repr), so the cached table equals the measured one.
-        (folder / _PROFILES_FILE).write_text(json.dumps({"measured_at": measured_at, "rows": rows}, indent=1))
+        return measured
 
-    entry = load_or_build(PROFILES_KIND, parts, measure, rebuild=refresh)
-    return _profiles_table(json.loads((entry / _PROFILES_FILE).read_text()))
+    def measure() -> tuple[list[dict[str, Any]], str]:
+        measured, check = measure_quietly(rows)
+        return measured, check.warning
+
+    # JSON keeps every float exactly (shortest repr), so the cached table equals the measured one.
+    timing = cached_timing(PROFILES_KIND, parts, measure, refresh=refresh)
+    table = _profiles_table(timing.payload, timing.measured_at, timing.load_warning)
+    for problem in profile_problems(table, "compare_models"):  # said where the table is shown, not only in tests
+        warnings.warn(problem, SuspectTimingWarning, stacklevel=2)
+    return table
 
 
 def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
@@ -215,10 +221,18 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
 
     "≈ X ms" counts as holding when the measured median is within a factor of 2 of X. The 500 M+
     class is too big for a 2 GB notebook, so its figure is extrapolated from a log-log fit over
-    the measured models and labelled as such.
+    the measured models and labelled as such. A fit whose exponent is not positive (bigger models
+    measured faster: timings taken under load) is flagged in the ``how`` column and with a
+    ``SuspectTimingWarning``, and its extrapolation does not count as holding.
     """
     measured = profiles.assign(size_class=[size_class_of(p) for p in profiles["params_m"]])
-    slope, intercept = np.polyfit(np.log(profiles["params_m"]), np.log(profiles["latency_p50_ms"]), 1)
+    slope = fit_exponent(profiles["params_m"], profiles["latency_p50_ms"])
+    intercept = float(np.mean(np.log(profiles["latency_p50_ms"]) - slope * np.log(profiles["params_m"])))
+    rising = slope > 0
+    if not rising:
+        warnings.warn(f"The size-class fit says latency ∝ params^{slope:.2f}: bigger models measured faster, "
+                      "which no arithmetic explains. The timings are suspect (a busy machine?): measure again on a "
+                      "quiet machine with compare_models(refresh=True).", SuspectTimingWarning, stacklevel=2)
     rows = []
     for claim in SIZE_CLASSES.itertuples():
         members = measured[measured["size_class"] == claim.size_class]
@@ -226,8 +240,10 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
             ms, how = float(members["latency_p50_ms"].median()), "measured: " + ", ".join(members["name"])
         else:
             ms = float(np.exp(intercept + slope * np.log(claim.params_lo_m)))
-            how = f"extrapolated to {claim.params_lo_m:.0f} M (fit: latency ∝ params^{slope:.2f})"
-        if claim.claim.startswith(">"):
+            how = f"{'' if rising else '⚠ suspect '}fit: ∝ params^{slope:.2f}, extrapolated to {claim.params_lo_m:.0f} M"
+        if not len(members) and not rising:
+            holds = False  # an extrapolation along a falling fit tells nothing
+        elif claim.claim.startswith(">"):
             holds = ms > claim.claimed_ms
         else:
             holds = claim.claimed_ms / 2 <= ms <= claim.claimed_ms * 2

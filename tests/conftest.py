@@ -59,9 +59,12 @@ from helpers import ARCHS, FAST, articles, make_splits, random_classifier, tiny_
 from transformers import BertConfig, DistilBertConfig, MobileBertConfig  # noqa: E402
 
 import minikit  # noqa: E402
+import minikit.timing  # noqa: E402
 from minikit.benchmark import Benchmark  # noqa: E402
 from minikit.tasks import headline_pairs  # noqa: E402
 from minikit.training import FineTuned, TrainConfig, train_classifier  # noqa: E402
+
+_REAL_JUDGE = minikit.timing.judge  # kept before the session's fixture replaces it
 
 datasets.disable_progress_bars()
 
@@ -94,6 +97,22 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_machine():
+    """Every measurement counts as taken on a quiet machine, so caching tests do not depend on the load the
+    test machine happens to have (its other jobs, the parallel workers). tests/test_timing.py fakes a loaded
+    machine and a quiet one explicitly; use ``real_load_judge`` to get the real ``timing.judge`` back."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(minikit.timing, "judge", lambda *a, **k: minikit.timing.LoadCheck((), 1.0, 1.0, 1.0, 0.0, 1))
+        yield
+
+
+@pytest.fixture
+def real_load_judge(monkeypatch):
+    """``timing.judge`` as written, not the conftest's always-quiet stand-in."""
+    monkeypatch.setattr(minikit.timing, "judge", _REAL_JUDGE)
 
 
 @pytest.fixture

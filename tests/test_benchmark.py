@@ -17,6 +17,7 @@ import torch
 from helpers import fake_rapl_zone
 
 import minikit
+from minikit import timing
 from minikit.benchmark import Benchmark, NoVariantFitsError, pick_variant
 from minikit.metrics import (
     accuracy,
@@ -42,7 +43,8 @@ def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them()
 
 def test_benchmark_table_and_ratios(bench, bench_models, tiny_dataset):
     table = bench.results
-    assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 29
+    assert list(table["name"]) == ["small", "wide"] and len(table.columns) == 30
+    assert table["load_warning"].tolist() == ["", ""]  # conftest counts the machine as quiet
     assert "correct" not in table.columns  # the per-example answers stay out of the table: bench.correct(name)
     for name in ("small", "wide"):
         right = bench.correct(name)
@@ -210,6 +212,27 @@ def test_a_run_with_a_callable_is_never_cached(tiny_dataset, tokenizer, bench_mo
     fixed = lambda batch: np.zeros((len(batch["input_ids"]), 4), dtype=np.float32)  # noqa: E731
     _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("zeros", fixed, size_mb=1.0).run()
     assert len(minikit.cache.entries("benchmarks")) == 0
+
+
+def test_a_run_on_a_loaded_machine_is_timed_again_marked_and_not_cached(tiny_dataset, tokenizer, bench_models,
+                                                                          tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    why = "the calibration probe ran 2.4× slower than this session's fastest"
+    monkeypatch.setattr(timing, "judge", lambda *a, **k: timing.LoadCheck((why,), 1.0, 2.4, 1.0, 0.0, 2))
+    monkeypatch.setattr(timing, "RETRY_PAUSE_S", 0.0)
+    timed = []
+    real_time = Benchmark._time
+    monkeypatch.setattr(Benchmark, "_time", lambda self, *a: timed.append(a[1]) or real_time(self, *a))
+    small, wide = bench_models
+    table = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).run()
+    assert timed == ["single", "full"] * timing.ATTEMPTS
+    assert table["load_warning"].tolist() == [why, why]
+    assert minikit.cache.entries("benchmarks").empty
+
+
+def test_benchmark_round_drift_compares_each_variants_rounds_with_its_own_median(bench):
+    drift = bench._round_drift({"a": (np.array([1.0] * 5 + [3.0] * 5), None), "b": (np.array([10.0] * 10), None)})
+    assert len(drift) == 2 * -(-10 // bench.burst) and max(drift) / min(drift) == pytest.approx(3.0)
 
 
 # --- the budget picker ------------------------------------------------------------------------------

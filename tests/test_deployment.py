@@ -21,7 +21,7 @@ from helpers import echo
 from transformers import BertConfig
 
 import minikit
-from minikit import deployment, server
+from minikit import deployment, server, timing
 from minikit.benchmark import NoVariantFitsError
 from minikit.deployment import (
     CHECK_TEXTS,
@@ -290,7 +290,7 @@ def test_pick_served_measures_the_folders_here(accurate_folder, fast_folder):
     pick = deployment.pick_served([accurate_folder, fast_folder], latency_budget_ms=10_000, texts=TEXTS, repeats=3)
     assert pick.chosen == "accurate"  # both fit a generous budget: the more accurate one
     assert list(pick.table.columns) == ["name", "accuracy", "latency_ms", "memory_mb", "fits", "reason", "p95_ms",
-                                        "model_mb", "ram_mb", "accuracy_note", "folder"]
+                                        "model_mb", "ram_mb", "accuracy_note", "folder", "load_warning"]
     assert list(pick.table["accuracy"]) == [0.9, 0.8] and pick.table["fits"].all()
     assert (pick.table["latency_ms"] > 0).all() and (pick.table["p95_ms"] >= pick.table["latency_ms"]).all()
     assert (pick.table["memory_mb"] >= pick.table["model_mb"]).all()
@@ -458,6 +458,14 @@ def test_measure_served_feeds_the_scenarios(int8_folder):
     assert m["p50_ms"] > 0 and m["p95_ms"] >= m["p50_ms"] and m["ram_mb"] >= 0
     assert m["low_confidence_share"] == 1.0  # a random 3-class model is never 99 % sure
     assert len(deployment_scenarios(m)) == 3
+    assert m["load_warning"] == ""  # the session's tests count the machine as quiet (conftest)
+
+
+def test_measure_served_times_again_then_marks_a_loaded_machine(int8_folder, monkeypatch):
+    why = "other processes kept 1.9 of 2 cores busy"
+    monkeypatch.setattr(timing, "judge", lambda *a, **k: timing.LoadCheck((why,), 1.0, 1.0, 1.0, 1.9, 2))
+    monkeypatch.setattr(timing, "RETRY_PAUSE_S", 0.0)
+    assert deployment.measure_served(int8_folder, TEXTS, repeats=2)["load_warning"] == why
 
 
 def test_server_names_are_reachable_from_deployment():

@@ -10,6 +10,7 @@ import torch
 
 import minikit
 from minikit import early_exit as A
+from minikit import timing
 from minikit.training import FineTuned, TrainResult
 
 TEXTS = ["The bank raised its interest rate again.", "The striker scored twice in the final minutes.",
@@ -231,3 +232,27 @@ def test_exercise_checks_recompute_the_answers(results):
     assert minikit.check.budget_choice("student int8", results, 3.5, 100)
     assert "3.5 ms" in minikit.check.budget_choice("fp32", results, 3.5, 100).message
     assert "not a variant" in minikit.check.budget_choice("tiny", results, 3.5, 100).message
+
+
+def test_latency_curve_keeps_only_quiet_timings(bert4, tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    labels = datasets.ClassLabel(names=["a", "b", "c"])
+    split = datasets.Dataset.from_dict({"text": TEXTS * 2, "label": [0, 1, 2, 0, 1] * 2},
+                                       features=datasets.Features({"text": datasets.Value("string"), "label": labels}))
+    entry = tmp_path / "finetuned-entry-for-curve"
+    entry.mkdir()
+    result = TrainResult(history=pd.DataFrame(), best_val_accuracy=0.0, best_step=0, seconds=0.0,
+                         stopped_early=False, steps=0)
+    early = A.get_early_exit(FineTuned(bert4, tokenizer, datasets.DatasetDict(train=split, validation=split, test=split),
+                                       result, 0.0, entry, True), steps=10, progress=False)
+    why = "other processes kept 1.9 of 2 cores busy"
+    with monkeypatch.context() as loaded:
+        loaded.setattr(timing, "judge", lambda *a, **k: timing.LoadCheck((why,), 1.0, 1.0, 1.0, 1.9, 2))
+        loaded.setattr(timing, "RETRY_PAUSE_S", 0.0)
+        with pytest.warns(timing.SuspectTimingWarning):
+            curve = A.latency_curve(early, TEXTS, thresholds=[0.5, 0.9])
+    assert curve["load_warning"].tolist() == [why, why] and minikit.cache.entries("latency_curve").empty
+    quiet = A.latency_curve(early, TEXTS, thresholds=[0.5, 0.9])
+    assert quiet["load_warning"].tolist() == ["", ""] and len(minikit.cache.entries("latency_curve")) == 1
+    monkeypatch.setattr(A, "measure_exit_latency", lambda *a, **k: pytest.fail("a cached curve was timed again"))
+    pd.testing.assert_frame_equal(A.latency_curve(early, TEXTS, thresholds=[0.5, 0.9]), quiet)

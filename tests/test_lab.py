@@ -8,7 +8,7 @@ import pytest
 from helpers import FAST_CONFIG
 
 import minikit
-from minikit import charts, check
+from minikit import charts, check, timing
 from minikit import lab as L
 from minikit.claims import COMPRESSION_CLAIM
 from minikit.lab import Lab, Recipe
@@ -109,6 +109,25 @@ def test_lab_measures_builds_caches_and_reads_back(teacher, monkeypatch):
     # another machine's (or thread count's) measurements are not mixed in
     monkeypatch.setattr(minikit.system, "machine_description", lambda: {"cpu": "another machine"})
     assert Lab(teacher, progress=False).results().empty
+
+
+def test_a_row_timed_on_a_loaded_machine_is_shown_but_not_kept_and_rows_expire_with_the_boot(teacher, monkeypatch):
+    recipe = Recipe(vocabulary=True)  # trains nothing: cheap to measure
+    why = "other processes kept 1.9 of 2 cores busy"
+    with monkeypatch.context() as loaded:
+        loaded.setattr(timing, "judge", lambda *a, **k: timing.LoadCheck((why,), 1.0, 1.0, 1.0, 1.9, 2))
+        loaded.setattr(timing, "RETRY_PAUSE_S", 0.0)
+        lab = Lab(teacher, progress=False)
+        row = lab.measure(recipe, refresh=True)
+        assert row["load_warning"] == why and lab.is_measured(recipe)
+    assert not Lab(teacher, progress=False).is_measured(recipe)  # a new session: the loaded row was not kept
+    quiet = Lab(teacher, progress=False).measure(recipe)
+    assert quiet["load_warning"] == "" and Lab(teacher, progress=False).is_measured(recipe)
+    monkeypatch.setattr(timing, "session_stamp", lambda: {"boot_id": "after a reboot", "cpu_model": "same"})
+    monkeypatch.setattr(timing, "_revalidated", lambda record: False)
+    monkeypatch.setattr(timing, "_revalidations", {})
+    later = Lab(teacher, progress=False)
+    assert not later.is_measured(recipe) and recipe.name not in set(later.results()["name"])
 
 
 def test_dashboard_moves_knobs_without_measuring_then_measures(teacher, monkeypatch):

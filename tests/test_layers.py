@@ -28,10 +28,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minikit"
 
 # Bottom to top. A module imports only from its own layer or the layers below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("base", {"errors", "settings", "system", "claims", "stats", "cache"}),
+    ("base", {"errors", "settings", "system", "claims", "stats", "cache", "timing"}),
     ("models and data", {"models", "loading", "data"}),
     ("training", {"loop", "training"}),
-    ("measurement", {"metrics", "profiling", "benchmark", "attribution"}),
+    ("measurement", {"metrics", "profiling", "benchmark", "budget", "attribution", "table_checks"}),
     ("techniques", {"pruning", "quantization", "students", "distillation", "early_exit", "tasks", "multitask"}),
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
     ("drawing", {"charts", "compression_charts", "static_views"}),

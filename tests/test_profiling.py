@@ -13,7 +13,7 @@ from helpers import fake_rapl_zone
 from transformers import DistilBertConfig
 
 import minikit
-from minikit import cache, profiling, system
+from minikit import cache, profiling, system, timing
 from minikit.models import dummy_inputs
 from minikit.profiling import (
     ENERGY_ESTIMATE,
@@ -174,7 +174,7 @@ def test_profile_fields_are_what_charts_use():
 def test_compare_models_one_catalog_model():
     table = minikit.compare_models(["tinybert-4"], seq_len=16, batch_size=2, repeats=2, batch_repeats=1)
     assert isinstance(table, pd.DataFrame)
-    assert list(table.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at"]
+    assert list(table.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at", "load_warning"]
     assert table["name"].tolist() == ["tinybert-4"]
     row = table.iloc[0]
     assert row["params_m"] == pytest.approx(14.35, rel=0.01)  # 5-label head
@@ -214,7 +214,7 @@ def test_compare_models_second_call_reads_the_cache(counted_profiles):
     second = minikit.compare_models(**SMALL)
     assert counted_profiles == [("tinybert-4", 16)]  # measured once
     pd.testing.assert_frame_equal(first, second)
-    assert list(first.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at"]
+    assert list(first.columns) == [f.name for f in dataclasses.fields(ModelProfile)] + ["measured_at", "load_warning"]
     measured_at = dt.datetime.fromisoformat(first.loc[0, "measured_at"])
     assert measured_at.tzinfo is not None
     assert abs(dt.datetime.now(dt.timezone.utc) - measured_at) < dt.timedelta(minutes=5)
@@ -262,6 +262,40 @@ def test_compare_models_anything_that_changes_the_numbers_is_a_new_entry(counted
     assert len(counted_profiles) == 1 + len(other)  # measured again, not read from the cache
     assert len(cache.entries(profiling.PROFILES_KIND)) == 2
     pd.testing.assert_frame_equal(minikit.compare_models(**SMALL), first)  # the first entry is still there
+
+
+def loaded_machine(monkeypatch) -> str:
+    """Every measurement is judged taken on a loaded machine (and measured again without a pause)."""
+    why = "other processes kept 1.9 of 2 cores busy"
+    monkeypatch.setattr(timing, "judge", lambda *a, **k: timing.LoadCheck((why,), 1.0, 1.0, 1.0, 1.9, 2))
+    monkeypatch.setattr(timing, "RETRY_PAUSE_S", 0.0)
+    return why
+
+
+def test_compare_models_on_a_loaded_machine_measures_again_then_marks_and_caches_nothing(counted_profiles,
+                                                                                         monkeypatch):
+    why = loaded_machine(monkeypatch)
+    table = minikit.compare_models(**SMALL)
+    assert len(counted_profiles) == timing.ATTEMPTS  # measured again, a bounded number of times
+    assert table["load_warning"].tolist() == [why]
+    assert cache.entries(profiling.PROFILES_KIND).empty
+    monkeypatch.setattr(timing, "judge", lambda *a, **k: timing.LoadCheck((), 1.0, 1.0, 1.0, 0.0, 2))
+    quiet = minikit.compare_models(**SMALL)  # the marked table was not kept: measured anew, now cached
+    assert len(counted_profiles) == timing.ATTEMPTS + 1 and quiet["load_warning"].tolist() == [""]
+    assert len(cache.entries(profiling.PROFILES_KIND)) == 1
+
+
+def test_compare_models_warns_about_a_table_no_arithmetic_explains(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "minikit-cache"))
+    p50 = {"distilbert": 810.0, "tinybert-6": 54.0}  # both 6×768: chapter 1's stored table before issue 26
+
+    def fake_profile(model, name="model", seq_len=128, batch_size=32, repeats=10, batch_repeats=2):
+        return ModelProfile(name, 67.0, 268.0, seq_len, p50[name], p50[name] * 1.1, batch_size, 10.0, 500.0)
+
+    monkeypatch.setattr(profiling, "profile_model", fake_profile)
+    monkeypatch.setattr(profiling, "build_model", lambda name, num_labels=None, seed=None: object())
+    with pytest.warns(timing.SuspectTimingWarning, match="distilbert at 810.0 ms is 15.0× tinybert-6"):
+        minikit.compare_models(["distilbert", "tinybert-6"], seq_len=16, batch_size=2)
 
 
 def test_compare_models_unknown_name_fails_before_measuring_or_caching(counted_profiles):
