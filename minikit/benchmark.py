@@ -7,7 +7,6 @@ so the ratios between rows are the course's performance figures. Drawn by ``char
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
