@@ -102,8 +102,11 @@ def test_int8_folder_manifest_and_predictions(int8_folder, classifier, tokenizer
     assert set(manifest["sha256"]) == {"model.onnx", "tokenizer.json"}
     assert sorted(p.name for p in int8_folder.iterdir()) == ["manifest.json", "model.onnx", "tokenizer.json"]
     served = load_served_model(int8_folder)
+    # The manifest records the gap the export measured. Measured again in another session it agrees to a few
+    # per cent, not bit for bit: on some CPUs (AVX-512 VNNI, seen 2026-12) the exporting process's int8 session
+    # gave 1.568e-3 and every later session 1.648e-3, on the same file and the same PyTorch logits.
     assert served_gap(served, classifier, tokenizer, TEXTS) == pytest.approx(manifest["checked"]["max_logit_gap"],
-                                                                             abs=1e-6)
+                                                                             rel=0.1)
     predictions = served.predict(TEXTS)
     logits = served.logits(TEXTS)
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
