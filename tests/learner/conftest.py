@@ -16,6 +16,8 @@ Everything they produce for a person to look at goes under ``artifacts/`` (gitig
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,55 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if item.get_closest_marker("binder") is not None:
             item.module.stop_build()
             return
+
+
+# --- the headless Chromium both browser tests drive (the widgets in JupyterLab, the course site) ---------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
+    "--disable-gpu",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
+    # Without these Chromium keeps calling home, which a closed CI network answers with errors.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+def find_chromium() -> str:
+    """The browser to drive: MINIKIT_CHROMIUM, else Debian's /usr/bin/chromium, else `chromium` on PATH."""
+    wanted = os.environ.get("MINIKIT_CHROMIUM")
+    if wanted:
+        if not Path(wanted).is_file():
+            pytest.fail(f"MINIKIT_CHROMIUM={wanted!r} is not a file. Fix: point it at a Chromium or Chrome "
+                        "executable, or unset it to use /usr/bin/chromium.", pytrace=False)
+        return wanted
+    found = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            "The browser test needs Chromium and found none (looked for /usr/bin/chromium and `chromium` on PATH).\n"
+            "Fix, on Debian: `sudo apt-get install chromium` (or `make chromium`).\n"
+            "Elsewhere: set MINIKIT_CHROMIUM to a Chromium or Google Chrome executable.\n"
+            "To run everything else meanwhile: make test PYTEST_ARGS='-m \"not browser\"'.\n"
+            "(Playwright drives that browser; `playwright install` is never needed.)",
+            pytrace=False,
+        )
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright; one per test module."""
+    executable = find_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is not installed. Fix: pip install -e '.[test]' (make test does it).", pytrace=False)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -36,7 +36,6 @@ from urllib.parse import urlparse
 import pytest
 
 from .course import ARTIFACTS, NOTEBOOKS, ROOT
-from .test_widgets_in_browser import CHROMIUM_ARGS, find_chromium
 
 SHOTS = ARTIFACTS / "site"
 SOURCE = Path(os.environ.get("MINIKIT_SITE_NOTEBOOKS", NOTEBOOKS)).resolve()
@@ -93,19 +92,6 @@ def site(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     _record("build", {"notebooks": str(SOURCE), "seconds": round(seconds, 1)})
     with _served(out) as base:
         yield base, out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = find_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _record(key: str, value: object) -> None:

@@ -52,17 +52,6 @@ import pytest
 from .course import ARTIFACTS, NOTEBOOKS, ROOT
 
 SHOTS = ARTIFACTS / "browser"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
-    "--disable-gpu",
-    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
-    # Without these Chromium keeps calling home, which a closed CI network answers with errors.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 # JupyterLab user settings for the test server (a throw-away settings folder).
 LAB_SETTINGS = {
     # 4.2+ keeps only visible cells in the DOM ("full"); the test looks at every cell's output.
@@ -94,27 +83,6 @@ def widget_notebooks() -> list[Path]:
                 for name in WIDGET_USE.findall("".join(cell.get("source", "")))}
 
     return [path for path in sorted(NOTEBOOKS.glob("*.ipynb")) if widgets_used(path) - KNOBLESS_WIDGETS]
-
-
-def find_chromium() -> str:
-    """The browser to drive: MINIKIT_CHROMIUM, else Debian's /usr/bin/chromium, else `chromium` on PATH."""
-    wanted = os.environ.get("MINIKIT_CHROMIUM")
-    if wanted:
-        if not Path(wanted).is_file():
-            pytest.fail(f"MINIKIT_CHROMIUM={wanted!r} is not a file. Fix: point it at a Chromium or Chrome "
-                        "executable, or unset it to use /usr/bin/chromium.", pytrace=False)
-        return wanted
-    found = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-    if not found:
-        pytest.fail(
-            "The browser test needs Chromium and found none (looked for /usr/bin/chromium and `chromium` on PATH).\n"
-            "Fix, on Debian: `sudo apt-get install chromium` (or `make chromium`).\n"
-            "Elsewhere: set MINIKIT_CHROMIUM to a Chromium or Google Chrome executable.\n"
-            "To run everything else meanwhile: make test PYTEST_ARGS='-m \"not browser\"'.\n"
-            "(Playwright drives that browser; `playwright install` is never needed.)",
-            pytrace=False,
-        )
-    return found
 
 
 # --- JupyterLab server ---------------------------------------------------------------------------
@@ -219,21 +187,6 @@ def _plain(text: str) -> str:
 
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = find_chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is not installed. Fix: pip install -e '.[test]' (make test does it).", pytrace=False)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 # --- in-page helpers (JupyterLab's own objects, through window.jupyterapp) ---------------------------
