@@ -157,6 +157,13 @@ def _others_cores(start: tuple, end: tuple, load: float | None) -> float | None:
     return None if load is None else max(0.0, load - mine / wall)
 
 
+def others_cores_now(seconds: float = 2.0) -> float | None:
+    """Cores other processes keep busy while this one sleeps ``seconds``, on average; None where unknown."""
+    start, load = _cpu_snapshot(), loadavg()
+    time.sleep(seconds)
+    return _others_cores(start, _cpu_snapshot(), load)
+
+
 def measure_quietly(measure: Callable[[], Any], attempts: int = ATTEMPTS,
                     round_ms: Callable[[Any], Sequence[float]] | None = None) -> tuple[Any, LoadCheck]:
     """Run ``measure()`` until the machine was quiet through it, at most ``attempts`` times.

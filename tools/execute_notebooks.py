@@ -98,29 +98,19 @@ def stamp_problem(path: Path, root: Path = ROOT) -> str | None:
 # --- a quiet machine -------------------------------------------------------------------------------
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of every CPU since boot, from /proc/stat; None where there is none (macOS)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
-    return sum(values) - values[3] - values[4], sum(values)
-
-
 def busy_share(seconds: float = 2.0) -> float:
-    """The share of all cores' time spent busy over ``seconds`` (0 = idle, 1 = every core busy).
+    """The share of all cores' time other processes spend busy over ``seconds`` (0 = idle, 1 = every core busy).
 
-    Read from /proc/stat while this tool itself sleeps, so it is the other processes' load now; where
-    there is no /proc/stat, the 1-minute load average per core (which also counts this tool's last run).
+    Measured by ``minikit.timing`` (from /proc/stat while this tool sleeps, so it is the other processes'
+    load now; where there is no /proc/stat, the 1-minute load average, which also counts this tool's last run).
     """
-    before = _cpu_times()
-    if before is None:
-        return os.getloadavg()[0] / (os.cpu_count() or 1)
-    time.sleep(seconds)
-    after = _cpu_times()
-    total = after[1] - before[1]
-    return (after[0] - before[0]) / total if total else 0.0
+    from minikit.timing import others_cores_now
+
+    others = others_cores_now(seconds)
+    if others is None:
+        raise SystemExit("Cannot tell how busy this machine is: it has neither /proc/stat nor a load average, "
+                         "and this tool needs one of them (Linux or macOS).")
+    return others / (os.cpu_count() or 1)
 
 
 def wait_until_quiet(max_busy: float, wait_s: float, allow_busy: bool,
