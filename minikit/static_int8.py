@@ -64,7 +64,8 @@ def _check_keep_float(keep_float: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"keep_float names {unknown}, which are not ONNX or ONNX Runtime operator types (they are "
                          "case-sensitive, e.g. 'LayerNormalization', 'Softmax', 'Erf'). Fix: use names from "
-                         f"FLOAT_OP_TYPES {list(FLOAT_OP_TYPES)} or from the graph (onnx.load(path).graph.node[i].op_type).")
+                         f"FLOAT_OP_TYPES {list(FLOAT_OP_TYPES)} or from the graph "
+                         "(onnx.load(path).graph.node[i].op_type).")
     return tuple(keep_float)
 
 
@@ -111,8 +112,8 @@ def calibration_texts(calibration, model: PreTrainedModel, n: int | None = CALIB
     bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
         raise DataError(f"{len(bad)} of the {len(texts)} calibration items are not texts (first: item {bad[0][0]}, "
-                        f"a {bad[0][1]}{' that is blank' if bad[0][1] == 'str' else ''}). Fix: pass the texts themselves, "
-                        "e.g. splits['train']['text'][:128], not labels, ids or missing values.")
+                        f"a {bad[0][1]}{' that is blank' if bad[0][1] == 'str' else ''}). Fix: pass the texts "
+                        "themselves, e.g. splits['train']['text'][:128], not labels, ids or missing values.")
     return texts
 
 
@@ -157,7 +158,7 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
                          keep_float: Sequence[str] = FLOAT_OP_TYPES, bits: int = 8, per_channel: bool = True,
                          inputs: dict[str, torch.Tensor] | None = None,
                          tolerance: tuple[float, float] = INT8_TOLERANCE, check: bool = True) -> Path:
-    """Static int8 copy (QDQ, MinMax calibration on ``calibration``) of an exported ONNX file, checked against ``model``.
+    """Static int8 copy (QDQ, MinMax calibration) of an exported ONNX file, checked against ``model``.
 
     ``calibration``: the task's training texts (``splits["train"]`` or a list of strings; see
     ``calibration_texts``), the first ``n_calibration`` read at up to ``max_length`` tokens.
@@ -183,6 +184,7 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     names = [i.name for i in graph.input if i.name in _INPUTS]
     present = {n.op_type for n in graph.node}
     op_types = sorted((present & (set(QDQRegistry) | set(FLOAT_OP_TYPES))) - set(keep_float))
+    # onnxruntime is imported here, not at the top (heavy), so the reader gets its base class here too
     reader = type("Reader", (_TextReader, CalibrationDataReader), {})(tokenizer, texts, max_length, names)
 
     out_path = Path(out_path)
@@ -191,8 +193,9 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     # np.errstate: ranges are computed for every tensor, quantized or not; the mask's all −inf ones
     # (never quantized) give NaN scales and a RuntimeWarning. check_onnx catches a broken scale that is used.
     with _quiet_logging(), np.errstate(divide="ignore", invalid="ignore"):
-        quantize_static(str(onnx_path), str(out_path), reader, quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types,
-                        per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(onnx_path), str(out_path), reader, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=op_types, per_channel=per_channel, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT,  # fused graphs need it
                                        "ActivationSymmetric": False, "WeightSymmetric": True})
