@@ -180,7 +180,12 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     if not Path(onnx_path).is_file():
         raise FileNotFoundError(f"{onnx_path}: no such ONNX file. Fix: export the float model first, "
                                 "quantization.export_onnx(model, path).")
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    source = onnx.load(str(onnx_path))
+    if any(n.domain == "com.microsoft" for n in source.graph.node):  # fused: the calibrator needs every tensor's type
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        source = SymbolicShapeInference.infer_shapes(source, auto_merge=True, guess_output_rank=True)
+    graph = source.graph
     names = [i.name for i in graph.input if i.name in _INPUTS]
     present = {n.op_type for n in graph.node}
     op_types = sorted((present & (set(QDQRegistry) | set(FLOAT_OP_TYPES))) - set(keep_float))
@@ -193,7 +198,7 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     # np.errstate: ranges are computed for every tensor, quantized or not; the mask's all −inf ones
     # (never quantized) give NaN scales and a RuntimeWarning. check_onnx catches a broken scale that is used.
     with _quiet_logging(), np.errstate(divide="ignore", invalid="ignore"):
-        quantize_static(str(onnx_path), str(out_path), reader, quant_format=QuantFormat.QDQ,
+        quantize_static(source, str(out_path), reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=op_types, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,

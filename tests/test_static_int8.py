@@ -6,6 +6,7 @@ from __future__ import annotations
 import datasets
 import onnx
 import pytest
+import torch
 from helpers import make_splits
 
 import minikit
@@ -140,3 +141,30 @@ def test_calibration_reads_only_the_first_n_texts(setup, splits):
     texts = calibration_texts(splits["train"], setup[0], n=7)
     assert texts == list(splits["train"]["text"])[:7]
     assert len(calibration_texts(splits["train"]["text"], setup[0], n=None)) == len(splits["train"])
+
+
+def test_a_fused_graph_is_quantized_too(tokenizer, splits, tmp_path):
+    """onnxruntime.transformers.optimizer's fused graph (Attention, SkipLayerNormalization…): contrib ops whose
+    outputs ONNX's shape inference cannot type; without symbolic shape inference they get no ranges."""
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import BertConfig
+
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=tokenizer.vocab_size, max_position_embeddings=128, attn_implementation="eager")
+    model = minikit.build_model(config, num_labels=3, seed=0)
+    model.config._attn_implementation = "eager"  # the fuser recognises the eager attention's graph
+    with torch.no_grad():  # distinct LayerNorm and bias vectors, as trained ones are (equal ones are shared in ONNX)
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.1)
+    fused = optimize_model(str(export_onnx(model, tmp_path / "model.onnx")), model_type="bert", num_heads=2,
+                           hidden_size=32)
+    fused.save_model_to_file(str(tmp_path / "fused.onnx"))
+    fused_ops = {n.op_type for n in onnx.load(str(tmp_path / "fused.onnx")).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= fused_ops
+    encoded = tokenizer(splits["validation"]["text"][:6], padding=True, return_tensors="pt")
+    inputs = {k: encoded[k] for k in ("input_ids", "attention_mask")}
+    out = quantize_static_onnx(tmp_path / "fused.onnx", tmp_path / "static.onnx", model, tokenizer, splits["train"],
+                               inputs=inputs)
+    assert 0 < check_onnx(out, model, inputs, INT8_TOLERANCE)
+    assert sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node) > 0
