@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -184,7 +185,14 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     if any(n.domain == "com.microsoft" for n in source.graph.node):  # fused: the calibrator needs every tensor's type
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-        source = SymbolicShapeInference.infer_shapes(source, auto_merge=True, guess_output_rank=True)
+        # in a scratch folder: on failure it writes sym_shape_infer_temp.onnx into the working directory
+        with tempfile.TemporaryDirectory(prefix="minikit-shapes-") as scratch, contextlib.chdir(scratch):
+            try:
+                source = SymbolicShapeInference.infer_shapes(source, auto_merge=True, guess_output_rank=True)
+            except Exception as error:  # its own failure type is a bare Exception
+                raise ValueError(f"{Path(onnx_path).name}: the fused graph's tensors could not be typed ({error}), "
+                                 "so they cannot be calibrated. Fix: quantize the unfused export statically "
+                                 "(ONNX Runtime fuses the QDQ graph when it loads it) or use quantize_onnx.") from None
     graph = source.graph
     names = [i.name for i in graph.input if i.name in _INPUTS]
     present = {n.op_type for n in graph.node}
