@@ -64,6 +64,7 @@ class Explorer:
         self.status, self.label = W.HTML(), W.HTML()
         self.knobs: tuple[W.ValueWidget, ...] = ()
         self._syncing = False
+        self._charts: dict = {}  # built charts by setting, for explorers whose data never changes: a move back only redraws
 
     def _watch(self, *knobs: W.ValueWidget) -> None:
         """Call ``update`` when one of ``knobs`` (default: ``self.knobs``, set before a first update) moves."""
@@ -91,7 +92,9 @@ class Explorer:
         if self.knobs[0].value != value:
             self.knobs[0].value = value  # its observer calls update again
             return self.label.value
-        self.chart.chart = chart_of(value)
+        if value not in self._charts:
+            self._charts[value] = chart_of(value)
+        self.chart.chart = self._charts[value]
         text = describe(value)
         self.seconds.append(time.perf_counter() - start)
         return text
@@ -546,5 +549,8 @@ class BudgetPicker(Explorer):
     def update(self, latency_budget_ms: float, memory_budget_mb: float) -> str:
         """Pick for these budgets and redraw; returns the status line."""
         table = self._table(latency_budget_ms, memory_budget_mb)
-        self.chart.chart = charts.budget_chart(table, latency_budget_ms, memory_budget_mb)
+        key = (latency_budget_ms, memory_budget_mb)
+        if key not in self._charts:
+            self._charts[key] = charts.budget_chart(table, latency_budget_ms, memory_budget_mb)
+        self.chart.chart = self._charts[key]
         return self.label.value
