@@ -426,7 +426,11 @@ class LabDashboard(Explorer):
     def _chart(self, table: pd.DataFrame, recipe, predicted_mb: float | None = None) -> alt.TopLevelMixin:
         """``lab.chart`` from the known sizes: a knob move recounts no parameters."""
         pct = None if predicted_mb is None else 100 * predicted_mb / self._predicted_mb(Recipe())
-        return charts.lab_pareto_chart(table, COMPRESSION_CLAIM, current=recipe.name, predicted_size_pct=pct)
+        key = (recipe, pct, int(pd.util.hash_pandas_object(table.astype(str), index=False).sum()))  # results may grow
+        if key not in self._charts:
+            self._charts[key] = charts.lab_pareto_chart(table, COMPRESSION_CLAIM, current=recipe.name,
+                                                        predicted_size_pct=pct)
+        return self._charts[key]
 
     def _draw(self, recipe) -> alt.TopLevelMixin:
         predicted = self._predicted_mb(recipe)
