@@ -29,10 +29,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from minikit import server
-from minikit.benchmark import Pick, pick_variant
+from minikit.benchmark import Benchmark, Pick, pick_variant
 from minikit.cache import file_sha256
 from minikit.errors import OnnxMismatchError
-from minikit.onnx_graph import export_int8
+from minikit.onnx_graph import export_int8, fusion_table, op_counts
 from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE
 from minikit.server import (  # the served model's side, re-exported: deployment.serve, deployment.create_app…
     MANIFEST_FILE,
@@ -178,6 +178,27 @@ def served_gap(served, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
                                 f"{len(texts)} texts, above the tolerance (atol={atol:g}, rtol={rtol:g}). Fix: export "
                                 "again with the tokenizer the model was trained with.")
     return gap
+
+
+def fusion_comparison(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fused_folder: str | Path,
+                      data, work: str | Path, repeats: int = 30, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The served folder's graph unfused against fused: operator counts and one ``Benchmark`` of both.
+
+    Exports ``model`` again without fusion (``export_for_serving(..., fuse=False)``) into ``work``, then
+    returns (the op types whose count changed, unfused → fused; the Benchmark's table on ``data``, batch 1
+    at the folder's max length, the unfused graph as the reference). ``cache=True`` reads the timings back
+    on a second run, as chapter 8's other Benchmark does.
+    """
+    fused_folder = Path(fused_folder)
+    manifest = json.loads((fused_folder / MANIFEST_FILE).read_text())
+    unfused = export_for_serving(model, tokenizer, Path(work) / "unfused", max_length=manifest["max_length"],
+                                 name=f"{manifest.get('name', 'model')}-unfused", fuse=False)
+    ops = fusion_table(op_counts(unfused / MODEL_FILE), op_counts(fused_folder / MODEL_FILE))
+    bench = Benchmark(data, tokenizer, max_length=manifest["max_length"], baseline="int8 unfused", repeats=repeats,
+                      batch_size=16, batch_repeats=2, cache=cache)
+    for name, folder in (("int8 unfused", unfused), ("int8 fused", fused_folder)):
+        bench.add(name, folder / MODEL_FILE, config=model.config, tokenizer=tokenizer)
+    return ops[ops["change"] != 0], bench.run().set_index("name")
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 __all__ = [
     "CHECK_TEXTS", "CONTAINER_PACKAGES", "choose_served", "deployment_scenarios", "dockerfile", "export_for_serving",
-    "format_pick", "main", "measure_served", "pick_served", "served_gap", "write_container",
+    "format_pick", "fusion_comparison", "main", "measure_served", "pick_served", "served_gap", "write_container",
     # the server's, re-exported
     "ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve",
 ]

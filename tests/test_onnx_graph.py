@@ -12,6 +12,7 @@ from transformers import BertConfig, DistilBertConfig, MobileBertConfig
 
 import minikit
 from minikit import onnx_graph
+from minikit import deployment
 from minikit.deployment import export_for_serving
 from minikit.models import CATALOG
 from minikit.onnx_graph import FusionNotice, export_int8, fusion_table, op_counts
@@ -112,3 +113,18 @@ def test_served_manifest_records_the_fusion(tokenizer, tmp_path):
     assert graph["fused"] and graph["fused_ops"]["Attention"] == 2 and graph["nodes_after"] < graph["nodes_before"]
     unfused = export_for_serving(model, tokenizer, tmp_path / "unfused", max_length=64, fuse=False)
     assert json.loads((unfused / "manifest.json").read_text())["graph"]["fused"] is False
+
+
+def test_fusion_comparison_counts_and_times_both_graphs(tokenizer, tmp_path):
+    from datasets import Dataset
+
+    config = CONFIGS["bert"]()
+    config.vocab_size = len(tokenizer)
+    model = minikit.build_model(config, num_labels=3, seed=0)
+    folder = export_for_serving(model, tokenizer, tmp_path / "served", max_length=32)
+    data = Dataset.from_dict({"text": ["Shares fell.", "The striker scored twice.", "Oil prices rose."] * 2,
+                              "label": [0, 1, 2] * 2})
+    ops, table = deployment.fusion_comparison(model, tokenizer, folder, data, tmp_path, repeats=2, cache=False)
+    assert ops.loc["QAttention", "after"] == 2 and ops.loc["QAttention", "before"] == 0 and (ops["change"] != 0).all()
+    assert table.index.tolist() == ["int8 unfused", "int8 fused"]
+    assert table.loc["int8 fused", "accuracy"] == table.loc["int8 unfused", "accuracy"]  # same answers, other graph
