@@ -147,11 +147,8 @@ def load_served_model(folder: str | Path, threads: int = 1, padding: str = "long
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
-    # One rule with the Benchmark (benchmark_session_options): idle worker threads sleep instead of spinning.
-    # Spinning buys a little batch-1 latency at 2+ threads for much more CPU per request, CPU the event loop,
-    # the tokenizer and other processes need; at 1 thread (the default here) there is no worker to spin.
-    # Measured both ways, side by side: python bench/onnx_session.py --threads 2 (issue 24); on a loaded 2-core
-    # machine, not spinning cost 1.1x the p50 and saved 28-44 % of the CPU per request, with a lower p95.
+    # One rule with benchmark_session_options: idle workers sleep, not spin. bench/onnx_session.py (2 threads, loaded
+    # 2 cores): spinning off cost 1.1x the p50, saved 28-44 % CPU per request, lowered p95 (issue 24).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(blobs[MODEL_FILE], options, providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_str(blobs[TOKENIZER_FILE].decode("utf-8"))
