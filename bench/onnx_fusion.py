@@ -41,8 +41,9 @@ def main() -> None:
                                   baseline="baseline fp32 (PyTorch)", batch_size=16, batch_repeats=2)
         bench.add("baseline fp32 (PyTorch)", baseline.model)
         for who, trained in (("baseline", baseline), ("student", student)):
-            folders = {fuse: deployment.export_for_serving(trained.model, trained.tokenizer, Path(tmp) / f"{who}-{fuse}",
-                                                           texts=texts, fuse=fuse) for fuse in (False, True)}
+            folders = {fuse: deployment.export_for_serving(trained.model, trained.tokenizer,
+                                                           Path(tmp) / f"{who}-{fuse}", texts=texts, fuse=fuse)
+                       for fuse in (False, True)}
             table = onnx_graph.fusion_table(onnx_graph.op_counts(folders[False] / "model.onnx"),
                                             onnx_graph.op_counts(folders[True] / "model.onnx"))
             print(f"\n{who} int8: operator counts, unfused → fused (rows that changed)")
@@ -52,7 +53,8 @@ def main() -> None:
                           config=trained.model.config, tokenizer=trained.tokenizer)
         results = bench.run().set_index("name")
     with pd.option_context("display.width", 160, "display.max_columns", None):
-        print(results[["accuracy", "size_mb", "latency_p50_ms", "latency_p95_ms", "speedup", "accuracy_delta"]].round(3))
+        print(results[["accuracy", "size_mb", "latency_p50_ms", "latency_p95_ms", "speedup",
+                       "accuracy_delta"]].round(3))
     for who in ("baseline", "student"):
         unfused, fused = (results.loc[f"{who} int8 {k}", "latency_p50_ms"] for k in ("unfused", "fused"))
         print(f"{who} int8: fused p50 {fused:.2f} ms vs unfused {unfused:.2f} ms = {unfused / fused:.2f}x faster; "

@@ -181,7 +181,8 @@ def served_gap(served, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
 
 
 def fusion_comparison(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fused_folder: str | Path,
-                      data, work: str | Path, repeats: int = 30, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      data, work: str | Path, repeats: int = 30,
+                      cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The served folder's graph unfused against fused: operator counts and one ``Benchmark`` of both.
 
     Exports ``model`` again without fusion (``export_for_serving(..., fuse=False)``) into ``work``, then

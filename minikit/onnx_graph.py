@@ -51,7 +51,7 @@ FUSED_OP_TYPES = ("Attention", "MultiHeadAttention", "EmbedLayerNormalization", 
 
 
 class FusionNotice(UserWarning):
-    """The graph was left unfused (the fuser found nothing, failed, or changed the logits); the answer is still right."""
+    """The graph was left unfused (the fuser found nothing, failed, or moved the logits); the answers stay right."""
 
 
 @dataclass
