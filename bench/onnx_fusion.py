@@ -22,6 +22,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime threads (default 2)")
     parser.add_argument("--repeats", type=int, default=100, help="batch-1 calls timed per variant")
+    parser.add_argument("--n-eval", type=int, default=None, help="test articles scored (default: the whole split)")
+    parser.add_argument("--models", default="baseline,student", help="which of baseline,student (default both)")
     args = parser.parse_args()
 
     import pandas as pd
@@ -38,9 +40,12 @@ def main() -> None:
     print(f"threads: {args.threads}, cpu count: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="minikit-fusion-") as tmp:
         bench = minikit.Benchmark(splits["test"], baseline.tokenizer, max_length=128, repeats=args.repeats,
-                                  baseline="baseline fp32 (PyTorch)", batch_size=16, batch_repeats=2)
+                                  n_eval=args.n_eval, baseline="baseline fp32 (PyTorch)", batch_size=16,
+                                  batch_repeats=2)
         bench.add("baseline fp32 (PyTorch)", baseline.model)
         for who, trained in (("baseline", baseline), ("student", student)):
+            if who not in args.models.split(","):
+                continue
             folders = {fuse: deployment.export_for_serving(trained.model, trained.tokenizer,
                                                            Path(tmp) / f"{who}-{fuse}", texts=texts, fuse=fuse)
                        for fuse in (False, True)}
@@ -55,7 +60,7 @@ def main() -> None:
     with pd.option_context("display.width", 160, "display.max_columns", None):
         print(results[["accuracy", "size_mb", "latency_p50_ms", "latency_p95_ms", "speedup",
                        "accuracy_delta"]].round(3))
-    for who in ("baseline", "student"):
+    for who in args.models.split(","):
         unfused, fused = (results.loc[f"{who} int8 {k}", "latency_p50_ms"] for k in ("unfused", "fused"))
         print(f"{who} int8: fused p50 {fused:.2f} ms vs unfused {unfused:.2f} ms = {unfused / fused:.2f}x faster; "
               f"fused is {results.loc[f'{who} int8 fused', 'speedup']:.2f}x the fp32 PyTorch baseline")
