@@ -30,7 +30,6 @@ from transformers import (
     PreTrainedTokenizerBase,
     get_linear_schedule_with_warmup,
 )
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from minikit.cache import (
     find,
@@ -167,6 +166,7 @@ class _EncoderOutputs:
         return np.asarray([int(i) for i, m in zip(ids, mask) if int(m)], dtype=np.int64).tobytes()
 
     def _lookup(self, input_ids=None, attention_mask=None, **_unused):
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
         rows = torch.tensor([self.index[self._key(i.tolist(), m.tolist())] for i, m in zip(input_ids, attention_mask)])
         pooled = None if self.pooled is None else self.pooled[rows]
         return BaseModelOutputWithPooling(last_hidden_state=self.first[rows][:, None, :], pooler_output=pooled)
