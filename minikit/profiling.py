@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import transformers
 
+from minikit import claims
 from minikit.claims import size_class_of
 from minikit.models import CATALOG, build_model, dummy_inputs, get_card
 from minikit.settings import quiet_transformers
@@ -230,8 +231,6 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from minikit.claims import SIZE_CLASSES
-
     measured = profiles.assign(size_class=[size_class_of(p) for p in profiles["params_m"]])
     slope = fit_exponent(profiles["params_m"], profiles["latency_p50_ms"])
     intercept = float(np.mean(np.log(profiles["latency_p50_ms"]) - slope * np.log(profiles["params_m"])))
@@ -241,7 +240,7 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
                       "which no arithmetic explains. The timings are suspect (a busy machine?): measure again on a "
                       "quiet machine with compare_models(refresh=True).", SuspectTimingWarning, stacklevel=2)
     rows = []
-    for claim in SIZE_CLASSES.itertuples():
+    for claim in claims.SIZE_CLASSES.itertuples():
         members = measured[measured["size_class"] == claim.size_class]
         if len(members):
             ms, how = float(members["latency_p50_ms"].median()), "measured: " + ", ".join(members["name"])
