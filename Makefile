@@ -1,8 +1,8 @@
 # Two commands for a fresh machine (see README):
 #   make lab    set up, then open the course in JupyterLab
 #   make test   set up, then run every test (tests/run_all.sh): the package's tests (two processes), `minikit build`
-#               on an empty cache, every notebook alone on the built cache (nbval, MINIKIT_NO_TRAIN=1), the course in
-#               reverse order, the widgets in a headless Chromium, and a Binder dry-run (artifacts in artifacts/)
+#               on an empty cache, every notebook alone on the built cache (nbval, MINIKIT_NO_TRAIN=1), the student
+#               edition in reverse order, the widgets in a headless Chromium, and a Binder dry-run (artifacts in artifacts/)
 # And helpers:
 #   make build      train every artifact the chapters load, once, into the cache (python -m minikit build)
 #   make execute    refresh the notebooks' stored outputs: build, then run each in course order on a quiet machine,

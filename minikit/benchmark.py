@@ -122,8 +122,9 @@ def benchmark_session_options(threads: int | None = None):
     By default ONNX Runtime's idle worker threads keep spinning for a while after each run, to answer the next run
     sooner. Timed in alternation with a PyTorch model, that spinning takes the cores the PyTorch call needs:
     measured on 2 cores, it doubled MiniLM-L6's float32 batch-1 latency (16 → 35 ms) and so inflated every ONNX
-    Runtime speedup. A session made here waits instead. ``threads`` sets the intra-op threads (default: ONNX
-    Runtime's, one per core).
+    Runtime speedup. A session made here waits instead, as the served model's does (``server.load_served_model``,
+    one rule for both: ``python bench/onnx_session.py`` measures the two settings' latency and CPU per request).
+    ``threads`` sets the intra-op threads (default: ONNX Runtime's, one per core).
     """
     import onnxruntime as ort
 

@@ -78,7 +78,7 @@ TRAINED_KINDS: dict[str, TrainedKind] = {
     "early_exit": TrainedKind("early-exit heads", "10", ("early_exit", "training", "models"), "1"),
     "lab-models": TrainedKind("a compression-lab model (surgery, training or int8 export)", "09",
                               ("lab", "distillation", "students", "pruning", "training", "loop", "models", "quantization",
-                               "deployment"), "¼–2"),
+                               "onnx_graph", "deployment"), "¼–2"),
     "pruned": TrainedKind("a pruned and recovered model (minikit report)", "",
                           ("report", "pruning", "training", "loop", "models"), "1"),
 }

@@ -112,6 +112,7 @@ class PruningExplorer(Explorer):
         self.single = {k: single[k] for k in ("input_ids", "attention_mask")}
         self.cache: dict[tuple, PruningPoint] = {}
         self.current: PruningPoint | None = None
+        self._drawn: dict[tuple, tuple] = {}  # both charts per (setting, points measured): a move back only redraws
 
         self.method = W.Dropdown(options=list(PRUNING_METHODS), value=method, description="method")
         self.slider = W.FloatSlider(value=amount, min=0.0, max=0.95, step=0.05, description="remove",
@@ -225,8 +226,11 @@ class PruningExplorer(Explorer):
             point = self.measure(method, amount)
         self.current = point
         if redraw:
-            self.chart.chart = compression_charts.pruning_tradeoff_chart(self.table(), point)
-            self.heatmap.chart = compression_charts.pruning_heatmap(point.heatmap, self._title(point))
+            key = (method, point.amount, len(self.cache))
+            if key not in self._drawn:
+                self._drawn[key] = (compression_charts.pruning_tradeoff_chart(self.table(), point),
+                                    compression_charts.pruning_heatmap(point.heatmap, self._title(point)))
+            self.chart.chart, self.heatmap.chart = self._drawn[key]
         self.label.value = (f"<b>{method}</b>, {amount:.0%}: {point.removed:.0%} of encoder weights gone · accuracy "
                             f"<b>{point.accuracy:.1%}</b> ({self.n_examples} validation articles) · "
                             f"{point.nonzero_m:.1f} M non-zero of {point.params_m:.1f} M · dense "

@@ -17,7 +17,6 @@ import datetime
 import json
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from importlib import metadata
@@ -30,10 +29,11 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from minikit import server
-from minikit.benchmark import Pick, pick_variant
+from minikit.benchmark import Benchmark, Pick, pick_variant
 from minikit.cache import file_sha256
 from minikit.errors import OnnxMismatchError
-from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE, export_onnx, quantize_onnx
+from minikit.onnx_graph import export_int8, fusion_table, op_counts
+from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE
 from minikit.server import (  # the served model's side, re-exported: deployment.serve, deployment.create_app…
     MANIFEST_FILE,
     MODEL_FILE,
@@ -94,7 +94,7 @@ def _check_accuracy(value: Any, where: str) -> float:
 def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: str | Path,
                        quantize: bool = True, max_length: int = 128, texts: Sequence[str] | None = None,
                        name: str = "model", *, accuracy: float | None = None,
-                       accuracy_note: str | None = None) -> Path:
+                       accuracy_note: str | None = None, fuse: bool = True) -> Path:
     """Write ``model.onnx`` (int8 unless ``quantize=False``), ``tokenizer.json`` and ``manifest.json`` to ``out_dir``.
 
     The manifest holds the labels, ``max_length``, the ONNX inputs and each file's sha256,
@@ -109,6 +109,10 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     folders without the data. The export cannot check this number: measure it on the model you
     export (for int8, on the quantized model), and say on what in the note. The manifest is not
     in the checksums, so the accuracy is a claim of whoever wrote the folder.
+
+    The graph is fused by ONNX Runtime's transformer optimizer before int8 (``onnx_graph.export_int8``;
+    ``fuse=False`` skips it); the manifest's ``graph`` records whether it was fused and the fused op
+    counts, or the notice saying why not.
     """
     import onnxruntime
 
@@ -133,12 +137,7 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     out.mkdir(parents=True, exist_ok=True)
     texts = list(texts or CHECK_TEXTS)
     inputs = _torch_inputs(tokenizer, texts, max_length)
-    with tempfile.TemporaryDirectory() as tmp:
-        float_path = export_onnx(model, Path(tmp) / "float.onnx", inputs)
-        if quantize:
-            quantize_onnx(float_path, out / MODEL_FILE, model, inputs)
-        else:
-            shutil.copyfile(float_path, out / MODEL_FILE)
+    graph = export_int8(model, out / MODEL_FILE, inputs, fuse=fuse, quantize=quantize)  # fused where it can be
     tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
     session = onnxruntime.InferenceSession(str(out / MODEL_FILE), providers=["CPUExecutionProvider"])
     manifest = {
@@ -148,7 +147,7 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
         "sha256": {f: file_sha256(out / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
         "size_mb": (out / MODEL_FILE).stat().st_size / 1e6,
         "exported_with": {p: metadata.version(p) for p in ("torch", "onnxruntime", "tokenizers")},
-        "architecture": type(model).__name__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "graph": graph.manifest(), "architecture": type(model).__name__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
     if accuracy is not None:
         manifest["accuracy"] = accuracy
@@ -179,6 +178,28 @@ def served_gap(served, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
                                 f"{len(texts)} texts, above the tolerance (atol={atol:g}, rtol={rtol:g}). Fix: export "
                                 "again with the tokenizer the model was trained with.")
     return gap
+
+
+def fusion_comparison(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fused_folder: str | Path,
+                      data, work: str | Path, repeats: int = 30,
+                      cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The served folder's graph unfused against fused: operator counts and one ``Benchmark`` of both.
+
+    Exports ``model`` again without fusion (``export_for_serving(..., fuse=False)``) into ``work``, then
+    returns (the op types whose count changed, unfused → fused; the Benchmark's table on ``data``, batch 1
+    at the folder's max length, the unfused graph as the reference). ``cache=True`` reads the timings back
+    on a second run, as chapter 8's other Benchmark does.
+    """
+    fused_folder = Path(fused_folder)
+    manifest = json.loads((fused_folder / MANIFEST_FILE).read_text())
+    unfused = export_for_serving(model, tokenizer, Path(work) / "unfused", max_length=manifest["max_length"],
+                                 name=f"{manifest.get('name', 'model')}-unfused", fuse=False)
+    ops = fusion_table(op_counts(unfused / MODEL_FILE), op_counts(fused_folder / MODEL_FILE))
+    bench = Benchmark(data, tokenizer, max_length=manifest["max_length"], baseline="int8 unfused", repeats=repeats,
+                      batch_size=16, batch_repeats=2, cache=cache)
+    for name, folder in (("int8 unfused", unfused), ("int8 fused", fused_folder)):
+        bench.add(name, folder / MODEL_FILE, config=model.config, tokenizer=tokenizer)
+    return ops[ops["change"] != 0], bench.run().set_index("name")
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 __all__ = [
     "CHECK_TEXTS", "CONTAINER_PACKAGES", "choose_served", "deployment_scenarios", "dockerfile", "export_for_serving",
-    "format_pick", "main", "measure_served", "pick_served", "served_gap", "write_container",
+    "format_pick", "fusion_comparison", "main", "measure_served", "pick_served", "served_gap", "write_container",
     # the server's, re-exported
     "ModelFolderError", "ServedModel", "background_server", "create_app", "load_served_model", "serve",
 ]

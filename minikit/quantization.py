@@ -410,13 +410,17 @@ def quantize_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrained
     ``tolerance`` allows (see ``INT8_TOLERANCE``). Pass real tokenized texts as ``inputs`` for
     the check that matters: random ids are out of distribution.
     """
+    import onnx  # with onnxruntime: only the ONNX path needs them
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     release_freed_memory()
     with _quiet_logging():
-        quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel)
+        # DefaultTensorType: a graph fused by onnxruntime's transformer optimizer (minikit.onnx_graph) has
+        # contrib operators whose outputs shape inference cannot type; they are float32.
+        quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     check_onnx(out_path, model, inputs, tolerance)
     return out_path
 

@@ -299,6 +299,8 @@ def _write(folder: Path, table: pd.DataFrame, baseline, run: dict, evidence: Evi
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in run["data_notes"])
     steps = "".join(f"<li>{html.escape(k)}: {v:.0f} s</li>" for k, v in run["seconds"].items())
     machine = ", ".join(f"{k} {v}" for k, v in run["machine"].items())
+    graphs = "; ".join(f"{html.escape(n)}: " + (", ".join(f"{c} {op}" for op, c in g["fused_ops"].items()) if g["fused"]
+                       else f"unfused ({html.escape(str(g['notice']))})") for n, g in run.get("onnx_graph", {}).items())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>minikit report: {html.escape(run['model'])} on {html.escape(run['dataset'])}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
@@ -313,7 +315,8 @@ th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}code{{ba
 (p50, p95), throughput at batch {int(table['batch_size'].iloc[0])}, peak memory. Ratios are against
 <b>{html.escape(BASELINE)}</b>; the compressed model is <b>{html.escape(FINAL)}</b>. Every accuracy has its
 95 % interval (Wilson); every change against the baseline is paired on the same examples (Newcombe's interval,
-McNemar's exact test), and a change whose interval holds 0 is "cannot tell".</p>
+McNemar's exact test), and a change whose interval holds 0 is "cannot tell".
+ONNX Runtime graphs fused before int8: {graphs or "none"}.</p>
 <h2>What the test split supports</h2>{quality_html}
 <h2>Claims and targets (compressed model vs baseline)</h2>{claims_html}
 <p>A claim on accuracy holds only when its whole interval does; "cannot tell" means more test examples would
@@ -416,7 +419,10 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
            "steps": baseline.result.steps, "small_data": small,
            "machine": system.machine_description(), "threads": torch.get_num_threads(),
            "versions": {p: metadata.version(p) for p in ("torch", "transformers", "onnxruntime", "minikit")},
-           "seconds": {k: round(v, 1) for k, v in seconds.items() if k != "write"}}
+           "seconds": {k: round(v, 1) for k, v in seconds.items() if k != "write"},
+           # the ONNX rows' graphs: fused by onnxruntime's optimizer before int8, or why not (onnx_graph)
+           "onnx_graph": {n: json.loads((f / "manifest.json").read_text())["graph"]
+                          for n, f in (("int8 (ONNX Runtime)", int8_folder), (FINAL, served))}}
     claims = _claims(table, bench, evidence)
     quality = quality_table(table, evidence, len(baseline.splits["test"].features["label"].names))
     html_path, json_path, csv_path = _write(folder, table, baseline, run, evidence, claims, quality)

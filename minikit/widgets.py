@@ -23,7 +23,7 @@ import pandas as pd
 from minikit import charts
 from minikit.static_views import enable_static_views
 from minikit.benchmark import NoVariantFitsError, pick_variant
-from minikit.claims import SIZE_CLASSES
+from minikit.claims import COMPRESSION_CLAIM, SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
 from minikit.early_exit import curve_row
 from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
@@ -64,6 +64,7 @@ class Explorer:
         self.status, self.label = W.HTML(), W.HTML()
         self.knobs: tuple[W.ValueWidget, ...] = ()
         self._syncing = False
+        self._charts: dict = {}  # built charts by setting, for explorers whose data never changes: a move back only redraws
 
     def _watch(self, *knobs: W.ValueWidget) -> None:
         """Call ``update`` when one of ``knobs`` (default: ``self.knobs``, set before a first update) moves."""
@@ -91,7 +92,9 @@ class Explorer:
         if self.knobs[0].value != value:
             self.knobs[0].value = value  # its observer calls update again
             return self.label.value
-        self.chart.chart = chart_of(value)
+        if value not in self._charts:
+            self._charts[value] = chart_of(value)
+        self.chart.chart = self._charts[value]
         text = describe(value)
         self.seconds.append(time.perf_counter() - start)
         return text
@@ -399,6 +402,7 @@ class LabDashboard(Explorer):
         self.measure_button = W.Button(description="Measure", button_style="primary",
                                        tooltip="Build this recipe (cached) and time it beside the baseline")
         self.seconds: list[float] = []
+        self._sizes: dict = {}  # predicted MB per recipe: arithmetic over the model's parts, ~0.5 s each, fixed
         self.chart = jupyter_chart(self._draw(recipe))
         self._watch(self.ffn, self.vocabulary, self.bits, self.depth)
         self.measure_button.on_click(lambda _: self.measure())
@@ -414,8 +418,22 @@ class LabDashboard(Explorer):
         if not self._syncing:
             self.update()
 
+    def _predicted_mb(self, recipe) -> float:
+        if recipe not in self._sizes:
+            self._sizes[recipe] = self.lab.predicted_size_mb(recipe)
+        return self._sizes[recipe]
+
+    def _chart(self, table: pd.DataFrame, recipe, predicted_mb: float | None = None) -> alt.TopLevelMixin:
+        """``lab.chart`` from the known sizes: a knob move recounts no parameters."""
+        pct = None if predicted_mb is None else 100 * predicted_mb / self._predicted_mb(Recipe())
+        key = (recipe, pct, int(pd.util.hash_pandas_object(table.astype(str), index=False).sum()))  # results may grow
+        if key not in self._charts:
+            self._charts[key] = charts.lab_pareto_chart(table, COMPRESSION_CLAIM, current=recipe.name,
+                                                        predicted_size_pct=pct)
+        return self._charts[key]
+
     def _draw(self, recipe) -> alt.TopLevelMixin:
-        predicted = self.lab.predicted_size_mb(recipe)
+        predicted = self._predicted_mb(recipe)
         table = self.lab.results()
         measured = table[table["name"] == recipe.name]
         if len(measured):
@@ -424,12 +442,12 @@ class LabDashboard(Explorer):
                                 f"({r['points']:+.2f} points), {r['size_mb']:.1f} MB ({r['size_pct']:.0f} % of the "
                                 f"baseline; predicted {predicted:.1f} MB), {r['speedup']:.2f}× faster — measured "
                                 f"{html.escape(str(r['measured_at']))}")
-            return self.lab.chart(current=recipe)
+            return self._chart(table, recipe)
         needs = {"distillation": "distils it first, ~1–2 min the first time,",
                  "recovery": "gives it a recovery fine-tune first, ~40 s the first time,"}.get(recipe.trains, "builds it")
         self.label.value = (f"<b>{html.escape(recipe.name)}</b>: not measured yet. Predicted size "
                             f"<b>{predicted:.1f} MB</b> (dashed line). Measure {needs} and times it beside the baseline.")
-        return self.lab.chart(current=recipe, predicted_mb=predicted)
+        return self._chart(table, recipe, predicted)
 
     def update(self, recipe=None) -> str:
         """Redraw for ``recipe`` (default: the knobs' recipe), measuring nothing; returns the status line."""
@@ -535,5 +553,8 @@ class BudgetPicker(Explorer):
     def update(self, latency_budget_ms: float, memory_budget_mb: float) -> str:
         """Pick for these budgets and redraw; returns the status line."""
         table = self._table(latency_budget_ms, memory_budget_mb)
-        self.chart.chart = charts.budget_chart(table, latency_budget_ms, memory_budget_mb)
+        key = (latency_budget_ms, memory_budget_mb)
+        if key not in self._charts:
+            self._charts[key] = charts.budget_chart(table, latency_budget_ms, memory_budget_mb)
+        self.chart.chart = self._charts[key]
         return self.label.value

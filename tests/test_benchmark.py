@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from transformers import BertConfig
 from helpers import fake_rapl_zone
 
 import minikit
@@ -36,6 +37,21 @@ def test_benchmark_sessions_do_not_spin_against_the_variants_timed_beside_them()
     options = benchmark_session_options(threads=2)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == 2
+
+
+def test_served_model_and_benchmark_share_one_spinning_rule(tmp_path):
+    # server.py stands alone, so the rule is written twice; this keeps the two the same (issue 24)
+    from minikit.benchmark import benchmark_session_options
+    from minikit.deployment import export_for_serving, load_served_model
+
+    tokenizer = minikit.load_tokenizer()
+    config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=len(tokenizer), max_position_embeddings=64)
+    folder = export_for_serving(minikit.build_model(config, num_labels=2, seed=0), tokenizer, tmp_path / "s",
+                                max_length=32)
+    served = load_served_model(folder, threads=2).session.get_session_options()
+    entry = "session.intra_op.allow_spinning"
+    assert served.get_session_config_entry(entry) == benchmark_session_options(2).get_session_config_entry(entry)
 
 
 # --- Benchmark ------------------------------------------------------------------------------------

@@ -123,6 +123,10 @@ def test_slider_and_dropdown_redraw(explorer):
     explorer.method.value = "FFN neurons"
     assert explorer.current.method == "FFN neurons" and explorer.current.amount == 0.55
     assert "FFN neurons" in explorer.heatmap.chart.to_dict()["title"]
+    drawn = explorer.chart.chart, explorer.heatmap.chart
+    explorer.method.value = "global magnitude"
+    explorer.method.value = "FFN neurons"  # back, nothing measured meanwhile: the charts drawn then are shown again
+    assert (explorer.chart.chart, explorer.heatmap.chart) == drawn and explorer.chart.chart is drawn[0]
 
 
 @pytest.mark.parametrize("amount", [1.0, -0.1, 1.5, True])

@@ -141,6 +141,10 @@ def test_dashboard_moves_knobs_without_measuring_then_measures(teacher, monkeypa
     assert "not measured yet" in board.label.value and "Predicted size" in board.label.value
     after = board.chart.chart.to_dict()
     assert after != before and len(board.seconds) == 1
+    counted = []  # a recipe's predicted size is counted once per dashboard, not at every move
+    monkeypatch.setattr(lab, "predicted_size_mb", lambda recipe: counted.append(recipe) or 1.0)
+    board.ffn.value, board.ffn.value = 0.0, 0.25
+    assert counted == [] and board.chart.chart.to_dict() == after
     status = board.update(Recipe(bits=8, vocabulary=True))
     assert board.recipe == Recipe(bits=8, vocabulary=True) and "not measured yet" in status
     row = board.measure()

@@ -42,6 +42,10 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     assert [v["name"] for v in payload["variants"]] == names
     assert payload["final"] == "student int8 (ONNX Runtime)" and len(payload["claims"]) == 3
     assert set(payload["seconds"]) == set(R.STEPS) - {"write"}
+    graphs = payload["onnx_graph"]  # the ONNX rows' graphs, fused before int8 (issue 24)
+    assert set(graphs) == {"int8 (ONNX Runtime)", "student int8 (ONNX Runtime)"}
+    assert all(g["fused"] == bool(g["fused_ops"]) for g in graphs.values())
+    assert "graphs fused before int8" in result.html.read_text()
     assert {"accuracy_low", "accuracy_high", "delta_low", "delta_high", "p_value", "change"} <= set(table.columns)
     assert (table["accuracy_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["accuracy_high"]).all()
     assert result.quality["model"].iloc[-2].startswith("majority class") and \

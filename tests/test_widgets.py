@@ -98,7 +98,7 @@ def test_model_explorer_update_measures_and_redraws():
 # --- chapter 10's widgets ---------------------------------------------------------------------------
 
 
-def test_early_exit_explorer_redraws_for_each_grid_threshold(curve):
+def test_early_exit_explorer_redraws_for_each_grid_threshold(curve, monkeypatch):
     explorer = minikit.widgets.EarlyExitExplorer(curve, threshold=0.99)
     assert "2.60</b> of 6 layers" in explorer.label.value and "2.00×" in explorer.label.value
     explorer.slider.value = 0.0
@@ -108,6 +108,10 @@ def test_early_exit_explorer_redraws_for_each_grid_threshold(curve):
     explorer.update(0.9)
     assert explorer.slider.value == 0.9 and "3.20×" in explorer.label.value
     assert len(explorer.seconds) == 2
+    zero = explorer._charts[0.0]
+    monkeypatch.setattr(minikit.charts, "early_exit_chart", lambda *a: pytest.fail("a setting seen before was rebuilt"))
+    explorer.slider.value = 0.0  # back to a threshold seen before: its chart is reused, the label redrawn
+    assert explorer.chart.chart is zero and "5.30×" in explorer.label.value
     with pytest.raises(ValueError, match="not on the measured grid"):
         minikit.widgets.EarlyExitExplorer(curve, threshold=0.95)
 
@@ -122,6 +126,11 @@ def test_budget_picker_moves_the_choice_and_explains_no_fit(results):
     reasons = [r for d in picker.chart.chart.to_dict()["datasets"].values() for r in d if "reason" in r]
     assert reasons and {r["reason"] for r in reasons} == {"over budget"}
     assert picker.update(20, 500).count("student") == 1 and picker.pick.chosen == "student"
+    picker.latency.value = 20.0
+    first, label = picker.chart.chart, picker.label.value
+    picker.latency.value = 1.0
+    picker.latency.value = 20.0  # budgets seen before: the chart built then is shown again
+    assert picker.chart.chart is first and picker.label.value == label
     with pytest.raises(ValueError, match="budget"):
         minikit.widgets.BudgetPicker(results, latency_budget_ms=0)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if item.get_closest_marker("binder") is not None:
             item.module.stop_build()
             return
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The browser test's knob times (``knob_times.json``), one line per knob moved, if it ran."""
+    module = next((m for name, m in sys.modules.items() if name.endswith("test_widgets_in_browser")), None)
+    rows = getattr(module, "knob_times", None)
+    if not rows:
+        return
+    terminalreporter.section("knob → chart redrawn in the browser (seconds; settled = + 1 s steady + screenshot)")
+    terminalreporter.write_line(f"{'widget':28s} {'knob':9s} {'redraw':>7s} {'settled':>8s}  action")
+    for r in rows:
+        redraw = "-" if r["redraw_s"] is None else f"{r['redraw_s']:.2f}"
+        terminalreporter.write_line(f"{r['widget']:28s} {r['knob']:9s} {redraw:>7s} {r['settled_s']:8.1f}  "
+                                    f"{r['action'][:60]}")
+    terminalreporter.write_line(f"(also in {module.KNOB_TIMES})")
 
 
 # --- the headless Chromium both browser tests drive (the widgets in JupyterLab, the course site) ---------

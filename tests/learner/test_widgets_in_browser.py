@@ -22,7 +22,10 @@ changing the first dropdown if there is one ("pick, then Measure"); else a dropd
 
 Artifacts, per notebook, in ``artifacts/browser/``: ``<notebook>.png`` (the window after the knob
 moved), ``<notebook>-widget<N>-before.png`` / ``-after.png``, and ``<notebook>.json`` (timings,
-knobs moved, chart hashes, browser console errors, callback output).
+knobs moved, chart hashes, browser console errors, callback output); for the whole run,
+``knob_times.json``: per knob moved, ``redraw_s`` (the move to a chart first drawn differently,
+polled every 0.1 s) and ``settled_s`` (to the charts steady for 1 s, the kernel idle and the
+screenshot taken: an upper bound). The session prints them as a table at its end (``conftest.py``).
 
 Browser: Debian's ``chromium`` (``apt-get install chromium``; ``make chromium`` does it). Playwright
 only drives it and never downloads a browser. ``MINIKIT_CHROMIUM`` points to another Chromium or
@@ -67,6 +70,8 @@ RUN_ALL_TIMEOUT_S = 1200  # the same limit the budget bench gives a notebook
 KNOB_TIMEOUT_S = {"slider": 60, "dropdown": 60, "button": 300}
 WIDGET_ERROR_TEXT = ["Error displaying widget", "JavaScript Error:"]  # ipywidgets, altair JupyterChart
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # its outputs also carry an SVG for static renderers
+KNOB_TIMES = SHOTS / "knob_times.json"
+knob_times: list[dict] = []  # this session's knobs, all notebooks: conftest.py prints them at the end
 
 
 # Widgets with nothing to move: a notebook that shows only these is left to nbval (its chart fills in
@@ -371,14 +376,15 @@ def _exercise(page, path: str, cell, name: str, record: Record) -> None:
     before = _settled_charts(page, output)
     output.screenshot(path=SHOTS / f"{name}-before.png")
     errors_before = page.evaluate(JS_CALLBACK_ERRORS)
-    moved = time.monotonic()
+    moved, redrawn = time.monotonic(), None
     kind, action = _move_knob(cell)
     try:  # until a chart is drawn differently, or a callback has raised
         page.wait_for_function(
             f"([element, before, errors]) => {{ const now = ({JS_CHARTS})(element);"
             f" return ({JS_CALLBACK_ERRORS})() > errors"
             "   || (now.every(Boolean) && JSON.stringify(now) !== JSON.stringify(before)); }",
-            arg=[output.element_handle(), before, errors_before], timeout=KNOB_TIMEOUT_S[kind] * 1000, polling=250)
+            arg=[output.element_handle(), before, errors_before], timeout=KNOB_TIMEOUT_S[kind] * 1000, polling=100)
+        redrawn = round(time.monotonic() - moved, 2)
     except Exception as err:  # a Playwright timeout: judged below from the drawings
         if "Timeout" not in type(err).__name__:
             raise
@@ -387,8 +393,8 @@ def _exercise(page, path: str, cell, name: str, record: Record) -> None:
     if kind == "slider":
         action += f" = {cell.locator('.widget-slider .noUi-handle').first.get_attribute('aria-valuenow')}"
     output.screenshot(path=SHOTS / f"{name}-after.png")
-    record.knobs.append({"widget": name, "action": action, "chart_changed": after != before,
-                         "seconds": round(time.monotonic() - moved, 1),
+    record.knobs.append({"widget": name, "kind": kind, "action": action, "chart_changed": after != before,
+                         "redraw_s": redrawn, "seconds": round(time.monotonic() - moved, 1),
                          "charts_before": _digest(before), "charts_after": _digest(after)})
     _check_kernel(page, path, record)
     if after == before:
@@ -475,6 +481,9 @@ def test_widgets_in_browser(notebook: Path, lab: Lab, browser) -> None:
     finally:
         record.seconds["total"] = round(time.monotonic() - start, 1)
         (SHOTS / f"{notebook.stem}.json").write_text(json.dumps(record.__dict__, indent=2, ensure_ascii=False))
+        knob_times.extend({"notebook": notebook.stem, "widget": k["widget"], "knob": k["kind"], "action": k["action"],
+                           "redraw_s": k["redraw_s"], "settled_s": k["seconds"]} for k in record.knobs if k["widget"])
+        KNOB_TIMES.write_text(json.dumps(knob_times, indent=2, ensure_ascii=False))
         context.close()
         lab.shutdown_kernels()  # a finished notebook's kernel holds up to 1.5 GB
     print(f"{notebook.stem}: {record.seconds}; " + "; ".join(k["action"] for k in record.knobs))
