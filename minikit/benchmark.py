@@ -10,13 +10,11 @@ import datetime as dt
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import transformers
-from transformers import PreTrainedModel
 
 from minikit.budget import NoVariantFitsError, Pick, pick_variant  # noqa: F401  (re-exported: chapter 10 calls benchmark.pick_variant)
 from minikit.cache import file_sha256, model_sha256, texts_sha256, tokenizer_sha256
@@ -37,6 +35,10 @@ from minikit.profiling import (
 from minikit.stats import paired_comparison, wilson_interval
 from minikit.system import PeakRSS, machine_description
 from minikit.timing import cached_timing, measure_quietly
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _bits(correct: str) -> np.ndarray:  # a row's "1"/"0" string as booleans
     return np.frombuffer(correct.encode(), dtype=np.uint8) == ord("1")
@@ -157,6 +159,8 @@ def _torch_size_mb(model: torch.nn.Module) -> tuple[float, str]:
     safetensors cannot hold torch.ao's packed int8 weights, so dynamically quantized models
     (and plain ``nn.Module``s) take the second way.
     """
+    from transformers import PreTrainedModel
+
     if isinstance(model, PreTrainedModel):
         try:
             return size_on_disk_mb(model), "save_pretrained"
@@ -407,6 +411,7 @@ class Benchmark:
         (``stats.paired_comparison``), p_value McNemar's exact test, and change "better", "worse" or "cannot tell (n
         = …)".
         """
+        import pandas as pd
         table = pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in fields(BenchResult)])
         correct = table.pop("correct")
         intervals = np.array([wilson_interval(round(a * n), n) for a, n in zip(table["accuracy"], table["n_eval"])])

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from minikit.errors import MinikitError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class NoVariantFitsError(MinikitError, ValueError):
@@ -59,6 +62,7 @@ def pick_variant(results: pd.DataFrame, latency_budget_ms: float, memory_budget_
     ``results`` is a ``Benchmark.results`` table (or any table with name, accuracy and the two
     columns). Raises ``NoVariantFitsError`` naming the closest variant when none fits.
     """
+    import pandas as pd
     latency_budget = _budget(latency_budget_ms, "latency_budget_ms", "ms")
     memory_budget = None if memory_budget_mb is None else _budget(memory_budget_mb, "memory_budget_mb", "MB")
     needed = {"name", "accuracy", latency_column} | ({memory_column} if memory_budget is not None else set())

@@ -21,15 +21,17 @@ import tempfile
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import pandas as pd
 import torch
 from filelock import FileLock
 
 from minikit.errors import MinikitError
 from minikit.settings import cache_dir as _settings_cache_dir
 from minikit.settings import get_settings, quiet_transformers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMAT_VERSION = 1  # bump when the layout of entries changes: every key changes with it
 MANIFEST = "manifest.json"
@@ -397,6 +399,7 @@ def entries(kind: str | None = None) -> pd.DataFrame:
 
     Listing reads manifests only; hashes are checked when an entry is loaded.
     """
+    import pandas as pd
     base = get_settings().cache_dir
     rows = []
     roots = [base / kind] if kind is not None else sorted(p for p in base.glob("*") if p.is_dir())

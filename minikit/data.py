@@ -14,9 +14,8 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import datasets
 import numpy as np
 
 from minikit import cache as _cache
@@ -24,6 +23,9 @@ from minikit import loading
 from minikit.errors import DataError, DataWarning, option
 from minikit.loading import BBC_NEWS
 from minikit.settings import DEFAULT_SEED
+
+if TYPE_CHECKING:
+    import datasets
 
 # --------------------------------------------------------------------------------------------
 # Normalization
@@ -160,6 +162,7 @@ def remove_duplicates(ds: datasets.Dataset, near_threshold: float | None = 0.9) 
 def split_dataset(ds: datasets.Dataset, test_size: float = 0.15, validation_size: float = 0.15,
                   seed: int = DEFAULT_SEED) -> datasets.DatasetDict:
     """Stratified train / validation / test split with a fixed seed."""
+    import datasets
     for name, value in (("test_size", test_size), ("validation_size", validation_size)):
         if not 0 < value < 1:
             raise ValueError(f"{name}={value}: expected a fraction in (0, 1).")
@@ -195,6 +198,7 @@ def _per_class_split(ds: datasets.Dataset, test_size: float, validation_size: fl
     The closest honest split when the shares alone would leave a class out of a split (few rows, many
     classes): every class is tested, and a DataWarning says how far the shares moved.
     """
+    import datasets
     rng = np.random.default_rng(seed)
     labels = np.asarray(ds["label"])
     parts: dict[str, list[int]] = {"train": [], "validation": [], "test": []}
@@ -372,6 +376,7 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     code, so a change to any of them prepares the data again. ``cache=False`` always prepares
     anew. Other datasets (files, folders, the hub) are prepared on every call.
     """
+    import datasets
     columns = {"text_column": text_column, "label_column": label_column, "labels": labels, "encoding": encoding,
                "drop_empty": drop_empty}
     if not cache or name != BBC_NEWS:

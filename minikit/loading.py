@@ -15,13 +15,15 @@ import io
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import datasets
 import numpy as np
-import pandas as pd
 
 from minikit.errors import DataError, DataWarning, UnknownNameError, option
+
+if TYPE_CHECKING:
+    import datasets
+    import pandas as pd
 
 BBC_NEWS = "bbc-news"
 
@@ -79,6 +81,7 @@ def load_dataset(
 
 
 def _load_hub(name, text_column, label_column, labels, split, hub_kwargs) -> datasets.Dataset:
+    import datasets
     try:
         ds = datasets.load_dataset(name, split=split, **hub_kwargs)
     except FileNotFoundError as err:
@@ -111,6 +114,7 @@ def load_text_folder(
     drop_empty: bool = False,
 ) -> datasets.Dataset:
     """Load a folder with one sub-folder of ``.txt`` files per class (the sub-folder is the label)."""
+    import pandas as pd
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"Dataset folder {folder} does not exist. Fix: check the path.")
@@ -157,6 +161,7 @@ def load_table(
     drop_empty: bool = False,
 ) -> datasets.Dataset:
     """Load a CSV, TSV, JSONL or parquet file with a text column and a label column."""
+    import pandas as pd
     path = Path(path)
     kind = _TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
@@ -186,6 +191,7 @@ def load_table(
 
 def _read_csv(text: str, sep: str, source: str = "CSV") -> tuple[pd.DataFrame, list[int]]:
     """Parse CSV text; also return the line number where each record starts (header is line 1)."""
+    import pandas as pd
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
     header = next(reader, None)
     if header is None:
@@ -230,6 +236,7 @@ def _decode_or_report(path: Path, encoding: str) -> str:
 
 def _frame_to_dataset(frame: pd.DataFrame, text_column: str, label_column: str,
                       labels: Sequence[str] | None, *, source: str, drop_empty: bool) -> datasets.Dataset:
+    import datasets
     texts = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in frame[text_column]]
     raw_labels = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).strip()
                   for v in frame[label_column]]

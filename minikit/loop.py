@@ -13,20 +13,23 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
 from minikit.errors import is_finite, is_int
 from minikit.models import encoder_layers, head_parameters
 from minikit.settings import get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from accelerate import Accelerator
+    from transformers import PreTrainedModel
 
 METHODS = ("full", "linear-probe", "gradual-unfreeze")
 # One epoch on BBC News with minilm-l6 (bench/train_baseline.py --method ...): full 97.7 % test
@@ -298,6 +301,8 @@ def train_loop(
     prepared model and loaders before the first step. The caller seeds, and restores the model
     afterwards (``training_session``).
     """
+    import pandas as pd
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     stages = _stages(model, config.method)
     params = [p for group in stages for p in group]
     model.requires_grad_(False)  # whatever no stage names (the linear probe's encoder) stays frozen

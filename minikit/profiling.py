@@ -15,20 +15,23 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import transformers
-from transformers import PreTrainedModel
 
-from minikit.claims import SIZE_CLASSES, size_class_of
+from minikit import claims
+from minikit.claims import size_class_of
 from minikit.models import CATALOG, build_model, dummy_inputs, get_card
 from minikit.settings import quiet_transformers
 from minikit.system import PeakRSS, machine_description
 from minikit.table_checks import fit_exponent, profile_problems
 from minikit.timing import SuspectTimingWarning, cached_timing, measure_quietly
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PreTrainedModel
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ _ARCHITECTURE_FIELDS = ("family", "layers", "hidden", "heads", "ffn", "vocab")
 
 def _profiles_table(rows: list[dict[str, Any]], measured_at: str, load_warning: str) -> pd.DataFrame:
     """The rows as a table: ModelProfile's columns in order, then ``measured_at`` and ``load_warning``."""
+    import pandas as pd
     table = pd.DataFrame(rows, columns=[f.name for f in fields(ModelProfile)])
     return table.assign(measured_at=measured_at, load_warning=load_warning)
 
@@ -225,6 +229,8 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
     measured faster: timings taken under load) is flagged in the ``how`` column and with a
     ``SuspectTimingWarning``, and its extrapolation does not count as holding.
     """
+    import pandas as pd
+
     measured = profiles.assign(size_class=[size_class_of(p) for p in profiles["params_m"]])
     slope = fit_exponent(profiles["params_m"], profiles["latency_p50_ms"])
     intercept = float(np.mean(np.log(profiles["latency_p50_ms"]) - slope * np.log(profiles["params_m"])))
@@ -234,7 +240,7 @@ def size_class_table(profiles: pd.DataFrame) -> pd.DataFrame:
                       "which no arithmetic explains. The timings are suspect (a busy machine?): measure again on a "
                       "quiet machine with compare_models(refresh=True).", SuspectTimingWarning, stacklevel=2)
     rows = []
-    for claim in SIZE_CLASSES.itertuples():
+    for claim in claims.SIZE_CLASSES.itertuples():
         members = measured[measured["size_class"] == claim.size_class]
         if len(members):
             ms, how = float(members["latency_p50_ms"].median()), "measured: " + ", ".join(members["name"])

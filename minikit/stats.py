@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _scipy
 
 CONFIDENCE = 0.95
 HOLDS, FAILS, CANNOT_TELL = "holds", "fails", "cannot tell"
@@ -46,6 +45,7 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
 
 
 def _z(confidence: float) -> float:
+    from scipy import stats as _scipy
     if not 0 < confidence < 1:
         raise ValueError(f"confidence={confidence}: expected a share in (0, 1), e.g. 0.95.")
     return float(_scipy.norm.ppf(0.5 + confidence / 2))
@@ -57,6 +57,7 @@ def mcnemar_p(only_first: int, only_second: int) -> float:
     ``only_first``: examples only the first model gets right; ``only_second``: only the second.
     With no disagreement at all there is no evidence of a difference: 1.0.
     """
+    from scipy import stats as _scipy
     disagree = only_first + only_second
     if disagree == 0:
         return 1.0

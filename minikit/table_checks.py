@@ -21,11 +21,14 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from minikit.models import CATALOG
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SAME_SHAPE_RATIO = 2.0  # same layers × hidden: the same arithmetic, so the same time give or take this
 TAIL_RATIO = 5.0  # p95 / p50 above this: some calls waited for the CPU
@@ -108,6 +111,7 @@ class _Tables(HTMLParser):
 
 def html_tables(html: str) -> list[pd.DataFrame]:
     """The DataFrames pandas rendered as HTML (an index named in a second header row becomes a column)."""
+    import pandas as pd
     parser = _Tables()
     parser.feed(html)
     frames = []

@@ -15,14 +15,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import datasets
 import numpy as np
-import pandas as pd
 import torch
-from accelerate import Accelerator, PartialState
-from accelerate.utils import broadcast_object_list
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -31,11 +27,9 @@ from transformers import (
     AutoModelForMaskedLM,
     DataCollatorForLanguageModeling,
     DataCollatorWithPadding,
-    PreTrainedModel,
     PreTrainedTokenizerBase,
     get_linear_schedule_with_warmup,
 )
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from minikit.cache import (
     find,
@@ -60,6 +54,11 @@ from minikit.loop import (
 from minikit.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_model_source
 from minikit.settings import get_settings, quiet_transformers, seed_everything
 from minikit.system import release_freed_memory
+
+if TYPE_CHECKING:
+    import datasets
+    import pandas as pd
+    from transformers import PreTrainedModel
 
 # --------------------------------------------------------------------------------------------
 # Data
@@ -167,6 +166,7 @@ class _EncoderOutputs:
         return np.asarray([int(i) for i, m in zip(ids, mask) if int(m)], dtype=np.int64).tobytes()
 
     def _lookup(self, input_ids=None, attention_mask=None, **_unused):
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
         rows = torch.tensor([self.index[self._key(i.tolist(), m.tolist())] for i, m in zip(input_ids, attention_mask)])
         pooled = None if self.pooled is None else self.pooled[rows]
         return BaseModelOutputWithPooling(last_hidden_state=self.first[rows][:, None, :], pooler_output=pooled)
@@ -253,6 +253,7 @@ def predict_logits(
 
     Texts are batched shortest first, so batches carry little padding; the order is restored.
     """
+    import datasets
     if isinstance(data, str):
         raise TypeError("predict_logits got one string; pass a list of texts (e.g. [text]) or a Dataset.")
     texts = list(data["text"] if isinstance(data, datasets.Dataset) else data)
@@ -316,6 +317,7 @@ def model_fingerprint(name: str | Path) -> dict:
 
 
 def _load_splits(dataset: str | datasets.DatasetDict, seed: int) -> tuple[datasets.DatasetDict, dict]:
+    import datasets
     if isinstance(dataset, datasets.DatasetDict):
         return dataset, {"name": "DatasetDict", "fingerprint": splits_sha256(dataset)}
     splits, _report = prepare_dataset(dataset, seed=seed)
@@ -334,6 +336,7 @@ def write_result(folder: Path, result: TrainResult, test_accuracy: float, config
 
 def read_result(folder: Path) -> tuple[TrainResult, float]:
     """(TrainResult, test accuracy) as ``write_result`` stored them."""
+    import pandas as pd
     summary = json.loads((folder / "result.json").read_text())
     history = pd.DataFrame(json.loads((folder / "history.json").read_text()))
     history["val_accuracy"] = history["val_accuracy"].astype(float)  # null → NaN
@@ -410,6 +413,8 @@ def fine_tune(
 def _fine_tune_distributed(parts: dict, splits, train) -> FineTuned:
     # Under `accelerate launch` every process must train together, so a lock held around training
     # would deadlock them: all train, then the main process alone writes the entry.
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
     state = PartialState()
     entry = [find("finetuned", parts) if state.is_main_process else None]
     broadcast_object_list(entry)
@@ -494,6 +499,9 @@ def domain_adapt(
 
 def _masked_lm_pass(model_name, texts, folder: Path, steps, mlm_probability, learning_rate, batch_size,
                     max_length, seed, progress) -> None:
+    import datasets
+    from accelerate import Accelerator
+
     release_freed_memory()  # what earlier runs freed, handed back before this one's peak
     seed_everything(seed)
     kind, location = resolve_model_source(model_name)
