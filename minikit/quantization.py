@@ -387,9 +387,12 @@ def export_onnx(model: PreTrainedModel, path: str | Path, inputs: dict[str, torc
 
 
 @contextlib.contextmanager
-def _quiet_logging() -> Iterator[None]:
-    # onnxruntime.quantization logs advice through the root logger, which would also give the
-    # root logger a handler (logging.basicConfig) as a side effect.
+def quiet_onnx_quantization_logs() -> Iterator[None]:
+    """Silence onnxruntime.quantization's advice for the block (dynamic here, static in ``minikit.static_int8``).
+
+    It logs through the root logger, which would also give the root logger a handler
+    (logging.basicConfig) as a side effect.
+    """
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
@@ -416,7 +419,7 @@ def quantize_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrained
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     release_freed_memory()
-    with _quiet_logging():
+    with quiet_onnx_quantization_logs():
         # DefaultTensorType: a graph fused by onnxruntime's transformer optimizer (minikit.onnx_graph) has
         # contrib operators whose outputs shape inference cannot type; they are float32.
         quantize_dynamic(str(onnx_path), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel,
@@ -429,6 +432,6 @@ __all__ = [
     "EXPORT_TOLERANCE", "GRANULARITIES", "INT8_TOLERANCE", "Int8Embedding", "OnnxMismatchError", "SUPPORTED_BITS",
     "check_onnx", "cpu_half_support", "dynamic_int8", "export_onnx", "fake_quantize", "half_precision",
     "linear_working_copy", "quantization_error_table", "quantization_grid", "quantization_params",
-    "quantize_embeddings", "quantize_onnx", "quantize_tensor", "quantized_size_mb", "requantize_linears",
+    "quantize_embeddings", "quantize_onnx", "quiet_onnx_quantization_logs", "quantize_tensor", "quantized_size_mb", "requantize_linears",
     "typical_row",
 ]

@@ -15,17 +15,16 @@ them too, to see why (``bench/int8_static_vs_dynamic.py`` measures both).
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel
 
 from minikit.errors import DataError, OnnxMismatchError
-from minikit.quantization import INT8_TOLERANCE, check_onnx
+from minikit.quantization import INT8_TOLERANCE, check_onnx, quiet_onnx_quantization_logs
 from minikit.system import release_freed_memory
 
 # Kept in float by default, unfused and fused (onnxruntime.transformers.optimizer) names alike.
@@ -35,17 +34,6 @@ FLOAT_OP_TYPES = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNor
 # 2 threads, under load, int8 activations (S8S8) ran 0.7–0.8× the speed of the float file, uint8 ones 1.0–1.5×.
 CALIBRATION_SIZE = 128  # training texts read for the ranges: enough for MinMax on 5-class BBC News
 _INPUTS = ("input_ids", "attention_mask")
-
-
-@contextlib.contextmanager
-def _quiet_logging() -> Iterator[None]:
-    # onnxruntime.quantization logs advice through the root logger (as in quantization.quantize_onnx)
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 def _known_op_types() -> set[str]:
@@ -205,7 +193,7 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     release_freed_memory()
     # np.errstate: ranges are computed for every tensor, quantized or not; the mask's all −inf ones
     # (never quantized) give NaN scales and a RuntimeWarning. check_onnx catches a broken scale that is used.
-    with _quiet_logging(), np.errstate(divide="ignore", invalid="ignore"):
+    with quiet_onnx_quantization_logs(), np.errstate(divide="ignore", invalid="ignore"):
         quantize_static(source, str(out_path), reader, quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=op_types, per_channel=per_channel, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8,
