@@ -147,7 +147,8 @@ def export_for_serving(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
         "sha256": {f: file_sha256(out / f) for f in (MODEL_FILE, TOKENIZER_FILE)},
         "size_mb": (out / MODEL_FILE).stat().st_size / 1e6,
         "exported_with": {p: metadata.version(p) for p in ("torch", "onnxruntime", "tokenizers")},
-        "graph": graph.manifest(), "architecture": type(model).__name__, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "graph": graph.manifest(), "architecture": type(model).__name__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
     if accuracy is not None:
         manifest["accuracy"] = accuracy

@@ -432,6 +432,6 @@ __all__ = [
     "EXPORT_TOLERANCE", "GRANULARITIES", "INT8_TOLERANCE", "Int8Embedding", "OnnxMismatchError", "SUPPORTED_BITS",
     "check_onnx", "cpu_half_support", "dynamic_int8", "export_onnx", "fake_quantize", "half_precision",
     "linear_working_copy", "quantization_error_table", "quantization_grid", "quantization_params",
-    "quantize_embeddings", "quantize_onnx", "quiet_onnx_quantization_logs", "quantize_tensor", "quantized_size_mb", "requantize_linears",
-    "typical_row",
+    "quantize_embeddings", "quantize_onnx", "quantize_tensor", "quantized_size_mb", "quiet_onnx_quantization_logs",
+    "requantize_linears", "typical_row",
 ]

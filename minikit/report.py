@@ -421,7 +421,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
            "versions": {p: metadata.version(p) for p in ("torch", "transformers", "onnxruntime", "minikit")},
            "seconds": {k: round(v, 1) for k, v in seconds.items() if k != "write"},
            # the ONNX rows' graphs: fused by onnxruntime's optimizer before int8, or why not (onnx_graph)
-           "onnx_graph": {n: json.loads((f / "manifest.json").read_text())["graph"]
+           "onnx_graph": {n: json.loads((f / deployment.MANIFEST_FILE).read_text())["graph"]
                           for n, f in (("int8 (ONNX Runtime)", int8_folder), (FINAL, served))}}
     claims = _claims(table, bench, evidence)
     quality = quality_table(table, evidence, len(baseline.splits["test"].features["label"].names))
