@@ -110,11 +110,18 @@ def eager_attention(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
 
 
 def _heads_and_hidden(model: PreTrainedModel) -> tuple[int, int]:
+    """The head count and attention width the fuser is told: the config's, or, where every layer's attention had
+    the same heads pruned (``pruning.prune_heads`` keeps the config's count), the heads each layer has now and
+    their width. Heads pruned unevenly have no single answer: the config's is passed, and ``fuse_onnx`` falls back."""
     config = model.config
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_heads", None)
     hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", None)
     if not heads or not hidden:
         raise ValueError(f"{type(config).__name__} has no num_attention_heads/hidden_size (nor n_heads/dim).")
+    now = {(int(m.num_attention_heads), int(m.all_head_size)) for m in model.modules()
+           if hasattr(m, "num_attention_heads") and hasattr(m, "all_head_size")}  # BERT-style self-attention
+    if len(now) == 1:
+        return now.pop()
     return int(heads), int(hidden)
 
 
@@ -132,8 +139,9 @@ def fuse_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrainedMode
 
     ``opt_level=1`` keeps the saved graph free of ONNX Runtime's hardware-specific rewrites (those it
     applies again when a session loads the file). Where fusion fails, finds no fused operator, or its
-    logits differ from PyTorch's beyond ``tolerance``, ``out_path`` gets the unfused graph and a
-    ``FusionNotice`` warning says why.
+    logits differ from PyTorch's beyond ``tolerance``, or that ONNX Runtime cannot load or run (attention
+    heads pruned unevenly across layers: the fuser takes one head count), ``out_path`` gets the unfused
+    graph and a ``FusionNotice`` warning says why.
     """
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -165,6 +173,10 @@ def fuse_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrainedMode
     except OnnxMismatchError as error:
         shutil.copyfile(onnx_path, out_path)
         return _unfused(out_path, before, model, f"the fused graph's logits moved ({error})")
+    except Exception as error:  # ONNX Runtime refuses to load or run the fused graph (e.g. heads pruned unevenly)
+        shutil.copyfile(onnx_path, out_path)
+        return _unfused(out_path, before, model, f"ONNX Runtime cannot run the fused graph ({type(error).__name__}: "
+                        f"{str(error).strip()[:200]})")
     return FusedGraph(out_path, True, before, after, fused)
 
 

@@ -96,6 +96,34 @@ def test_a_fuser_failure_falls_back(tmp_path, monkeypatch):
     check_onnx(graph.path, model, inputs, INT8_TOLERANCE)
 
 
+def _pruned_minilm_shape(plan):
+    config = CONFIGS["bert"]()
+    config.num_attention_heads, config.hidden_size = 12, 384  # MiniLM's 12 heads of 32
+    model = minikit.build_model(config, num_labels=3, seed=0).eval()
+    return minikit.pruning.prune_heads(model, plan).eval()
+
+
+def test_heads_pruned_evenly_are_fused(tmp_path):
+    """Six of twelve heads pruned in every layer: the fuser is told the 6 heads (192 wide) each layer has now, not
+    the config's 12 (told 12, its fused graph's logits were wrong and the check caught it)."""
+    model, inputs = _pruned_minilm_shape({0: [0, 1, 2, 3, 4, 5], 1: [1, 3, 5, 7, 9, 11]}), _inputs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FusionNotice)
+        graph = export_int8(model, tmp_path / "model.onnx", inputs)
+    assert graph.fused and graph.fused_ops["Attention"] == 2
+    check_onnx(graph.path, model, inputs, INT8_TOLERANCE)
+
+
+def test_heads_pruned_unevenly_fall_back_instead_of_failing(tmp_path):
+    """4 heads left in one layer and 8 in the other: no single head count fits, the fused graph fails to load in
+    ONNX Runtime, and the export falls back to the unfused graph with a notice; its answers stay right."""
+    model, inputs = _pruned_minilm_shape({0: [0, 1, 2, 3], 1: [0, 1, 2, 3, 4, 5, 6, 7]}), _inputs()
+    with pytest.warns(FusionNotice, match="BertForSequenceClassification.*unfused.*ONNX Runtime cannot run"):
+        graph = export_int8(model, tmp_path / "model.onnx", inputs)
+    assert not graph.fused and "cannot run the fused graph" in graph.notice
+    check_onnx(graph.path, model, inputs, INT8_TOLERANCE)
+
+
 def test_unknown_architecture_is_exported_unfused(tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_graph, "OPTIMIZER_MODEL_TYPES", {})
     model = _model("bert")
