@@ -385,6 +385,19 @@ STUDENT_CONFIG = TrainConfig(epochs=2, activation_checkpointing=False)
 # about 10 s a run on 2 cores. A dict of TrainConfig fields, so a caller can change one.
 QUICK_DISTILL = dict(epochs=1, train_fraction=0.25, max_length=64, batch_size=8, learning_rate=1e-4,
                      eval_every=10_000, activation_checkpointing=False)
+# The explorer's α slider stops; `minikit build` trains every one at chapter 7's starting depth (2 layers),
+# so moving α there reads the cache instead of training (issue 24).
+QUICK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+# Issue 24's student at the machine's limit (minikit report's last row, bench/full_comparison.py's target):
+# chosen by `python bench/distill_candidates.py --grid limit` among depth 1-2, FFN 25-75 % pruned and half the
+# heads pruned: of the candidates ≥ 8× faster and ≥ 20× smaller than the float32 baseline once int8 and fused in
+# ONNX Runtime, and at most 0.5 point below the teacher on validation, the best on validation. Every 1-layer
+# candidate lost 1.6-8.4 points there; half the heads instead of 75 % of the FFN was as fast and 0.3 point worse.
+# The course's student with a quarter of each feed-forward block left; its vocabulary and recipe.
+LIMIT_LAYERS = (0, 4)
+LIMIT_FFN_FRACTION = 0.75
 
 
 def student_start(teacher: FineTuned, layers: Sequence[int] = STUDENT_LAYERS,
@@ -410,3 +423,14 @@ def get_student(teacher: FineTuned | None = None, *, use_teacher: bool = True,
     train = distill if use_teacher else train_without_teacher
     return train(start.model, teacher, tokenizer=start.tokenizer, config=STUDENT_CONFIG, callback=callback,
                  progress=progress)
+
+
+def get_limit_student(teacher: FineTuned | None = None, *, progress: bool = True) -> FineTuned:
+    """Issue 24's student at the machine's limit (``LIMIT_*`` above), distilled from ``teacher`` like ``get_student``.
+
+    Cached like ``distill``; about a minute the first time on 2 cores. ``minikit report`` serves it int8 as its
+    last row; chapters 7-10 keep the course's student (``get_student``).
+    """
+    teacher = get_baseline(progress=progress) if teacher is None else teacher
+    start = student_start(teacher, LIMIT_LAYERS, STUDENT_MIN_COUNT, LIMIT_FFN_FRACTION)
+    return distill(start.model, teacher, tokenizer=start.tokenizer, config=STUDENT_CONFIG, progress=progress)

@@ -36,7 +36,8 @@ import torch
 from transformers import PreTrainedModel
 
 from minikit.errors import OnnxMismatchError
-from minikit.quantization import EXPORT_TOLERANCE, INT8_TOLERANCE, check_onnx, export_onnx, quantize_onnx
+from minikit.quantization import (EXPORT_TOLERANCE, INT8_TOLERANCE, check_onnx, export_onnx, quantize_onnx,
+                                  quiet_onnx_quantization_logs)
 
 # Which optimizer ``model_type`` each catalog family (``minikit.models.CATALOG``'s ``family``, which is the
 # transformers ``config.model_type``) maps to. ONNX Runtime's "bert" fuser covers BERT's layout, and DistilBERT's
@@ -155,7 +156,8 @@ def fuse_onnx(onnx_path: str | Path, out_path: str | Path, model: PreTrainedMode
                         f"(known: {', '.join(OPTIMIZER_MODEL_TYPES)})")
     heads, hidden = _heads_and_hidden(model)
     try:
-        with contextlib.redirect_stdout(None), warnings.catch_warnings():  # the fuser prints and logs its progress
+        # the fuser prints its progress and logs advice (e.g. on pruned heads' widths) a learner cannot act on
+        with contextlib.redirect_stdout(None), warnings.catch_warnings(), quiet_onnx_quantization_logs():
             warnings.simplefilter("ignore")
             optimized = optimize_model(str(onnx_path), model_type=model_type, num_heads=heads, hidden_size=hidden,
                                        opt_level=opt_level, use_gpu=False)

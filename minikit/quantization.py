@@ -388,7 +388,8 @@ def export_onnx(model: PreTrainedModel, path: str | Path, inputs: dict[str, torc
 
 @contextlib.contextmanager
 def quiet_onnx_quantization_logs() -> Iterator[None]:
-    """Silence onnxruntime.quantization's advice for the block (dynamic here, static in ``minikit.static_int8``).
+    """Silence onnxruntime.quantization's advice for the block (dynamic here, static in ``minikit.static_int8``;
+    ``minikit.onnx_graph`` silences the transformer optimizer's with it too).
 
     It logs through the root logger, which would also give the root logger a handler
     (logging.basicConfig) as a side effect.

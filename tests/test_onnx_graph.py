@@ -4,6 +4,7 @@ and every file checked against PyTorch."""
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 
 import pytest
@@ -103,7 +104,7 @@ def _pruned_minilm_shape(plan):
     return minikit.pruning.prune_heads(model, plan).eval()
 
 
-def test_heads_pruned_evenly_are_fused(tmp_path):
+def test_heads_pruned_evenly_are_fused(tmp_path, caplog):
     """Six of twelve heads pruned in every layer: the fuser is told the 6 heads (192 wide) each layer has now, not
     the config's 12 (told 12, its fused graph's logits were wrong and the check caught it)."""
     model, inputs = _pruned_minilm_shape({0: [0, 1, 2, 3, 4, 5], 1: [1, 3, 5, 7, 9, 11]}), _inputs()
@@ -112,6 +113,7 @@ def test_heads_pruned_evenly_are_fused(tmp_path):
         graph = export_int8(model, tmp_path / "model.onnx", inputs)
     assert graph.fused and graph.fused_ops["Attention"] == 2
     check_onnx(graph.path, model, inputs, INT8_TOLERANCE)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]  # the fuser's advice is quiet
 
 
 def test_heads_pruned_unevenly_fall_back_instead_of_failing(tmp_path):

@@ -31,7 +31,8 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     out = tmp_path / "report"
     result = R.run_report(model_dir, data, out, config=FAST_CONFIG, repeats=3, progress=False, threads=1)
     names = ["baseline fp32 (PyTorch)", "pruned FFN 50% (PyTorch)", "int8 dynamic, Linear only (PyTorch)",
-             "int8 (ONNX Runtime)", "student fp32 (PyTorch)", "student int8 (ONNX Runtime)"]
+             "int8 (ONNX Runtime)", "student fp32 (PyTorch)", "student int8 (ONNX Runtime)",
+             "student at the limit int8 (ONNX Runtime)"]
     assert result.table["name"].tolist() == names
     for path in (result.html, result.json, result.csv):
         assert path.is_file() and path.parent == out
@@ -43,7 +44,7 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     assert payload["final"] == "student int8 (ONNX Runtime)" and len(payload["claims"]) == 3
     assert set(payload["seconds"]) == set(R.STEPS) - {"write"}
     graphs = payload["onnx_graph"]  # the ONNX rows' graphs, fused before int8 (issue 24)
-    assert set(graphs) == {"int8 (ONNX Runtime)", "student int8 (ONNX Runtime)"}
+    assert set(graphs) == {"int8 (ONNX Runtime)", "student int8 (ONNX Runtime)", R.LIMIT}
     assert all(g["fused"] == bool(g["fused_ops"]) for g in graphs.values())
     assert "graphs fused before int8" in result.html.read_text()
     assert {"accuracy_low", "accuracy_high", "delta_low", "delta_high", "p_value", "change"} <= set(table.columns)
@@ -62,6 +63,8 @@ def test_report_runs_the_pipeline_and_writes_html_json_csv(tiny_inputs, tmp_path
     # the served student is a working folder, with the student's own (pruned) vocabulary
     served = minikit.deployment.load_served_model(out / "served")
     assert len(served.predict(["the team won the cup"])) == 1
+    limit = minikit.deployment.load_served_model(out / "served-limit")  # issue 24's student at the limit, served too
+    assert len(limit.predict(["the team won the cup"])) == 1
     # a second run reads every trained model from the cache: it only measures
     again = R.run_report(model_dir, data, out, config=FAST_CONFIG, repeats=3, progress=False, threads=1)
     assert again.table["accuracy"].tolist() == result.table["accuracy"].tolist()
