@@ -447,11 +447,13 @@ def save_model_dir(model, tokenizer, path: str | Path) -> Path:
     return path
 
 
-def load_model_dir(path: str | Path, model_class=None, **kwargs):
+def load_model_dir(path: str | Path, model_class=None, rebuild: Callable | None = None, **kwargs):
     """Load (model, tokenizer) saved by ``save_model_dir``: local files, safetensors, no remote code.
 
     ``model_class`` defaults to AutoModelForSequenceClassification. Folders with pickle weights
-    (``.bin``, ``.pt``...) are refused: unpickling can run arbitrary code.
+    (``.bin``, ``.pt``...) are refused: unpickling can run arbitrary code. A model whose attention
+    heads were pruned (its config records them) needs ``rebuild=pruning.restore_pruned_heads``: the
+    model is built from the config, the heads removed again, then the saved weights loaded strictly.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -468,8 +470,31 @@ def load_model_dir(path: str | Path, model_class=None, **kwargs):
     if not list(path.glob("*.safetensors")):
         raise FileNotFoundError(f"{path} has no .safetensors weights. Fix: re-save the model with save_model_dir.")
     model_class = model_class or AutoModelForSequenceClassification
+    if json.loads((path / "config.json").read_text()).get(PRUNED_HEADS_KEY):
+        if rebuild is None:
+            raise ValueError(f"{path} holds a model whose attention heads were pruned, which from_pretrained cannot "
+                             "rebuild. Fix: load_model_dir(path, rebuild=minikit.pruning.restore_pruned_heads).")
+        return _load_rebuilt(path, model_class, rebuild)
     kwargs.update(local_files_only=True, trust_remote_code=False, use_safetensors=True)
     with quiet_transformers():
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
         model = model_class.from_pretrained(path, **kwargs)
+    return model.eval(), tokenizer
+
+
+PRUNED_HEADS_KEY = "minikit_pruned_heads"  # where pruning.prune_heads records its plans in a config
+
+
+def _load_rebuilt(path: Path, model_class, rebuild: Callable):
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        model = rebuild(model_class.from_config(config))
+    state = {}
+    for file in sorted(path.glob("*.safetensors")):
+        state.update(load_file(str(file)))
+    model.load_state_dict(state, strict=True)
     return model.eval(), tokenizer

@@ -36,7 +36,7 @@ from minikit.cache import (
 from minikit.errors import is_finite
 from minikit.metrics import soft_probabilities
 from minikit.models import encoder_layers
-from minikit.pruning import prune_ffn_neurons
+from minikit.pruning import even_heads, head_importance, prune_ffn_neurons, prune_heads, restore_pruned_heads
 from minikit.settings import get_settings, seed_everything
 from minikit.students import PrunedVocabulary, prune_vocabulary, select_layers, spread_layers
 from minikit.training import (
@@ -354,7 +354,7 @@ def distill(
     if trained:
         net, result, accuracy = trained
         return FineTuned(net, tokenizer, teacher.splits, result, accuracy, cache_dir=entry, from_cache=False)
-    net, saved_tokenizer = load_model_dir(entry)
+    net, saved_tokenizer = load_model_dir(entry, rebuild=restore_pruned_heads)  # a student may lack heads
     result, accuracy = read_result(entry)
     if callback is not None:
         callback(result.history)
@@ -391,22 +391,27 @@ QUICK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 # Issue 24's student at the machine's limit (minikit report's last row, bench/full_comparison.py's target):
-# chosen by `python bench/distill_candidates.py --grid limit` among depth 1-2, FFN 25-75 % pruned and half the
-# heads pruned: of the candidates ≥ 8× faster and ≥ 20× smaller than the float32 baseline once int8 and fused in
-# ONNX Runtime, and at most 0.5 point below the teacher on validation, the best on validation. Every 1-layer
-# candidate lost 1.6-8.4 points there; half the heads instead of 75 % of the FFN was as fast and 0.3 point worse.
-# The course's student with a quarter of each feed-forward block left; its vocabulary and recipe.
+# chosen by `python bench/distill_candidates.py --grid limit` among depth 1-2, FFN 25-75 % pruned and half of each
+# layer's heads pruned: of the candidates ≥ 8× faster and ≥ 20× smaller than the float32 baseline once int8 and
+# fused in ONNX Runtime, and at most 0.5 point below the teacher on the validation split, the fastest. Every
+# 1-layer candidate lost 1.6-8.4 points there. The course's student with a quarter of each feed-forward block
+# left and 6 of each layer's 12 heads (``pruning.even_heads``, weight-norm importance); its vocabulary and recipe.
 LIMIT_LAYERS = (0, 4)
 LIMIT_FFN_FRACTION = 0.75
+LIMIT_HEADS_FRACTION = 0.5
 
 
 def student_start(teacher: FineTuned, layers: Sequence[int] = STUDENT_LAYERS,
-                  min_count: int = STUDENT_MIN_COUNT, ffn_fraction: float = STUDENT_FFN_FRACTION) -> PrunedVocabulary:
+                  min_count: int = STUDENT_MIN_COUNT, ffn_fraction: float = STUDENT_FFN_FRACTION,
+                  heads_fraction: float = 0.0) -> PrunedVocabulary:
     """The untrained student: ``layers`` of the teacher, ``ffn_fraction`` of each feed-forward block's
-    neurons pruned (``pruning.prune_ffn_neurons``), its vocabulary pruned to the train split's tokens."""
+    neurons pruned (``pruning.prune_ffn_neurons``), ``heads_fraction`` of each layer's attention heads
+    pruned (``pruning.even_heads`` by the weight-norm proxy), its vocabulary pruned to the train split's tokens."""
     student = select_layers(teacher.model, layers)
     if ffn_fraction:
         student = prune_ffn_neurons(student, ffn_fraction)
+    if heads_fraction:
+        student = prune_heads(student, even_heads(head_importance(student), heads_fraction))
     return prune_vocabulary(student, teacher.tokenizer, list(teacher.splits["train"]["text"]), min_count=min_count)
 
 
@@ -432,5 +437,5 @@ def get_limit_student(teacher: FineTuned | None = None, *, progress: bool = True
     last row; chapters 7-10 keep the course's student (``get_student``).
     """
     teacher = get_baseline(progress=progress) if teacher is None else teacher
-    start = student_start(teacher, LIMIT_LAYERS, STUDENT_MIN_COUNT, LIMIT_FFN_FRACTION)
+    start = student_start(teacher, LIMIT_LAYERS, STUDENT_MIN_COUNT, LIMIT_FFN_FRACTION, LIMIT_HEADS_FRACTION)
     return distill(start.model, teacher, tokenizer=start.tokenizer, config=STUDENT_CONFIG, progress=progress)

@@ -27,6 +27,7 @@ from torch.nn.utils import prune
 from transformers import PreTrainedModel
 from transformers.pytorch_utils import prune_linear_layer
 
+from minikit.cache import PRUNED_HEADS_KEY  # the config's record of prune_heads' plans
 from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, size_on_disk_mb
 from minikit.training import TrainConfig, TrainResult, train_classifier
@@ -372,13 +373,30 @@ def least_important_heads(importance: pd.DataFrame, fraction: float) -> dict[int
     return {layer: sorted(heads) for layer, heads in sorted(chosen.items())}
 
 
+def even_heads(importance: pd.DataFrame, fraction: float) -> dict[int, list[int]]:
+    """The ``fraction`` of each layer's heads with the lowest importance, the same number in every layer.
+
+    Unlike ``least_important_heads`` (ranked across layers), every layer keeps as many heads, which
+    ONNX Runtime's attention fusion needs (``onnx_graph``: one head count for the whole graph).
+    """
+    fraction = check_fraction(fraction, "fraction")
+    plan = {}
+    for layer, group in importance.groupby("layer"):
+        n = min(round(fraction * len(group)), len(group) - 1)  # a layer keeps one head
+        if n:
+            plan[int(layer)] = sorted(group.nsmallest(n, "importance", keep="first")["head"].astype(int).tolist())
+    return plan
+
+
 def prune_heads(model: PreTrainedModel, heads: Mapping[int, Iterable[int]]) -> PreTrainedModel:
     """A copy without the given attention heads, e.g. ``{0: [2, 5], 3: [0]}`` (layer: head indices).
 
     Each head's rows leave Q, K and V and its columns leave the output projection, so those
     matrices shrink. Indices count the heads a layer has now. A layer must keep one head (drop
-    the whole layer with ``drop_layers`` instead). The config keeps its original head count, so
-    save the copy with ``torch.save``, not ``save_pretrained`` + ``from_pretrained``.
+    the whole layer with ``drop_layers`` instead). The config keeps its original head count and
+    records the plan (``PRUNED_HEADS_KEY``), so ``cache.save_model_dir`` saves the copy and
+    ``cache.load_model_dir(folder, rebuild=restore_pruned_heads)`` loads it back (``from_pretrained``
+    alone cannot: the weights no longer have the config's shapes).
     """
     pruned = copy.deepcopy(model)
     all_parts = layer_parts(pruned)
@@ -397,7 +415,19 @@ def prune_heads(model: PreTrainedModel, heads: Mapping[int, Iterable[int]]) -> P
         plan[layer] = chosen
     for layer, chosen in plan.items():
         _remove_heads(pruned, all_parts[layer], chosen)
+    done = getattr(pruned.config, PRUNED_HEADS_KEY, None) or []  # earlier prunings, in order (JSON-safe pairs)
+    setattr(pruned.config, PRUNED_HEADS_KEY, [*done, [[layer, heads] for layer, heads in plan.items()]])
     return pruned
+
+
+def restore_pruned_heads(model: PreTrainedModel) -> PreTrainedModel:
+    """``model`` (freshly built from a saved config) with the heads its config records as pruned removed again, in
+    the order they were pruned, so that the saved weights fit it (``cache.load_model_dir``'s ``rebuild``)."""
+    plans = getattr(model.config, PRUNED_HEADS_KEY, None) or []
+    setattr(model.config, PRUNED_HEADS_KEY, [])
+    for plan in plans:
+        model = prune_heads(model, {int(layer): heads for layer, heads in plan})
+    return model
 
 
 def _remove_heads(root: nn.Module, parts: LayerParts, heads: list[int]) -> None:
@@ -535,9 +565,9 @@ def recover(model: PreTrainedModel, tokenizer, splits, config: TrainConfig = REC
 
 
 __all__ = [
-    "LayerParts", "PruningReport", "RECOVERY_CONFIG", "check_fraction", "csr_or_dense_bytes", "drop_layers",
-    "encoder_linears", "head_importance", "heads_per_layer", "layer_parts", "layers_to_drop",
+    "LayerParts", "PRUNED_HEADS_KEY", "PruningReport", "RECOVERY_CONFIG", "check_fraction", "csr_or_dense_bytes",
+    "drop_layers", "encoder_linears", "even_heads", "head_importance", "heads_per_layer", "layer_parts", "layers_to_drop",
     "least_important_heads", "magnitude_mask_", "magnitude_prune", "magnitude_threshold", "middle_out",
     "prune_ffn_neurons", "prune_heads", "pruning_report", "recover", "removal_table", "removed_share",
-    "sparse_size_mb", "sparsity_table", "tensor_bytes",
+    "restore_pruned_heads", "sparse_size_mb", "sparsity_table", "tensor_bytes",
 ]

@@ -137,10 +137,11 @@ def _student(baseline, config: TrainConfig, small: bool, progress: bool, limit: 
     n = len(encoder_layers(baseline.model))
     if n == 6 and config == TrainConfig() and len(baseline.splits["train"]) >= 1000:
         return (D.get_limit_student if limit else D.get_student)(baseline, progress=progress)
-    kept, ffn = (D.LIMIT_LAYERS, D.LIMIT_FFN_FRACTION) if limit else (D.STUDENT_LAYERS, D.STUDENT_FFN_FRACTION)
+    kept, ffn, heads = ((D.LIMIT_LAYERS, D.LIMIT_FFN_FRACTION, D.LIMIT_HEADS_FRACTION) if limit
+                        else (D.STUDENT_LAYERS, D.STUDENT_FFN_FRACTION, 0.0))
     layers = students.spread_layers(n, max(1, round(n * len(kept) / 6)))  # the default's share of a 6-layer model
     min_count = D.STUDENT_MIN_COUNT if len(baseline.splits["train"]) >= 1000 else 1
-    start = D.student_start(baseline, layers=layers, min_count=min_count, ffn_fraction=ffn)
+    start = D.student_start(baseline, layers=layers, min_count=min_count, ffn_fraction=ffn, heads_fraction=heads)
     student_config = replace(config, epochs=max(config.epochs, D.STUDENT_CONFIG.epochs),
                              activation_checkpointing=False)
     if small:

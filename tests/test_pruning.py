@@ -15,6 +15,7 @@ from minikit.pruning import (
     csr_or_dense_bytes,
     drop_layers,
     encoder_linears,
+    even_heads,
     head_importance,
     heads_per_layer,
     layer_parts,
@@ -29,6 +30,7 @@ from minikit.pruning import (
     recover,
     removal_table,
     removed_share,
+    restore_pruned_heads,
     sparsity_table,
     tensor_bytes,
 )
@@ -194,6 +196,28 @@ def test_least_important_heads_keeps_one_per_layer():
     assert least_important_heads(table, 0.0) == {}
     with pytest.raises(ValueError, match="fraction"):
         least_important_heads(table, 1.0)
+
+
+def test_even_heads_prunes_as_many_in_every_layer():
+    import pandas as pd
+
+    table = pd.DataFrame({"layer": [0, 0, 0, 0, 1, 1, 1, 1], "head": [0, 1, 2, 3] * 2,
+                          "importance": [0.1, 0.2, 0.3, 0.4, 0.01, 0.02, 0.03, 0.9]})
+    assert even_heads(table, 0.5) == {0: [0, 1], 1: [0, 1]}
+    assert least_important_heads(table, 0.5) == {0: [0], 1: [0, 1, 2]}  # ranked across layers: uneven
+    assert even_heads(table, 0.9) == {0: [0, 1, 2], 1: [0, 1, 2]}  # every layer keeps one head
+    assert even_heads(table, 0.0) == {}
+
+
+def test_a_head_pruned_model_round_trips_the_cache_folder(make_model, inputs, tokenizer, tmp_path):
+    """Pruned twice (the config records both plans); save_pretrained's folder loads back only with the rebuild."""
+    model = prune_heads(prune_heads(make_model(), {0: [1]}), {1: [0]})
+    folder = minikit.cache.save_model_dir(model, tokenizer, tmp_path / "pruned")
+    with pytest.raises(ValueError, match=r"heads were pruned.*rebuild=minikit.pruning.restore_pruned_heads"):
+        minikit.cache.load_model_dir(folder)
+    loaded, _ = minikit.cache.load_model_dir(folder, rebuild=restore_pruned_heads)
+    assert heads_per_layer(loaded) == heads_per_layer(model) == [1, 1]
+    torch.testing.assert_close(logits(loaded, inputs), logits(model, inputs))
 
 
 @pytest.mark.parametrize("heads, says", [
