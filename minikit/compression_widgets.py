@@ -21,7 +21,6 @@ import pandas as pd
 from minikit import compression_charts, pruning
 from minikit.data import fixed_subset
 from minikit.distillation import (
-    QUICK_ALPHAS,
     QUICK_DISTILL,
     check_kd,
     check_logits,
@@ -470,8 +469,8 @@ class DistillationExplorer(Explorer):
     Each setting trains a student made of ``spread_layers`` of the teacher's layers for one epoch
     on a quarter of the train split at 64 tokens (``QUICK_DISTILL``, about 10 s on 2 cores), then
     scores it on the validation split at 64 tokens. Runs are cached on disk by ``distill``, so a
-    setting tried before (in any session) comes back at once: ``minikit build`` trains every α stop at
-    chapter 7's 2 layers. The teacher is scored the same way once, as the dashed reference.
+    setting tried before (in any session) comes back at once. The teacher is scored the same way
+    once, as the dashed reference.
     """
 
     def __init__(self, teacher, alpha: float = 0.5, layers: int = 3, temperature: float = 2.0,
@@ -485,8 +484,7 @@ class DistillationExplorer(Explorer):
                                                   self.config.max_length)
         self.cache: dict[tuple, DistillationPoint] = {}
         self.current: DistillationPoint | None = None
-        self.alpha = W.FloatSlider(value=alpha, min=QUICK_ALPHAS[0], max=QUICK_ALPHAS[-1],
-                                   step=QUICK_ALPHAS[1] - QUICK_ALPHAS[0], description="α",
+        self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.25, description="α",
                                    continuous_update=False, readout_format=".2f")
         self.depth = W.IntSlider(value=layers, min=1, max=self.num_layers, step=1, description="layers",
                                  continuous_update=False)

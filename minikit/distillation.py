@@ -385,9 +385,6 @@ STUDENT_CONFIG = TrainConfig(epochs=2, activation_checkpointing=False)
 # about 10 s a run on 2 cores. A dict of TrainConfig fields, so a caller can change one.
 QUICK_DISTILL = dict(epochs=1, train_fraction=0.25, max_length=64, batch_size=8, learning_rate=1e-4,
                      eval_every=10_000, activation_checkpointing=False)
-# The explorer's α slider stops; `minikit build` trains every one at chapter 7's starting depth (2 layers),
-# so moving α there reads the cache instead of training (issue 24).
-QUICK_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 # Issue 24's student at the machine's limit (minikit report's last row, bench/full_comparison.py's target):
