@@ -118,7 +118,8 @@ def main() -> None:
         best = fast.iloc[0]
         then = "the fastest" if limit else "then best validation accuracy, then smaller"
         print(f"pick ({rule}; {then}): layers {best['layers']}, "
-              f"ffn_pruned {best['ffn_pruned']:g}, heads_pruned {best['heads_pruned']:g}, min_count {best['min_count']}")
+              f"ffn_pruned {best['ffn_pruned']:g}, heads_pruned {best['heads_pruned']:g}, "
+              f"min_count {best['min_count']}")
     print(f"in minikit.distillation: STUDENT_LAYERS = {D.STUDENT_LAYERS}, STUDENT_FFN_FRACTION = "
           f"{D.STUDENT_FFN_FRACTION}, STUDENT_MIN_COUNT = {D.STUDENT_MIN_COUNT}; LIMIT_LAYERS = {D.LIMIT_LAYERS}, "
           f"LIMIT_FFN_FRACTION = {D.LIMIT_FFN_FRACTION}, LIMIT_HEADS_FRACTION = {D.LIMIT_HEADS_FRACTION}")

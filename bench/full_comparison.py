@@ -7,8 +7,8 @@ Runs ``minikit report`` (fine-tune, prune, quantize, distil, export; every train
 so a second run only measures) and prints the ratio table: size, batch-1 latency and accuracy of
 each variant against the baseline, then the source's claim and our targets for the compressed
 model (the course's student), and issue 24's limit targets for the student at the limit (the last row,
-``distillation.get_limit_student``) and for the course's student. Also times the whole run and samples the peak resident memory of this process, for
-issue 6's targets (cold cache, 2 cores: ≤ 10 minutes, ≤ 1.5 GB).
+``distillation.get_limit_student``) and for the course's student. Also times the whole run and samples
+the peak resident memory of this process, for issue 6's targets (cold cache, 2 cores: ≤ 10 minutes, ≤ 1.5 GB).
 """
 
 from __future__ import annotations

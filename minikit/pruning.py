@@ -566,8 +566,8 @@ def recover(model: PreTrainedModel, tokenizer, splits, config: TrainConfig = REC
 
 __all__ = [
     "LayerParts", "PRUNED_HEADS_KEY", "PruningReport", "RECOVERY_CONFIG", "check_fraction", "csr_or_dense_bytes",
-    "drop_layers", "encoder_linears", "even_heads", "head_importance", "heads_per_layer", "layer_parts", "layers_to_drop",
-    "least_important_heads", "magnitude_mask_", "magnitude_prune", "magnitude_threshold", "middle_out",
-    "prune_ffn_neurons", "prune_heads", "pruning_report", "recover", "removal_table", "removed_share",
+    "drop_layers", "encoder_linears", "even_heads", "head_importance", "heads_per_layer", "layer_parts",
+    "layers_to_drop", "least_important_heads", "magnitude_mask_", "magnitude_prune", "magnitude_threshold",
+    "middle_out", "prune_ffn_neurons", "prune_heads", "pruning_report", "recover", "removal_table", "removed_share",
     "restore_pruned_heads", "sparse_size_mb", "sparsity_table", "tensor_bytes",
 ]
