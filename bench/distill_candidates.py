@@ -22,6 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# issue 24's targets, as bench/full_comparison.py checks them on the report's last row (same folder: importable)
+from full_comparison import TARGET_POINTS_LOST as LIMIT_POINTS
+from full_comparison import TARGET_SIZE_RATIO as LIMIT_SIZE_RATIO
+from full_comparison import TARGET_SPEEDUP as LIMIT_SPEEDUP
+
 # (teacher layers kept, min_count, share of feed-forward neurons pruned, share of attention heads pruned)
 CANDIDATES = [((0, 2, 4), 20, 0.0, 0.0), ((1, 3, 5), 20, 0.0, 0.0), ((0, 2, 5), 20, 0.0, 0.0), ((0, 3), 20, 0.0, 0.0),
               ((0, 4), 20, 0.0, 0.0), ((0, 4), 20, 0.5, 0.0)]
@@ -32,7 +37,6 @@ TARGET_SPEEDUP = 4.0
 LIMIT_CANDIDATES = [((0, 4), 20, 0.5, 0.0), ((0, 4), 20, 0.75, 0.0), ((0, 4), 20, 0.5, 0.5), ((0, 4), 20, 0.75, 0.5),
                     ((0,), 20, 0.25, 0.0), ((0,), 20, 0.5, 0.0), ((0,), 20, 0.75, 0.0), ((2,), 20, 0.5, 0.0),
                     ((0,), 20, 0.5, 0.5)]
-LIMIT_SPEEDUP, LIMIT_SIZE_RATIO, LIMIT_POINTS = 8.0, 1 / 20, 0.5
 
 
 def _median_ms(call, repeats: int) -> float:
@@ -62,7 +66,7 @@ def main() -> None:
     import minikit
     from minikit import distillation as D
     from minikit.benchmark import benchmark_session_options
-    from minikit.deployment import export_for_serving
+    from minikit.deployment import MANIFEST_FILE, MODEL_FILE, export_for_serving
     from minikit.profiling import size_on_disk_mb
 
     minikit.setup(threads=args.threads, charts=False)
@@ -76,8 +80,8 @@ def main() -> None:
         folder = export_for_serving(run.model, run.tokenizer,
                                     tmp / f"{'-'.join(map(str, layers))}-ffn{ffn:g}-heads{heads:g}",
                                     texts=teacher.splits["validation"]["text"][:16])
-        graph = json.loads((folder / "manifest.json").read_text()).get("graph", {})
-        session = ort.InferenceSession(str(folder / "model.onnx"), benchmark_session_options(args.threads),
+        graph = json.loads((folder / MANIFEST_FILE).read_text()).get("graph", {})
+        session = ort.InferenceSession(str(folder / MODEL_FILE), benchmark_session_options(args.threads),
                                        providers=["CPUExecutionProvider"])
         feeds = {k: v for k, v in run.tokenizer([text], truncation=True, max_length=128, padding="max_length",
                                                 return_tensors="np").items()
@@ -90,7 +94,7 @@ def main() -> None:
                 ms["int8"].append(_median_ms(lambda: session.run(None, feeds), args.repeats))
                 ms["fp32"].append(_median_ms(lambda: teacher.model(**torch_inputs), args.repeats))
         int8_ms, fp32_ms = float(np.median(ms["int8"])), float(np.median(ms["fp32"]))
-        int8_mb = (folder / "model.onnx").stat().st_size / 1e6
+        int8_mb = (folder / MODEL_FILE).stat().st_size / 1e6
         rows.append({"layers": str(layers), "ffn_pruned": ffn, "heads_pruned": heads, "min_count": min_count,
                      "vocab": start.new_vocab_size, "fused": bool(graph.get("fused")),
                      "int8_mb": round(int8_mb, 2), "times_smaller": round(baseline_mb / int8_mb, 1),
