@@ -112,12 +112,20 @@ def ch04() -> list[Knob]:
 
 
 def ch05() -> list[Knob]:
+    """The explorer as chapter 5 builds it; twice: accuracies from the build (as a learner gets them) and live."""
+    from minikit import pruning
     from minikit.compression_widgets import PruningExplorer
     b = _baseline()
-    e = PruningExplorer(b.model, b.tokenizer, b.splits["validation"])
-    return [Knob("05 PruningExplorer", "sparsity", e.slider, [0.55, 0.6, 0.7, 0.8, 0.3, 0.4]),
-            Knob("05 PruningExplorer", "method", e.method, ["per-layer magnitude", "heads", "FFN neurons", "layers",
-                                                            "global magnitude"])]
+    importance = pruning.head_importance(b.model, pruning.importance_batches(b.tokenizer, b.splits["train"]))
+    knobs = []
+    for use_built, name in [(True, "05 PruningExplorer"), (False, "05 PruningExplorer, no build")]:
+        e = PruningExplorer(b.model, b.tokenizer, b.splits["validation"], importance=importance, use_built=use_built)
+        if use_built and not e.built:
+            print(f"{name}: no built accuracies for this model (`python -m minikit build --only 05`): measured live")
+        knobs += [Knob(name, "sparsity", e.slider, [0.55, 0.6, 0.7, 0.8, 0.3, 0.4]),
+                  Knob(name, "method", e.method, ["per-layer magnitude", "heads", "FFN neurons", "layers",
+                                                  "global magnitude"])]
+    return knobs
 
 
 def ch06() -> list[Knob]:

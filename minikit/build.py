@@ -155,6 +155,17 @@ def _single_task_rows(course: _Course) -> None:
         M.single_task_row(run, topic, full_rows)
 
 
+def _pruning_accuracies(course: _Course) -> None:
+    """Chapter 5's explorer as its notebook builds it, then every slider stop's accuracy (``build_accuracies``)."""
+    from minikit import pruning
+    from minikit.compression_widgets import PruningExplorer  # widgets and charts: only this step needs them
+
+    baseline = course.baseline  # as chapter 5: its model, tokenizer and splits
+    model, tokenizer, splits = baseline.model, baseline.tokenizer, baseline.splits
+    importance = pruning.head_importance(model, pruning.importance_batches(tokenizer, splits["train"]))
+    PruningExplorer(model, tokenizer, splits["validation"], importance=importance).build_accuracies()
+
+
 def _teacher_logits(course: _Course) -> None:
     D.teacher_logits(course.baseline, course.splits["validation"]["text"])
 
@@ -205,6 +216,7 @@ STEPS: tuple[Step, ...] = (
     Step("multi-task, all labels", "03b", _multitask(None)),
     Step("multi-task, 10 % of topic labels", "03b", _multitask(0.1)),
     Step("single-task runs scored on 3b's split", "03b", _single_task_rows),
+    Step("chapter 5's pruning accuracies (every slider stop)", "05", _pruning_accuracies),
     Step("teacher logits (validation)", "07", _teacher_logits),
     Step("student, distilled", "07", _student(True), ("08", "09", "10")),
     Step("student, no teacher", "07", _student(False)),

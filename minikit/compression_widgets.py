@@ -9,16 +9,19 @@ setting, and redraws ``charts``; this module only builds widgets and links them 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import numbers
 import time
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Sequence
 
 import ipywidgets as W
 import pandas as pd
 
-from minikit import compression_charts, pruning
+from minikit import cache, compression_charts, pruning
 from minikit.data import fixed_subset
 from minikit.distillation import (
     QUICK_DISTILL,
@@ -54,6 +57,9 @@ PRUNING_METHODS = {  # knob value → what the slider's fraction removes
     "FFN neurons": "the feed-forward neurons with the smallest weights",
     "layers": "whole encoder layers, middle ones first (at least one stays)",
 }
+SLIDER_STOPS = tuple(round(0.05 * i, 2) for i in range(20))  # the slider's values: 0 … 95 %
+ACCURACY_KIND = "pruning-accuracy"  # cache kind: one accuracy per setting, for one model and subset (build step 05)
+ACCURACY_FILE = "accuracy.json"
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,19 @@ class PruningExplorer(Explorer):
     without a copy per move); structured methods build a pruned copy with ``pruning``'s functions.
     Results are cached per setting. ``importance`` (a ``pruning.head_importance`` table) ranks
     heads; by default the weight-norm proxy.
+
+    The accuracy pass is most of a new setting's cost (64 articles through the encoder).
+    ``python -m minikit build`` runs it ahead for every slider stop of every method
+    (``build_accuracies``), keyed by the model's weights and the subset's tokens; with
+    ``use_built`` (the default) a setting found there takes its accuracy from the build, and
+    everything else (the pruning, sizes, the heatmap, latency) is measured live. Without a build,
+    or with another model, subset or code, the accuracy is measured live too; the number is the same.
     """
 
     def __init__(self, model, tokenizer, dataset, n_examples: int = 64, max_length: int = 64,
                  latency_length: int = 128, importance: pd.DataFrame | None = None,
-                 method: str = "global magnitude", amount: float = 0.5, batch_size: int = 32, seed: int = 0):
+                 method: str = "global magnitude", amount: float = 0.5, batch_size: int = 32, seed: int = 0,
+                 use_built: bool = True):
         super().__init__()
         if n_examples < 1 or len(dataset) == 0:
             raise ValueError(f"n_examples={n_examples} of {len(dataset)} examples: need at least one to score.")
@@ -107,6 +121,9 @@ class PruningExplorer(Explorer):
         self.base = pruning.sparsity_table(model)
         self.batches, self.labels = fixed_subset(tokenizer, dataset, n_examples, max_length, batch_size, seed)
         self.n_examples, self.max_length = len(self.labels), max_length
+        self._parts = {"model": cache.model_sha256(model), "subset": _subset_sha256(self.batches, self.labels)}
+        found = cache.find(ACCURACY_KIND, self._parts) if use_built else None
+        self.built: dict[str, float] = json.loads((found / ACCURACY_FILE).read_text()) if found else {}
         single = tokenizer([dataset[0]["text"]], truncation=True, max_length=latency_length,
                            padding="max_length", return_tensors="pt")
         self.single = {k: single[k] for k in ("input_ids", "attention_mask")}
@@ -179,15 +196,34 @@ class PruningExplorer(Explorer):
         start = time.perf_counter()
         model, kept = self._pruned(method, key)
         heatmap = pruning.removal_table(model, self.base, kept)
+        accuracy = self.built.get(json.dumps(key, default=int))
         point = PruningPoint(
             method=method, amount=amount, removed=pruning.removed_share(heatmap),
-            accuracy=self.accuracy(model), params_m=count_parameters(model) / 1e6,
+            accuracy=self.accuracy(model) if accuracy is None else accuracy, params_m=count_parameters(model) / 1e6,
             nonzero_m=count_parameters(model, nonzero=True) / 1e6,
             dense_mb=pruning.tensor_bytes(model) / 1e6, sparse_mb=pruning.tensor_bytes(model, sparse=True) / 1e6,
             latency_ms=median_latency_ms(model, self.single, warmup=1, repeats=5),
             heatmap=heatmap, seconds=time.perf_counter() - start)
         self.cache[key] = point
         return point
+
+    def build_accuracies(self, amounts: Sequence[float] = SLIDER_STOPS,
+                         methods: Sequence[str] | None = None) -> Path:
+        """Measure the accuracy of every (method, amount) setting and store them in the cache (``minikit build``).
+
+        The entry is keyed by this model's weights and this subset's tokens; later explorers on the
+        same ones read it (``use_built``). Only the accuracy pass runs here: no latency, no charts.
+        """
+        settings = {self._key(m, self._checked(m, a)): m for m in (methods or list(PRUNING_METHODS)) for a in amounts}
+
+        def write(folder: Path) -> None:
+            table = {json.dumps(key, default=int): self.accuracy(self._pruned(method, key)[0])
+                     for key, method in settings.items()}
+            (folder / ACCURACY_FILE).write_text(json.dumps(table, indent=0, sort_keys=True))
+
+        folder = cache.load_or_build(ACCURACY_KIND, self._parts, write)
+        self.built = json.loads((folder / ACCURACY_FILE).read_text())
+        return folder
 
     def pruned_model(self, method: str, amount: float):
         """A pruned copy of the model for one setting (what ``measure`` scores), e.g. to benchmark it."""
@@ -238,6 +274,16 @@ class PruningExplorer(Explorer):
                             f"<b>{point.latency_ms:.1f} ms</b> at batch 1")
         self._show_knobs(method, amount)  # a call from code moves the widgets too, without measuring twice
         return point
+
+
+def _subset_sha256(batches: Sequence[dict], labels) -> str:
+    """sha256 of the subset's token ids, masks and labels: what an accuracy pass reads."""
+    digest = hashlib.sha256()
+    for batch in batches:
+        for name in sorted(batch):
+            digest.update(f"{name}{tuple(batch[name].shape)}".encode() + batch[name].numpy().tobytes())
+    digest.update(json.dumps([int(label) for label in labels]).encode())
+    return digest.hexdigest()[:16]
 
 
 # --- 06 quantization ---------------------------------------------------------------------------------

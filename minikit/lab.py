@@ -330,12 +330,17 @@ class Lab:
         params = word + recipe.depth * layer + each["other (positions, pooler, head)"]
         return float(params * (1 if recipe.bits == 8 else 4) / 1e6)
 
-    def chart(self, current: Recipe | None = None, predicted_mb: float | None = None):
-        """The Pareto chart of ``results()`` (see ``charts.lab_pareto_chart``)."""
-        base_mb = self.predicted_size_mb(Recipe())
+    def chart(self, current: Recipe | None = None, predicted_mb: float | None = None,
+              results: pd.DataFrame | None = None, base_mb: float | None = None):
+        """The Pareto chart of ``results`` (default: ``results()``; see ``charts.lab_pareto_chart``).
+
+        ``base_mb`` is the baseline's predicted size (default: counted now), for ``predicted_mb``'s percentage.
+        """
+        if predicted_mb is not None and base_mb is None:
+            base_mb = self.predicted_size_mb(Recipe())
         predicted_pct = None if predicted_mb is None else 100 * predicted_mb / base_mb
-        return lab_pareto_chart(self.results(), COMPRESSION_CLAIM, current=None if current is None else current.name,
-                                predicted_size_pct=predicted_pct)
+        return lab_pareto_chart(self.results() if results is None else results, COMPRESSION_CLAIM,
+                                current=None if current is None else current.name, predicted_size_pct=predicted_pct)
 
 
 def layers_for(depth: int) -> list[int] | None:

@@ -301,6 +301,22 @@ def heads_per_layer(model: PreTrainedModel) -> list[int]:
     return [parts.num_heads for parts in layer_parts(model)]
 
 
+def importance_batches(tokenizer, split, n: int = 32, batch_size: int = 8, max_length: int = 128,
+                       seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """``n`` rows of ``split`` (shuffled with ``seed``), tokenized, in batches with ``labels``: for ``head_importance``.
+
+    Chapter 5 scores heads on 32 *training* articles this way, so the validation split is not used to choose.
+    """
+    if not 1 <= n <= len(split) or batch_size < 1:
+        raise ValueError(f"n={n}, batch_size={batch_size} with {len(split)} rows: need 1 ≤ n ≤ the rows and "
+                         "batch_size ≥ 1.")
+    sample = split.shuffle(seed=seed).select(range(n))
+    enc = tokenizer(list(sample["text"]), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    labels = torch.tensor(sample["label"])
+    return [{"input_ids": enc["input_ids"][i:i + batch_size], "attention_mask": enc["attention_mask"][i:i + batch_size],
+             "labels": labels[i:i + batch_size]} for i in range(0, n, batch_size)]
+
+
 def head_importance(model: PreTrainedModel,
                     batches: Iterable[Mapping[str, torch.Tensor]] | None = None) -> pd.DataFrame:
     """Importance of every attention head: a DataFrame with columns layer, head, importance.
@@ -566,8 +582,8 @@ def recover(model: PreTrainedModel, tokenizer, splits, config: TrainConfig = REC
 
 __all__ = [
     "LayerParts", "PRUNED_HEADS_KEY", "PruningReport", "RECOVERY_CONFIG", "check_fraction", "csr_or_dense_bytes",
-    "drop_layers", "encoder_linears", "even_heads", "head_importance", "heads_per_layer", "layer_parts",
-    "layers_to_drop", "least_important_heads", "magnitude_mask_", "magnitude_prune", "magnitude_threshold",
-    "middle_out", "prune_ffn_neurons", "prune_heads", "pruning_report", "recover", "removal_table", "removed_share",
-    "restore_pruned_heads", "sparse_size_mb", "sparsity_table", "tensor_bytes",
+    "drop_layers", "encoder_linears", "even_heads", "head_importance", "heads_per_layer", "importance_batches",
+    "layer_parts", "layers_to_drop", "least_important_heads", "magnitude_mask_", "magnitude_prune",
+    "magnitude_threshold", "middle_out", "prune_ffn_neurons", "prune_heads", "pruning_report", "recover",
+    "removal_table", "removed_share", "restore_pruned_heads", "sparse_size_mb", "sparsity_table", "tensor_bytes",
 ]

@@ -23,7 +23,7 @@ import pandas as pd
 from minikit import charts
 from minikit.static_views import enable_static_views
 from minikit.benchmark import NoVariantFitsError, pick_variant
-from minikit.claims import COMPRESSION_CLAIM, SIZE_CLASSES
+from minikit.claims import SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
 from minikit.early_exit import curve_row
 from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
@@ -424,12 +424,11 @@ class LabDashboard(Explorer):
         return self._sizes[recipe]
 
     def _chart(self, table: pd.DataFrame, recipe, predicted_mb: float | None = None) -> alt.TopLevelMixin:
-        """``lab.chart`` from the known sizes: a knob move recounts no parameters."""
-        pct = None if predicted_mb is None else 100 * predicted_mb / self._predicted_mb(Recipe())
-        key = (recipe, pct, int(pd.util.hash_pandas_object(table.astype(str), index=False).sum()))  # results may grow
-        if key not in self._charts:
-            self._charts[key] = charts.lab_pareto_chart(table, COMPRESSION_CLAIM, current=recipe.name,
-                                                        predicted_size_pct=pct)
+        """``lab.chart`` from the known sizes (a knob move recounts no parameters), once per setting and results."""
+        key = (recipe, predicted_mb, int(pd.util.hash_pandas_object(table.astype(str), index=False).sum()))
+        if key not in self._charts:  # results may grow: the table is part of the key
+            self._charts[key] = self.lab.chart(recipe, predicted_mb, results=table,
+                                               base_mb=self._predicted_mb(Recipe()))
         return self._charts[key]
 
     def _draw(self, recipe) -> alt.TopLevelMixin:

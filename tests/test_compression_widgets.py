@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import datasets
 import numpy as np
 import pandas as pd
@@ -155,6 +157,49 @@ def test_sweep_rows(explorer):
     table = explorer.sweep([0.0, 0.5], methods=["heads", "layers"])
     assert table[["method", "amount"]].values.tolist() == [["heads", 0.0], ["heads", 0.5], ["layers", 0.0],
                                                            ["layers", 0.5]]
+
+
+def test_built_accuracies_are_the_live_ones_and_spare_the_pass(cache_root, random_bert4, tokenizer, data, monkeypatch):
+    def make(**kwargs):
+        return PruningExplorer(random_bert4, tokenizer, data, n_examples=6, max_length=16, latency_length=16, **kwargs)
+
+    amounts = [0.0, 0.25, 0.5, 0.75]
+    builder = make()
+    assert builder.built == {}  # nothing built yet: measured live
+    folder = builder.build_accuracies(amounts)
+    assert (folder / compression_widgets.ACCURACY_FILE).exists()
+    assert folder == builder.build_accuracies(amounts)  # built once, then found
+    live = make(use_built=False).sweep(amounts)
+    reader = make()
+    assert len(reader.built) == len({reader._key(m, a) for m in PRUNING_METHODS for a in amounts})
+    passes = []
+    monkeypatch.setattr(reader, "accuracy", lambda model=None: passes.append(model) or 0.5)
+    read = reader.sweep(amounts)
+    assert passes == []  # every setting's accuracy came from the build
+    pd.testing.assert_frame_equal(read.drop(columns="latency_ms"), live.drop(columns="latency_ms"))
+    assert reader.measure("global magnitude", 0.9).accuracy == 0.5 and len(passes) == 1  # not built: measured live
+
+
+def test_built_accuracies_belong_to_one_model_and_subset(cache_root, random_bert4, tokenizer, data):
+    PruningExplorer(random_bert4, tokenizer, data, n_examples=6, max_length=16, latency_length=16).build_accuracies(
+        [0.5])
+    other_subset = PruningExplorer(random_bert4, tokenizer, data, n_examples=5, max_length=16, latency_length=16)
+    changed = copy.deepcopy(random_bert4)
+    with torch.no_grad():
+        pruning.encoder_linears(changed)[0][2].weight[0, 0] += 1.0
+    other_model = PruningExplorer(changed, tokenizer, data, n_examples=6, max_length=16, latency_length=16)
+    assert other_subset.built == {} and other_model.built == {}
+
+
+def test_importance_batches_are_chapter_5s_sample(tokenizer, data):
+    batches = pruning.importance_batches(tokenizer, data, n=6, batch_size=4, max_length=16)
+    assert [len(b["labels"]) for b in batches] == [4, 2]
+    sample = data.shuffle(seed=0).select(range(6))
+    assert torch.cat([b["labels"] for b in batches]).tolist() == sample["label"]
+    assert all(b["input_ids"].shape[1] <= 16 and b["attention_mask"].shape == b["input_ids"].shape for b in batches)
+    for n, batch_size in [(0, 4), (9, 4), (4, 0)]:
+        with pytest.raises(ValueError, match="need 1 ≤ n ≤ the rows"):
+            pruning.importance_batches(tokenizer, data, n=n, batch_size=batch_size)
 
 
 @pytest.mark.parametrize("arch", ["distilbert", "mobilebert"])
