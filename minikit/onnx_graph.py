@@ -36,7 +36,7 @@ import torch
 from transformers import PreTrainedModel
 
 from minikit.errors import OnnxMismatchError
-from minikit.quantization import (EXPORT_TOLERANCE, INT8_TOLERANCE, check_onnx, export_onnx, quantize_onnx,
+from minikit.quantization import (EXPORT_TOLERANCE, check_onnx, export_onnx, quantize_onnx,
                                   quiet_onnx_quantization_logs)
 
 # Which optimizer ``model_type`` each catalog family (``minikit.models.CATALOG``'s ``family``, which is the
@@ -196,8 +196,8 @@ def export_int8(model: PreTrainedModel, path: str | Path, inputs: dict[str, torc
     """The course's served graph: export, fuse (``fuse=True``), then dynamic int8 (``quantize=True``), each checked.
 
     ``fuse=False`` gives the graph as the course exported it before fusion (SDPA attention, unfused),
-    for comparisons. If the fused graph fails the int8 check, the unfused graph is quantized instead,
-    with a ``FusionNotice``.
+    for comparisons. If the fused graph fails the int8 check, that same unfused graph is quantized
+    instead, with a ``FusionNotice``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,10 +216,9 @@ def export_int8(model: PreTrainedModel, path: str | Path, inputs: dict[str, torc
             except OnnxMismatchError as error:
                 if not graph.fused:
                     raise
-                graph = _unfused(path, graph.ops_before, model, f"its int8 copy failed the check ({error})")
-                with eager_attention(model):
-                    exported = export_onnx(model, Path(tmp) / "float.onnx", inputs)
-                quantize_onnx(exported, path, model, inputs, INT8_TOLERANCE)
+                exported = export_onnx(model, Path(tmp) / "float.onnx", inputs)  # as fuse=False exports it
+                graph = _unfused(path, op_counts(exported), model, f"its int8 copy failed the check ({error})")
+                quantize_onnx(exported, path, model, inputs)
         graph.path = path
         graph.ops_after = op_counts(path)
     return graph

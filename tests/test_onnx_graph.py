@@ -126,6 +126,27 @@ def test_heads_pruned_unevenly_fall_back_instead_of_failing(tmp_path):
     check_onnx(graph.path, model, inputs, INT8_TOLERANCE)
 
 
+def test_a_fused_graph_failing_the_int8_check_falls_back_to_the_unfused_export(tmp_path, monkeypatch):
+    from minikit.errors import OnnxMismatchError
+
+    model, inputs = _model("bert"), _inputs()
+    real, calls = onnx_graph.quantize_onnx, []
+
+    def quantize(onnx_path, *args, **kwargs):
+        calls.append(op_counts(onnx_path))
+        if len(calls) == 1:  # the fused graph: as if its int8 copy disagreed with PyTorch
+            raise OnnxMismatchError("largest |logit difference| 9.9 (stand-in)")
+        return real(onnx_path, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_graph, "quantize_onnx", quantize)
+    with pytest.warns(FusionNotice, match="unfused: its int8 copy failed the check.*stand-in"):
+        graph = export_int8(model, tmp_path / "model.onnx", inputs)
+    assert "Attention" in calls[0] and "Attention" not in calls[1]  # the fused graph first, then the unfused one
+    unfused = export_int8(model, tmp_path / "unfused.onnx", inputs, fuse=False, quantize=False)
+    assert not graph.fused and graph.ops_before == calls[1] == unfused.ops_before  # the same graph as fuse=False
+    check_onnx(graph.path, model, inputs, INT8_TOLERANCE)
+
+
 def test_unknown_architecture_is_exported_unfused(tmp_path, monkeypatch):
     monkeypatch.setattr(onnx_graph, "OPTIMIZER_MODEL_TYPES", {})
     model = _model("bert")
