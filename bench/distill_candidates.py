@@ -2,6 +2,7 @@
 
     python bench/distill_candidates.py               # ~2 minutes per uncached candidate on 2 cores
     python bench/distill_candidates.py --grid limit  # issue 24's search: depth 1-2, FFN 25-75 %, pruned heads
+    python bench/distill_candidates.py --grid limit-epochs  # its second stage alone: 2 or 3 epochs for LIMIT_*
 
 Each candidate keeps some of the baseline's layers, may prune half of each feed-forward block
 (chapter 5), and prunes the vocabulary to the train split's tokens (``distillation.student_start``),
@@ -12,6 +13,9 @@ candidates at least ``TARGET_SPEEDUP`` times faster (issue 5's latency target), 
 **validation** accuracy (ties: the smaller int8 file). The test accuracy is printed but never used to
 choose, so the test figure chapters 7-8 quote stays honest. Runs are cached, so the chosen
 candidate is the one ``get_student`` then loads.
+
+``--grid limit`` then trains the limit's architecture (``distillation.LIMIT_*``) for each of
+``LIMIT_EPOCHS`` and keeps the best on validation, ties to fewer epochs (``LIMIT_CONFIG``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ TARGET_SPEEDUP = 4.0
 LIMIT_CANDIDATES = [((0, 4), 20, 0.5, 0.0), ((0, 4), 20, 0.75, 0.0), ((0, 4), 20, 0.5, 0.5), ((0, 4), 20, 0.75, 0.5),
                     ((0,), 20, 0.25, 0.0), ((0,), 20, 0.5, 0.0), ((0,), 20, 0.75, 0.0), ((2,), 20, 0.5, 0.0),
                     ((0,), 20, 0.5, 0.5)]
+LIMIT_EPOCHS = (2, 3)  # the second stage: training length for the limit's architecture, on validation
 
 
 def _median_ms(call, repeats: int) -> float:
@@ -54,8 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=60, help="timed calls per model and round")
-    parser.add_argument("--grid", choices=["course", "limit"], default="course",
-                        help="course: how chapter 7's student was chosen; limit: issue 24's search at the limit")
+    parser.add_argument("--grid", choices=["course", "limit", "limit-epochs"], default="course",
+                        help="course: how chapter 7's student was chosen; limit: issue 24's search at the limit "
+                             "(both stages); limit-epochs: its second stage alone")
     args = parser.parse_args()
 
     import numpy as np
@@ -74,6 +80,8 @@ def main() -> None:
     baseline_mb = size_on_disk_mb(teacher.model)
     text = teacher.splits["test"]["text"][0]
     rows, tmp = [], Path(tempfile.mkdtemp(prefix="minikit-candidates-"))
+    if args.grid == "limit-epochs":
+        return _limit_epochs(teacher)
     for layers, min_count, ffn, heads in (LIMIT_CANDIDATES if args.grid == "limit" else CANDIDATES):
         start = D.student_start(teacher, layers, min_count, ffn, heads)  # heads: the same share in every layer
         run = D.distill(start.model, teacher, tokenizer=start.tokenizer, config=D.STUDENT_CONFIG, progress=False)
@@ -128,6 +136,30 @@ def main() -> None:
           f"{D.STUDENT_FFN_FRACTION}, STUDENT_MIN_COUNT = {D.STUDENT_MIN_COUNT}; LIMIT_LAYERS = {D.LIMIT_LAYERS}, "
           f"LIMIT_FFN_FRACTION = {D.LIMIT_FFN_FRACTION}, LIMIT_HEADS_FRACTION = {D.LIMIT_HEADS_FRACTION}")
     print(f"teacher: validation {teacher.result.best_val_accuracy:.4f}, test {teacher.test_accuracy:.4f}")
+    if limit:
+        _limit_epochs(teacher)
+
+
+def _limit_epochs(teacher) -> None:
+    """The second stage: ``LIMIT_*`` trained for each of ``LIMIT_EPOCHS``; the best on validation, ties to fewer."""
+    from dataclasses import replace
+
+    from minikit import distillation as D
+
+    runs = []
+    for epochs in LIMIT_EPOCHS:
+        start = D.student_start(teacher, D.LIMIT_LAYERS, D.STUDENT_MIN_COUNT, D.LIMIT_FFN_FRACTION,
+                                D.LIMIT_HEADS_FRACTION)
+        run = D.distill(start.model, teacher, tokenizer=start.tokenizer,
+                        config=replace(D.STUDENT_CONFIG, epochs=epochs), progress=False)
+        n = len(teacher.splits["validation"])
+        print(f"LIMIT_* for {epochs} epochs: validation {run.result.best_val_accuracy:.4f} "
+              f"({round(run.result.best_val_accuracy * n)} of {n}), test {run.test_accuracy:.4f} (not used to choose), "
+              f"{'cached' if run.from_cache else f'{run.result.seconds:.0f} s'}", flush=True)
+        runs.append((-run.result.best_val_accuracy, epochs))
+    best = min(runs)[1]
+    print(f"pick: {best} epochs (best on validation, ties to fewer); in minikit.distillation: LIMIT_CONFIG.epochs = "
+          f"{D.LIMIT_CONFIG.epochs}")
 
 
 if __name__ == "__main__":

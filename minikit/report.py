@@ -142,8 +142,8 @@ def _student(baseline, config: TrainConfig, small: bool, progress: bool, limit: 
     layers = students.spread_layers(n, max(1, round(n * len(kept) / 6)))  # the default's share of a 6-layer model
     min_count = D.STUDENT_MIN_COUNT if len(baseline.splits["train"]) >= 1000 else 1
     start = D.student_start(baseline, layers=layers, min_count=min_count, ffn_fraction=ffn, heads_fraction=heads)
-    student_config = replace(config, epochs=max(config.epochs, D.STUDENT_CONFIG.epochs),
-                             activation_checkpointing=False)
+    recipe = D.LIMIT_CONFIG if limit else D.STUDENT_CONFIG
+    student_config = replace(config, epochs=max(config.epochs, recipe.epochs), activation_checkpointing=False)
     if small:
         student_config = replace(student_config, min_steps=STUDENT_MIN_STEPS).resolved(len(baseline.splits["train"]))
     return D.distill(start.model, baseline, tokenizer=start.tokenizer, config=student_config, progress=progress)
