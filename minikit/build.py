@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 import psutil
 
-from minikit import cache
+from minikit import cache, pruning
 from minikit import distillation as D
 from minikit import early_exit as A
 from minikit import multitask as M
@@ -40,6 +40,7 @@ from minikit.distillation import QUICK_DISTILL, distill
 from minikit.errors import MinikitError
 from minikit.lab import Lab, Recipe
 from minikit.models import encoder_layers
+from minikit.pruning_sweep import PruningSweep
 from minikit.settings import get_settings, setup
 from minikit.students import select_layers, spread_layers
 from minikit.system import prove_writable, release_freed_memory
@@ -156,14 +157,11 @@ def _single_task_rows(course: _Course) -> None:
 
 
 def _pruning_accuracies(course: _Course) -> None:
-    """Chapter 5's explorer as its notebook builds it, then every slider stop's accuracy (``build_accuracies``)."""
-    from minikit import pruning
-    from minikit.compression_widgets import PruningExplorer  # widgets and charts: only this step needs them
-
+    """Chapter 5's explorer's settings as its notebook builds it, then every slider stop's accuracy."""
     baseline = course.baseline  # as chapter 5: its model, tokenizer and splits
     model, tokenizer, splits = baseline.model, baseline.tokenizer, baseline.splits
     importance = pruning.head_importance(model, pruning.importance_batches(tokenizer, splits["train"]))
-    PruningExplorer(model, tokenizer, splits["validation"], importance=importance).build_accuracies()
+    PruningSweep(model, tokenizer, splits["validation"], importance=importance).build_accuracies()
 
 
 def _teacher_logits(course: _Course) -> None:

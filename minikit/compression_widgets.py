@@ -9,19 +9,16 @@ setting, and redraws ``charts``; this module only builds widgets and links them 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import numbers
 import time
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Sequence
 
 import ipywidgets as W
 import pandas as pd
 
-from minikit import cache, compression_charts, pruning
+from minikit import compression_charts, pruning
 from minikit.data import fixed_subset
 from minikit.distillation import (
     QUICK_DISTILL,
@@ -33,6 +30,11 @@ from minikit.distillation import (
     softened_table,
 )
 from minikit.metrics import subset_accuracy
+from minikit.pruning_sweep import (  # noqa: F401  (PRUNING_METHODS, SLIDER_STOPS: the knobs' values, named here too)
+    PRUNING_METHODS,
+    SLIDER_STOPS,
+    PruningSweep,
+)
 from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, median_latency_ms
 from minikit.quantization import (
@@ -50,16 +52,6 @@ from minikit.widgets import Explorer, jupyter_chart
 
 # --- 05 pruning ------------------------------------------------------------------------------------
 
-PRUNING_METHODS = {  # knob value → what the slider's fraction removes
-    "global magnitude": "the smallest |w| of all encoder weights, ranked together",
-    "per-layer magnitude": "the smallest |w| of every Linear layer, the same share in each",
-    "heads": "the least important attention heads (every layer keeps one)",
-    "FFN neurons": "the feed-forward neurons with the smallest weights",
-    "layers": "whole encoder layers, middle ones first (at least one stays)",
-}
-SLIDER_STOPS = tuple(round(0.05 * i, 2) for i in range(20))  # the slider's values: 0 … 95 %
-ACCURACY_KIND = "pruning-accuracy"  # cache kind: one accuracy per setting, for one model and subset (build step 05)
-ACCURACY_FILE = "accuracy.json"
 
 
 @dataclass(frozen=True)
@@ -86,16 +78,15 @@ def _point_row(point: PruningPoint) -> dict:
     return {name: getattr(point, name) for name in POINT_COLUMNS}
 
 
-class PruningExplorer(Explorer):
+class PruningExplorer(PruningSweep, Explorer):
     """A sparsity slider and a method selector → accuracy, non-zeros, dense/sparse size, latency.
 
     Two charts follow the knobs: every setting measured so far (one line per method, against the
     share of encoder weights removed, the current one ringed), and a heatmap of what the current
-    setting removed per layer and role. Magnitude pruning is applied in place to one working copy,
-    from the original weights (``pruning.magnitude_mask_``: the zeros of ``magnitude_prune``,
-    without a copy per move); structured methods build a pruned copy with ``pruning``'s functions.
-    Results are cached per setting. ``importance`` (a ``pruning.head_importance`` table) ranks
-    heads; by default the weight-norm proxy.
+    setting removed per layer and role. What a setting does to the model, and its accuracy on the
+    fixed subset, come from ``pruning_sweep.PruningSweep`` (magnitude pruning in place on one working
+    copy, structured methods on a pruned copy). Results are cached per setting. ``importance`` (a
+    ``pruning.head_importance`` table) ranks heads; by default the weight-norm proxy.
 
     The accuracy pass is most of a new setting's cost (64 articles through the encoder).
     ``python -m minikit build`` runs it ahead for every slider stop of every method
@@ -109,21 +100,10 @@ class PruningExplorer(Explorer):
                  latency_length: int = 128, importance: pd.DataFrame | None = None,
                  method: str = "global magnitude", amount: float = 0.5, batch_size: int = 32, seed: int = 0,
                  use_built: bool = True):
-        super().__init__()
-        if n_examples < 1 or len(dataset) == 0:
-            raise ValueError(f"n_examples={n_examples} of {len(dataset)} examples: need at least one to score.")
-        self.model = model.eval()
-        self.work = copy.deepcopy(model).eval()
-        self.originals = [m.weight for _, _, m in pruning.encoder_linears(model)]  # never written
-        self.targets = [m.weight for _, _, m in pruning.encoder_linears(self.work)]
-        self.importance = importance if importance is not None else pruning.head_importance(model)
-        self.num_layers = len(encoder_layers(model))
+        Explorer.__init__(self)
+        PruningSweep.__init__(self, model, tokenizer, dataset, n_examples, max_length, importance, batch_size, seed,
+                              use_built)
         self.base = pruning.sparsity_table(model)
-        self.batches, self.labels = fixed_subset(tokenizer, dataset, n_examples, max_length, batch_size, seed)
-        self.n_examples, self.max_length = len(self.labels), max_length
-        self._parts = {"model": cache.model_sha256(model), "subset": _subset_sha256(self.batches, self.labels)}
-        found = cache.find(ACCURACY_KIND, self._parts) if use_built else None
-        self.built: dict[str, float] = json.loads((found / ACCURACY_FILE).read_text()) if found else {}
         single = tokenizer([dataset[0]["text"]], truncation=True, max_length=latency_length,
                            padding="max_length", return_tensors="pt")
         self.single = {k: single[k] for k in ("input_ids", "attention_mask")}
@@ -144,47 +124,6 @@ class PruningExplorer(Explorer):
 
     # --- measuring -------------------------------------------------------------------------------
 
-    def _key(self, method: str, amount: float) -> tuple:
-        """The setting as it acts on the model: slider values that remove the same thing share a key."""
-        if amount == 0:
-            return ("none",)  # every method at 0 is the unpruned model
-        if method in ("global magnitude", "per-layer magnitude"):
-            return method, round(amount, 4)
-        if method == "heads":
-            heads = pruning.least_important_heads(self.importance, amount)
-            return method, tuple((layer, tuple(h)) for layer, h in heads.items())
-        if method == "FFN neurons":
-            return method, round(amount, 4)
-        return method, tuple(pruning.layers_to_drop(self.num_layers, amount))
-
-    def _pruned(self, method: str, key: tuple):
-        """The model for a setting and the original index of each of its layers.
-
-        Magnitude methods mask the working copy in place; the others build a pruned copy.
-        """
-        if key == ("none",):
-            method, key = "global magnitude", ("global magnitude", 0.0)  # a threshold of -1 keeps every weight
-        if method in ("global magnitude", "per-layer magnitude"):
-            scope = "global" if method == "global magnitude" else "layer"
-            pruning.magnitude_mask_(self.targets, self.originals, key[1], scope)
-            return self.work, list(range(self.num_layers))
-        if method == "heads":
-            return pruning.prune_heads(self.model, dict(key[1])), list(range(self.num_layers))
-        if method == "FFN neurons":
-            return pruning.prune_ffn_neurons(self.model, key[1]), list(range(self.num_layers))
-        dropped = set(key[1])
-        kept = [i for i in range(self.num_layers) if i not in dropped]
-        return pruning.drop_layers(self.model, sorted(dropped)), kept
-
-    def accuracy(self, model=None) -> float:
-        """Accuracy of ``model`` (default: the unpruned model) on the explorer's fixed subset."""
-        return subset_accuracy(self.model if model is None else model, self.batches, self.labels)
-
-    def _checked(self, method: str, amount: float) -> float:
-        if method not in PRUNING_METHODS:
-            raise ValueError(f"method={method!r}: expected one of {', '.join(map(repr, PRUNING_METHODS))}.")
-        return round(pruning.check_fraction(amount, "amount"), 4)
-
     def measure(self, method: str, amount: float) -> PruningPoint:
         """The point for one setting, from the cache or measured now (no widget is touched)."""
         amount = self._checked(method, amount)
@@ -196,34 +135,15 @@ class PruningExplorer(Explorer):
         start = time.perf_counter()
         model, kept = self._pruned(method, key)
         heatmap = pruning.removal_table(model, self.base, kept)
-        accuracy = self.built.get(json.dumps(key, default=int))
         point = PruningPoint(
             method=method, amount=amount, removed=pruning.removed_share(heatmap),
-            accuracy=self.accuracy(model) if accuracy is None else accuracy, params_m=count_parameters(model) / 1e6,
+            accuracy=self._setting_accuracy(key, model), params_m=count_parameters(model) / 1e6,
             nonzero_m=count_parameters(model, nonzero=True) / 1e6,
             dense_mb=pruning.tensor_bytes(model) / 1e6, sparse_mb=pruning.tensor_bytes(model, sparse=True) / 1e6,
             latency_ms=median_latency_ms(model, self.single, warmup=1, repeats=5),
             heatmap=heatmap, seconds=time.perf_counter() - start)
         self.cache[key] = point
         return point
-
-    def build_accuracies(self, amounts: Sequence[float] = SLIDER_STOPS,
-                         methods: Sequence[str] | None = None) -> Path:
-        """Measure the accuracy of every (method, amount) setting and store them in the cache (``minikit build``).
-
-        The entry is keyed by this model's weights and this subset's tokens; later explorers on the
-        same ones read it (``use_built``). Only the accuracy pass runs here: no latency, no charts.
-        """
-        settings = {self._key(m, self._checked(m, a)): m for m in (methods or list(PRUNING_METHODS)) for a in amounts}
-
-        def write(folder: Path) -> None:
-            table = {json.dumps(key, default=int): self.accuracy(self._pruned(method, key)[0])
-                     for key, method in settings.items()}
-            (folder / ACCURACY_FILE).write_text(json.dumps(table, indent=0, sort_keys=True))
-
-        folder = cache.load_or_build(ACCURACY_KIND, self._parts, write)
-        self.built = json.loads((folder / ACCURACY_FILE).read_text())
-        return folder
 
     def pruned_model(self, method: str, amount: float):
         """A pruned copy of the model for one setting (what ``measure`` scores), e.g. to benchmark it."""
@@ -274,16 +194,6 @@ class PruningExplorer(Explorer):
                             f"<b>{point.latency_ms:.1f} ms</b> at batch 1")
         self._show_knobs(method, amount)  # a call from code moves the widgets too, without measuring twice
         return point
-
-
-def _subset_sha256(batches: Sequence[dict], labels) -> str:
-    """sha256 of the subset's token ids, masks and labels: what an accuracy pass reads."""
-    digest = hashlib.sha256()
-    for batch in batches:
-        for name in sorted(batch):
-            digest.update(f"{name}{tuple(batch[name].shape)}".encode() + batch[name].numpy().tobytes())
-    digest.update(json.dumps([int(label) for label in labels]).encode())
-    return digest.hexdigest()[:16]
 
 
 # --- 06 quantization ---------------------------------------------------------------------------------

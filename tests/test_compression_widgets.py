@@ -13,7 +13,7 @@ import vl_convert as vlc
 from helpers import FAST, TOPICS, chart_datasets, random_classifier  # noqa: E402  (shared test data)
 
 import minikit
-from minikit import compression_charts, compression_widgets, pruning
+from minikit import compression_charts, compression_widgets, pruning, pruning_sweep
 from minikit.compression_widgets import PRUNING_METHODS, PruningExplorer
 from minikit.distillation import (
     teacher_logits,
@@ -167,7 +167,7 @@ def test_built_accuracies_are_the_live_ones_and_spare_the_pass(cache_root, rando
     builder = make()
     assert builder.built == {}  # nothing built yet: measured live
     folder = builder.build_accuracies(amounts)
-    assert (folder / compression_widgets.ACCURACY_FILE).exists()
+    assert (folder / pruning_sweep.ACCURACY_FILE).exists()
     assert folder == builder.build_accuracies(amounts)  # built once, then found
     live = make(use_built=False).sweep(amounts)
     reader = make()
