@@ -69,7 +69,7 @@ __version__ = "0.1.0"
 # Loaded on first use (``minikit.widgets``, ``from minikit import lab``): see the module docstring.
 _ON_FIRST_USE = ("attribution", "build", "charts", "check", "compression_charts", "compression_widgets", "deployment",
                  "distillation", "early_exit", "editions", "implement_it", "lab", "load_testing", "multitask",
-                 "onnx_graph", "practice", "pruning", "quantization", "report", "server", "static_int8", "static_views",
+                 "onnx_graph", "practice", "pruning", "pruning_sweep", "quantization", "report", "server", "static_int8", "static_views",
                  "students", "tasks", "widgets")
 
 

@@ -30,13 +30,9 @@ from minikit.distillation import (
     softened_table,
 )
 from minikit.metrics import subset_accuracy
-from minikit.pruning_sweep import (  # noqa: F401  (PRUNING_METHODS, SLIDER_STOPS: the knobs' values, named here too)
-    PRUNING_METHODS,
-    SLIDER_STOPS,
-    PruningSweep,
-)
 from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, median_latency_ms
+from minikit.pruning_sweep import PRUNING_METHODS, SLIDER_STOPS, PruningSweep
 from minikit.quantization import (
     GRANULARITIES,
     SUPPORTED_BITS,
@@ -51,7 +47,6 @@ from minikit.training import TrainConfig, evaluate_accuracy
 from minikit.widgets import Explorer, jupyter_chart
 
 # --- 05 pruning ------------------------------------------------------------------------------------
-
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,9 @@ class PruningExplorer(PruningSweep, Explorer):
         self._drawn: dict[tuple, tuple] = {}  # both charts per (setting, points measured): a move back only redraws
 
         self.method = W.Dropdown(options=list(PRUNING_METHODS), value=method, description="method")
-        self.slider = W.FloatSlider(value=amount, min=0.0, max=0.95, step=0.05, description="remove",
+        # the slider's stops are the ones `minikit build` scores (pruning_sweep.SLIDER_STOPS)
+        self.slider = W.FloatSlider(value=amount, min=SLIDER_STOPS[0], max=SLIDER_STOPS[-1],
+                                    step=round(SLIDER_STOPS[1] - SLIDER_STOPS[0], 4), description="remove",
                                     continuous_update=False, readout_format=".0%")
         self.knobs = (self.method, self.slider)
         point = self.update(method, amount, redraw=False)

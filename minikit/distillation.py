@@ -433,7 +433,7 @@ def get_student(teacher: FineTuned | None = None, *, use_teacher: bool = True,
 def get_limit_student(teacher: FineTuned | None = None, *, progress: bool = True) -> FineTuned:
     """Issue 24's student at the machine's limit (``LIMIT_*`` above), distilled from ``teacher`` like ``get_student``.
 
-    Cached like ``distill``; about a minute the first time on 2 cores. ``minikit report`` serves it int8 as its
+    Cached like ``distill``; about 1¼ min the first time on 2 cores. ``minikit report`` serves it int8 as its
     last row; chapters 7-10 keep the course's student (``get_student``).
     """
     teacher = get_baseline(progress=progress) if teacher is None else teacher

@@ -309,7 +309,7 @@ def importance_batches(tokenizer, split, n: int = 32, batch_size: int = 8, max_l
     """
     if not 1 <= n <= len(split) or batch_size < 1:
         raise ValueError(f"n={n}, batch_size={batch_size} with {len(split)} rows: need 1 ≤ n ≤ the rows and "
-                         "batch_size ≥ 1.")
+                         f"batch_size ≥ 1. Fix: pass n between 1 and {len(split)}, and batch_size ≥ 1.")
     sample = split.shuffle(seed=seed).select(range(n))
     enc = tokenizer(list(sample["text"]), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     labels = torch.tensor(sample["label"])

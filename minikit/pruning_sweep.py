@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import numbers
 from pathlib import Path
 from typing import Sequence
 
@@ -30,8 +31,18 @@ PRUNING_METHODS = {  # knob value → what the slider's fraction removes
     "layers": "whole encoder layers, middle ones first (at least one stays)",
 }
 SLIDER_STOPS = tuple(round(0.05 * i, 2) for i in range(20))  # the explorer's slider: 0 … 95 %
-ACCURACY_KIND = "pruning-accuracy"  # cache kind: one accuracy per setting, for one model and subset (build step 10)
+ACCURACY_KIND = "pruning-accuracy"  # cache kind: one accuracy per setting, for one model and subset (`minikit build`)
 ACCURACY_FILE = "accuracy.json"
+
+
+def key_text(key: tuple) -> str:
+    """A setting's key as the stored table's text (JSON); integers of any kind become ints, anything else refuses."""
+    def integer(value):
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        raise TypeError(f"{value!r} ({type(value).__name__}) in a pruning setting's key: expected str, float or int.")
+
+    return json.dumps(key, default=integer)
 
 
 class PruningSweep:
@@ -49,7 +60,8 @@ class PruningSweep:
                  importance: pd.DataFrame | None = None, batch_size: int = 32, seed: int = 0,
                  use_built: bool = True):
         if n_examples < 1 or len(dataset) == 0:
-            raise ValueError(f"n_examples={n_examples} of {len(dataset)} examples: need at least one to score.")
+            raise ValueError(f"n_examples={n_examples} of {len(dataset)} examples: need at least one to score. "
+                             "Fix: pass n_examples ≥ 1 and a dataset with rows.")
         self.model = model.eval()
         self.work = copy.deepcopy(model).eval()
         self.originals = [m.weight for _, _, m in pruning.encoder_linears(model)]  # never written
@@ -105,7 +117,7 @@ class PruningSweep:
 
     def _setting_accuracy(self, key: tuple, model) -> float:
         """The built accuracy of a setting if there is one, else ``model``'s, measured now."""
-        built = self.built.get(json.dumps(key, default=int))
+        built = self.built.get(key_text(key))
         return self.accuracy(model) if built is None else built
 
     def build_accuracies(self, amounts: Sequence[float] = SLIDER_STOPS,
@@ -113,16 +125,23 @@ class PruningSweep:
         """Measure the accuracy of every (method, amount) setting and store them in the cache (``minikit build``).
 
         The entry is keyed by this model's weights and this subset's tokens; later sweeps and
-        explorers on the same ones read it (``use_built``). Only the accuracy pass runs here.
+        explorers on the same ones read it (``use_built``). Only the accuracy pass runs here, and
+        only for settings the entry lacks (other amounts, or heads ranked by another importance):
+        they are added to it, and the settings already there are kept.
         """
         settings = {self._key(m, self._checked(m, a)): m for m in (methods or list(PRUNING_METHODS)) for a in amounts}
+        found = cache.find(ACCURACY_KIND, self._parts)
+        table: dict[str, float] = json.loads((found / ACCURACY_FILE).read_text()) if found else {}
+        missing = {key: method for key, method in settings.items() if key_text(key) not in table}
+        if found and not missing:
+            self.built = table
+            return found
 
         def write(folder: Path) -> None:
-            table = {json.dumps(key, default=int): self.accuracy(self._pruned(method, key)[0])
-                     for key, method in settings.items()}
-            (folder / ACCURACY_FILE).write_text(json.dumps(table, indent=0, sort_keys=True))
+            added = {key_text(key): self.accuracy(self._pruned(method, key)[0]) for key, method in missing.items()}
+            (folder / ACCURACY_FILE).write_text(json.dumps({**table, **added}, indent=0, sort_keys=True))
 
-        folder = cache.load_or_build(ACCURACY_KIND, self._parts, write)
+        folder = cache.load_or_build(ACCURACY_KIND, self._parts, write, rebuild=found is not None)
         self.built = json.loads((folder / ACCURACY_FILE).read_text())
         return folder
 
@@ -137,4 +156,4 @@ def _subset_sha256(batches: Sequence[dict], labels) -> str:
     return digest.hexdigest()[:16]
 
 
-__all__ = ["ACCURACY_FILE", "ACCURACY_KIND", "PRUNING_METHODS", "PruningSweep", "SLIDER_STOPS"]
+__all__ = ["ACCURACY_FILE", "ACCURACY_KIND", "PRUNING_METHODS", "PruningSweep", "SLIDER_STOPS", "key_text"]

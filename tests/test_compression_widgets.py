@@ -13,7 +13,7 @@ import vl_convert as vlc
 from helpers import FAST, TOPICS, chart_datasets, random_classifier  # noqa: E402  (shared test data)
 
 import minikit
-from minikit import compression_charts, compression_widgets, pruning, pruning_sweep
+from minikit import cache, compression_charts, compression_widgets, pruning, pruning_sweep
 from minikit.compression_widgets import PRUNING_METHODS, PruningExplorer
 from minikit.distillation import (
     teacher_logits,
@@ -166,9 +166,17 @@ def test_built_accuracies_are_the_live_ones_and_spare_the_pass(cache_root, rando
     amounts = [0.0, 0.25, 0.5, 0.75]
     builder = make()
     assert builder.built == {}  # nothing built yet: measured live
-    folder = builder.build_accuracies(amounts)
-    assert (folder / pruning_sweep.ACCURACY_FILE).exists()
-    assert folder == builder.build_accuracies(amounts)  # built once, then found
+    folder = builder.build_accuracies(amounts[:2])
+    assert (folder / pruning_sweep.ACCURACY_FILE).exists() and len(builder.built) == 1 + 5  # 0 %, 25 % × 5 methods
+    scored = []
+    builder.accuracy = lambda model=None: scored.append(model) or 0.25  # a stand-in that counts the passes
+    builder.build_accuracies(amounts)  # the entry lacks 50 and 75 %: only those are scored, and added
+    added = len(builder.built) - 6
+    assert added >= 8 and len(scored) == added and list(builder.built.values()).count(0.25) == added
+    del builder.accuracy  # the real pass again
+    assert builder.build_accuracies(amounts) == folder and len(scored) == added  # complete now: nothing scored
+    cache.clear(pruning_sweep.ACCURACY_KIND)  # the stand-in 0.25s are not the real accuracies
+    builder.build_accuracies(amounts)
     live = make(use_built=False).sweep(amounts)
     reader = make()
     assert len(reader.built) == len({reader._key(m, a) for m in PRUNING_METHODS for a in amounts})
@@ -178,6 +186,12 @@ def test_built_accuracies_are_the_live_ones_and_spare_the_pass(cache_root, rando
     assert passes == []  # every setting's accuracy came from the build
     pd.testing.assert_frame_equal(read.drop(columns="latency_ms"), live.drop(columns="latency_ms"))
     assert reader.measure("global magnitude", 0.9).accuracy == 0.5 and len(passes) == 1  # not built: measured live
+
+
+def test_a_setting_key_with_a_foreign_number_is_refused():
+    assert pruning_sweep.key_text(("heads", ((np.int64(0), (np.int64(1),)),))) == '["heads", [[0, [1]]]]'
+    with pytest.raises(TypeError, match="float32.*in a pruning setting's key"):
+        pruning_sweep.key_text(("global magnitude", np.float32(0.5)))
 
 
 def test_built_accuracies_belong_to_one_model_and_subset(cache_root, random_bert4, tokenizer, data):
