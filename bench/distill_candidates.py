@@ -80,10 +80,10 @@ def main() -> None:
     baseline_mb = size_on_disk_mb(teacher.model)
     text = teacher.splits["test"]["text"][0]
     if args.grid == "limit-epochs":
-        return _limit_epochs(teacher, (D.LIMIT_LAYERS, D.STUDENT_MIN_COUNT, D.LIMIT_FFN_FRACTION,
-                                       D.LIMIT_HEADS_FRACTION))
+        return _limit_epochs(teacher)
     rows, tmp = [], Path(tempfile.mkdtemp(prefix="minikit-candidates-"))
-    for layers, min_count, ffn, heads in (LIMIT_CANDIDATES if args.grid == "limit" else CANDIDATES):
+    candidates = LIMIT_CANDIDATES if args.grid == "limit" else CANDIDATES  # row i of the table is candidates[i]
+    for layers, min_count, ffn, heads in candidates:
         start = D.student_start(teacher, layers, min_count, ffn, heads)  # heads: the same share in every layer
         run = D.distill(start.model, teacher, tokenizer=start.tokenizer, config=D.STUDENT_CONFIG, progress=False)
         folder = export_for_serving(run.model, run.tokenizer,
@@ -139,20 +139,18 @@ def main() -> None:
           f"LIMIT_FFN_FRACTION = {D.LIMIT_FFN_FRACTION}, LIMIT_HEADS_FRACTION = {D.LIMIT_HEADS_FRACTION}")
     print(f"teacher: validation {teacher.result.best_val_accuracy:.4f}, test {teacher.test_accuracy:.4f}")
     if limit and best is not None:
-        picked = (tuple(int(i) for i in best["layers"].strip("()").split(",") if i.strip()), int(best["min_count"]),
-                  float(best["ffn_pruned"]), float(best["heads_pruned"]))
-        _limit_epochs(teacher, picked)
+        _limit_epochs(teacher, candidates[best.name])
 
 
-def _limit_epochs(teacher, architecture: tuple) -> None:
-    """The second stage: ``architecture`` (layers, min_count, FFN share, heads share) trained for each of
-    ``LIMIT_EPOCHS``; the best on validation, ties to fewer epochs."""
+def _limit_epochs(teacher, architecture: tuple | None = None) -> None:
+    """The second stage: ``architecture`` (layers, min_count, FFN share, heads share; default ``LIMIT_*``)
+    trained for each of ``LIMIT_EPOCHS``; the best on validation, ties to fewer epochs."""
     from dataclasses import replace
 
     from minikit import distillation as D
 
-    layers, min_count, ffn, heads = architecture
     limit = (tuple(D.LIMIT_LAYERS), D.STUDENT_MIN_COUNT, D.LIMIT_FFN_FRACTION, D.LIMIT_HEADS_FRACTION)
+    layers, min_count, ffn, heads = architecture = architecture or limit
     if (tuple(layers), min_count, ffn, heads) != limit:
         print(f"note: the pick {architecture} is not minikit.distillation's LIMIT_* {limit}: update them to serve it")
     runs = []
