@@ -40,7 +40,7 @@ from minikit.errors import (
     OnnxMismatchError,
     UnknownNameError,
 )
-from minikit.loading import BBC_LABELS, load_dataset
+from minikit.loading import BBC_HEADLINES, BBC_LABELS, BBC_NEWS, list_datasets, load_dataset
 from minikit.metrics import classification_report, confusion_matrix
 from minikit.models import (
     CATALOG,
@@ -97,13 +97,13 @@ def setup(seed: int | None = None, threads: int | None = None, charts: bool = Tr
 
 
 __all__ = [
-    "BBC_LABELS", "Benchmark", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning", "DuplicateReport",
-    "FineTuned", "LeakageReport", "MinikitError", "ModelCard", "ModelNotAvailableError", "ModelProfile",
-    "OnnxMismatchError", "Settings", "TrainConfig", "UnknownNameError", "build_model", "cache", "check_leakage",
-    "claims", "classification_report", "compare_models", "confusion_matrix", "count_parameters", "data", "errors",
-    "find_duplicates", "fine_tune", "format_accuracy", "get_baseline", "get_settings", "list_models",
-    "load_dataset", "load_model", "load_tokenizer", "measure_latency", "models", "normalize", "normalize_text",
-    "paired_comparison", "prepare_dataset", "profile_model", "remove_duplicates", "resolve_model_source",
-    "seed_everything", "settings", "setup", "size_on_disk_mb", "split_dataset", "stats", "system", "token_lengths",
-    "tokenize", "training", "truncated_share", "wilson_interval",
+    "BBC_HEADLINES", "BBC_LABELS", "BBC_NEWS", "Benchmark", "CATALOG", "DEFAULT_MODEL", "DataError", "DataWarning",
+    "DuplicateReport", "FineTuned", "LeakageReport", "MinikitError", "ModelCard", "ModelNotAvailableError",
+    "ModelProfile", "OnnxMismatchError", "Settings", "TrainConfig", "UnknownNameError", "build_model", "cache",
+    "check_leakage", "claims", "classification_report", "compare_models", "confusion_matrix", "count_parameters",
+    "data", "errors", "find_duplicates", "fine_tune", "format_accuracy", "get_baseline", "get_settings",
+    "list_datasets", "list_models", "load_dataset", "load_model", "load_tokenizer", "measure_latency", "models",
+    "normalize", "normalize_text", "paired_comparison", "prepare_dataset", "profile_model", "remove_duplicates",
+    "resolve_model_source", "seed_everything", "settings", "setup", "size_on_disk_mb", "split_dataset", "stats",
+    "system", "token_lengths", "tokenize", "training", "truncated_share", "wilson_interval",
 ]

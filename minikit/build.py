@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 import psutil
 
-from minikit import cache, pruning
+from minikit import cache
 from minikit import distillation as D
 from minikit import early_exit as A
 from minikit import multitask as M
@@ -45,6 +45,7 @@ from minikit.settings import get_settings, setup
 from minikit.students import select_layers, spread_layers
 from minikit.system import prove_writable, release_freed_memory
 from minikit.tasks import CHAPTER_CONFIG, chapter_tasks
+from minikit.loading import BBC_HEADLINES
 from minikit.training import BBC_NEWS, DEFAULT_MODEL, TrainConfig, domain_adapt, fine_tune, get_baseline
 
 # Every notebook of the course, in course order (its file name starts with the chapter).
@@ -74,6 +75,10 @@ class _Course:
     @property
     def baseline(self):
         return self._get("baseline", lambda: get_baseline(progress=self.progress))
+
+    @property
+    def hard_baseline(self):
+        return self._get("hard_baseline", lambda: get_baseline(dataset=BBC_HEADLINES, progress=self.progress))
 
     @property
     def tasks(self):
@@ -156,12 +161,19 @@ def _single_task_rows(course: _Course) -> None:
         M.single_task_row(run, topic, full_rows)
 
 
+def _hard_baseline(course: _Course) -> None:
+    # the harder task's baseline: get_baseline(dataset=BBC_HEADLINES), i.e. the same recipe on the headlines
+    fine_tune(DEFAULT_MODEL, BBC_HEADLINES, _lean(TrainConfig()), progress=course.progress)
+
+
 def _pruning_accuracies(course: _Course) -> None:
     """Chapter 5's explorer's settings as its notebook builds it, then every slider stop's accuracy."""
-    baseline = course.baseline  # as chapter 5: its model, tokenizer and splits
-    model, tokenizer, splits = baseline.model, baseline.tokenizer, baseline.splits
-    importance = pruning.head_importance(model, pruning.importance_batches(tokenizer, splits["train"]))
-    PruningSweep(model, tokenizer, splits["validation"], importance=importance).build_accuracies()
+    PruningSweep.of(course.baseline).build_accuracies()
+
+
+def _hard_pruning_accuracies(course: _Course) -> None:
+    """Chapter 5's comparison on the harder task: every slider stop over all its validation headlines."""
+    PruningSweep.of(course.hard_baseline, n_examples=None).build_accuracies()
 
 
 def _teacher_logits(course: _Course) -> None:
@@ -215,6 +227,8 @@ STEPS: tuple[Step, ...] = (
     Step("multi-task, 10 % of topic labels", "03b", _multitask(0.1)),
     Step("single-task runs scored on 3b's split", "03b", _single_task_rows),
     Step("chapter 5's pruning accuracies (every slider stop)", "05", _pruning_accuracies),
+    Step("fine-tuned baseline, bbc-headlines (the harder task)", "05", _hard_baseline),
+    Step("chapter 5's pruning accuracies on bbc-headlines", "05", _hard_pruning_accuracies),
     Step("teacher logits (validation)", "07", _teacher_logits),
     Step("student, distilled", "07", _student(True), ("08", "09", "10")),
     Step("student, no teacher", "07", _student(False)),

@@ -141,6 +141,31 @@ def pruning_tradeoff_chart(points: pd.DataFrame, current=None) -> alt.FacetChart
     ).resolve_scale(y="independent").properties(title=title)
 
 
+def task_curves_chart(table: pd.DataFrame, x: str, x_title: str, title: str, facet: str | None = None,
+                      columns: int = 4, x_format: str = ".0%") -> alt.Chart:
+    """Accuracy against a knob, one line per ``task``, its 95 % interval as a band (one chart per ``facet``).
+
+    ``table`` has columns ``task``, ``x``, accuracy, low, high (shares in [0, 1]) and n, plus ``facet``.
+    """
+    data = table.assign(**{c: 100 * table[c] for c in ("accuracy", "low", "high")})
+    data["task"] = [f"{task} (n = {n})" for task, n in zip(data["task"], data["n"])]
+    axis_x = alt.X(f"{x}:Q", title=x_title, axis=alt.Axis(format=x_format))
+    color = alt.Color("task:N", title="task (validation examples)", legend=alt.Legend(orient="bottom"))
+    band = alt.Chart().mark_area(opacity=0.2).encode(x=axis_x, y=alt.Y("low:Q", title="accuracy (%)"),
+                                                     y2="high:Q", color=color)
+    tips = ["task", alt.Tooltip(f"{x}:Q", format=x_format, title=x_title), alt.Tooltip("accuracy:Q", format=".1f"),
+            alt.Tooltip("low:Q", format=".1f", title="95 % low"),
+            alt.Tooltip("high:Q", format=".1f", title="95 % high")]
+    line = alt.Chart().mark_line(point=True).encode(x=axis_x, y=alt.Y("accuracy:Q", title="accuracy (%)",
+                                                                      scale=alt.Scale(domain=[0, 100])),
+                                                    color=color, tooltip=tips)
+    layered = alt.layer(band, line, data=data).properties(width=170 if facet else 360, height=160)
+    if facet:
+        layered = layered.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=list(dict.fromkeys(data[facet]))),
+                                columns=columns)
+    return layered.properties(title=title)
+
+
 def pruning_heatmap(table: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     """Share of weights removed per encoder layer (rows) and role (columns): a sparsity heatmap.
 

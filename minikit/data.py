@@ -21,7 +21,7 @@ import numpy as np
 from minikit import cache as _cache
 from minikit import loading
 from minikit.errors import DataError, DataWarning, option
-from minikit.loading import BBC_NEWS
+from minikit.loading import BBC_HEADLINES, BBC_NEWS, BUILT_IN_DATASETS
 from minikit.settings import DEFAULT_SEED
 
 if TYPE_CHECKING:
@@ -370,6 +370,10 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     than the embedded one a DataWarning says how many went. ``text_column``, ``label_column``,
     ``labels``, ``encoding`` and ``drop_empty`` are ``load_dataset``'s, for files.
 
+    ``"bbc-headlines"`` keeps every article in its ``"bbc-news"`` split (same seed and sizes), reads its
+    headline only, and drops each later article whose headline repeats an earlier one (13 of them), so
+    no article and no headline sits in two splits; the report counts both removals.
+
     The embedded BBC corpus is prepared once and cached (kind ``prepared``, and in memory for the
     rest of the session): every later chapter starts from it, and the near-duplicate search alone
     takes ~3 s. The key holds the arguments, a hash of the corpus files and a hash of this module's
@@ -379,7 +383,7 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     import datasets
     columns = {"text_column": text_column, "label_column": label_column, "labels": labels, "encoding": encoding,
                "drop_empty": drop_empty}
-    if not cache or name != BBC_NEWS:
+    if not cache or name not in BUILT_IN_DATASETS:
         return _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns)
 
     parts = {"dataset": name, "seed": seed, "lowercase": lowercase, "near_threshold": near_threshold,
@@ -407,6 +411,8 @@ _PREPARED: dict[str, tuple[datasets.DatasetDict, DuplicateReport]] = {}  # this 
 
 
 def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns: dict):
+    if name == BBC_HEADLINES:
+        return _headline_splits(seed, lowercase, near_threshold, test_size, validation_size)
     with warnings.catch_warnings():
         if name == BBC_NEWS:  # its one cp1252 file is known and shown in chapter 2
             warnings.simplefilter("ignore", DataWarning)
@@ -430,6 +436,34 @@ def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, 
                       "what you want: edit those rows in the file.", DataWarning, stacklevel=3)
     ds = normalize(ds, lowercase)
     return split_dataset(ds, test_size, validation_size, seed), report
+
+
+def _headline_splits(seed, lowercase, near_threshold, test_size, validation_size):
+    """bbc-headlines: bbc-news' article split, each text its headline; later repeats of a headline dropped."""
+    import datasets
+    articles, report = prepare_dataset(BBC_NEWS, seed=seed, lowercase=lowercase, near_threshold=near_threshold,
+                                       test_size=test_size, validation_size=validation_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the corpus' one cp1252 file, known and shown in chapter 2
+        raw = loading.load_dataset(BBC_HEADLINES)  # prepare_dataset joins the headline to the body: read them raw
+    row_of = {article_id: row for row, article_id in enumerate(raw["id"])}
+    kept = sorted(row_of[i] for split in articles.values() for i in split["id"])
+    first: dict[str, int] = {}
+    for row in kept:  # in corpus order, as find_duplicates keeps the first of a cluster
+        first.setdefault(normalize_text(raw[row]["text"], lowercase=True), row)
+    groups: dict[int, list[int]] = {}
+    for row in kept:
+        groups.setdefault(first[normalize_text(raw[row]["text"], lowercase=True)], []).append(row)
+    repeats = [g for g in groups.values() if len(g) > 1]
+    dropped = {row for g in repeats for row in g[1:]}
+    out = {}
+    for split, ds in articles.items():
+        rows = [row_of[i] for i in ds["id"] if row_of[i] not in dropped]
+        out[split] = normalize(raw.select(rows), lowercase)
+    both = DuplicateReport(report.n_input, report.exact_groups + repeats, report.near_pairs,
+                           sorted(set(report.removed) | dropped), report.label_conflicts
+                           + [g for g in repeats if len({raw[r]["label"] for r in g}) > 1])
+    return datasets.DatasetDict(out), both
 
 
 def show_difference(a: str, b: str, context: int = 4, max_changes: int = 3) -> list[str]:

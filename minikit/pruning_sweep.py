@@ -18,7 +18,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from minikit import cache, pruning
+from minikit import cache, pruning, stats
 from minikit.data import fixed_subset
 from minikit.metrics import subset_accuracy
 from minikit.models import encoder_layers
@@ -74,6 +74,16 @@ class PruningSweep:
         found = cache.find(ACCURACY_KIND, self._parts) if use_built else None
         self.built: dict[str, float] = json.loads((found / ACCURACY_FILE).read_text()) if found else {}
 
+    @classmethod
+    def of(cls, baseline, n_examples: int | None = 64, **kwargs):
+        """The sweep of a fine-tuned baseline (``get_baseline``) as chapter 5 builds it: its validation split, heads
+        ranked by ``head_importance`` on ``importance_batches`` of its training split; ``n_examples=None`` scores
+        the whole split. ``minikit build`` and the notebook call this, so they key the same stored accuracies."""
+        model, tokenizer, splits = baseline.model, baseline.tokenizer, baseline.splits
+        importance = pruning.head_importance(model, pruning.importance_batches(tokenizer, splits["train"]))
+        n = len(splits["validation"]) if n_examples is None else n_examples
+        return cls(model, tokenizer, splits["validation"], n_examples=n, importance=importance, **kwargs)
+
     def _checked(self, method: str, amount: float) -> float:
         if method not in PRUNING_METHODS:
             raise ValueError(f"method={method!r}: expected one of {', '.join(map(repr, PRUNING_METHODS))}.")
@@ -119,6 +129,23 @@ class PruningSweep:
         """The built accuracy of a setting if there is one, else ``model``'s, measured now."""
         built = self.built.get(key_text(key))
         return self.accuracy(model) if built is None else built
+
+    def accuracies(self, methods: Sequence[str] | None = None,
+                   amounts: Sequence[float] = SLIDER_STOPS) -> pd.DataFrame:
+        """One row per (method, amount): the accuracy on the subset, with n and its 95 % Wilson interval.
+
+        Built accuracies are read (``build_accuracies``); a setting the entry lacks is measured now.
+        """
+        rows = []
+        for method in methods or list(PRUNING_METHODS):
+            for amount in amounts:
+                key = self._key(method, self._checked(method, amount))
+                built = self.built.get(key_text(key))
+                accuracy = built if built is not None else self.accuracy(self._pruned(method, key)[0])
+                low, high = stats.wilson_interval(round(accuracy * self.n_examples), self.n_examples)
+                rows.append({"method": method, "amount": amount, "accuracy": accuracy, "low": low, "high": high,
+                             "n": self.n_examples})
+        return pd.DataFrame(rows)
 
     def build_accuracies(self, amounts: Sequence[float] = SLIDER_STOPS,
                          methods: Sequence[str] | None = None) -> Path:
