@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import pandas as pd
 import psutil
 
-from minikit import cache
+from minikit import cache, qat
 from minikit import distillation as D
 from minikit import early_exit as A
 from minikit import multitask as M
@@ -176,6 +176,11 @@ def _hard_pruning_accuracies(course: _Course) -> None:
     PruningSweep.of(course.hard_baseline, n_examples=None).build_accuracies()
 
 
+def _qat_runs(course: _Course) -> None:
+    """Chapter 6's QAT section: PTQ, its control and QAT at every bit width and both granularities, on headlines."""
+    qat.chapter_runs(course.hard_baseline)
+
+
 def _teacher_logits(course: _Course) -> None:
     D.teacher_logits(course.baseline, course.splits["validation"]["text"])
 
@@ -227,8 +232,9 @@ STEPS: tuple[Step, ...] = (
     Step("multi-task, 10 % of topic labels", "03b", _multitask(0.1)),
     Step("single-task runs scored on 3b's split", "03b", _single_task_rows),
     Step("chapter 5's pruning accuracies (every slider stop)", "05", _pruning_accuracies),
-    Step("fine-tuned baseline, bbc-headlines (the harder task)", "05", _hard_baseline),
+    Step("fine-tuned baseline, bbc-headlines (the harder task)", "05", _hard_baseline, ("06",)),
     Step("chapter 5's pruning accuracies on bbc-headlines", "05", _hard_pruning_accuracies),
+    Step("PTQ against QAT on bbc-headlines (results only)", "06", _qat_runs),
     Step("teacher logits (validation)", "07", _teacher_logits),
     Step("student, distilled", "07", _student(True), ("08", "09", "10")),
     Step("student, no teacher", "07", _student(False)),

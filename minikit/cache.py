@@ -77,6 +77,8 @@ TRAINED_KINDS: dict[str, TrainedKind] = {
                              "⅓–1½"),
     "pruning-accuracy": TrainedKind("chapter 5's pruning accuracies, one pass over the explorer's subset per setting",
                                     "05", ("pruning_sweep", "pruning", "metrics", "models"), "1–2"),
+    "qat-runs": TrainedKind("chapter 6's PTQ against QAT runs (results only)", "06",
+                            ("qat", "quantization", "training", "loop", "models"), "1–2"),
     "early_exit": TrainedKind("early-exit heads", "10", ("early_exit", "training", "models"), "1"),
     "lab-models": TrainedKind("a compression-lab model (surgery, training or int8 export)", "09",
                               ("lab", "distillation", "students", "pruning", "training", "loop", "models", "quantization",

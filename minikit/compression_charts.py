@@ -166,6 +166,36 @@ def task_curves_chart(table: pd.DataFrame, x: str, x_title: str, title: str, fac
     return layered.properties(title=title)
 
 
+QAT_METHODS = ["float32", "PTQ", "train, then PTQ", "QAT"]  # qat.ptq_vs_qat's methods, in the legend's order
+
+
+def qat_chart(table: pd.DataFrame, granularity: str, bits: int | None = None,
+              title: str | None = None) -> alt.LayerChart:
+    """Test accuracy against bits for PTQ, its control and QAT at one granularity; the float32 model dashed.
+
+    ``table`` is ``qat.chapter_runs``' (columns bits, method, accuracy, n, granularity); bands are 95 %
+    Wilson intervals (columns low, high); a rule marks ``bits``.
+    """
+    data = table[table["granularity"] == granularity].assign(
+        **{c: 100 * table.loc[table["granularity"] == granularity, c] for c in ("accuracy", "low", "high")})
+    rounded, reference = data[data["bits"] < 32], data[data["method"] == "float32"]
+    x = alt.X("bits:Q", title="bits per weight", scale=alt.Scale(domain=[8.5, 1.5]), axis=alt.Axis(values=[8, 4, 3, 2]))
+    y = alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(domain=[0, 100]))
+    color = alt.Color("method:N", title=None, sort=QAT_METHODS[1:], legend=alt.Legend(orient="bottom"))
+    band = alt.Chart(rounded).mark_area(opacity=0.15).encode(x=x, y="low:Q", y2="high:Q", color=color)
+    tips = ["method", "bits", alt.Tooltip("accuracy:Q", format=".1f"), "n",
+            alt.Tooltip("low:Q", format=".1f", title="95 % low"),
+            alt.Tooltip("high:Q", format=".1f", title="95 % high")]
+    lines = alt.Chart(rounded).mark_line(point=True).encode(x=x, y=y, color=color, tooltip=tips)
+    layers = [band, lines, alt.Chart(reference).mark_rule(strokeDash=[4, 3], color="gray").encode(y="accuracy:Q")]
+    if bits is not None:
+        marker = pd.DataFrame({"bits": [bits]})
+        layers.append(alt.Chart(marker).mark_rule(color="black", opacity=0.4).encode(x="bits:Q"))
+    n = int(data["n"].iloc[0]) if len(data) else 0
+    return alt.layer(*layers).properties(width=380, height=220, title=title or (
+        f"PTQ against QAT, {granularity} (test, n = {n}; dashed: float32)"))
+
+
 def pruning_heatmap(table: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     """Share of weights removed per encoder layer (rows) and role (columns): a sparsity heatmap.
 

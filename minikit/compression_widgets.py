@@ -9,6 +9,7 @@ setting, and redraws ``charts``; this module only builds widgets and links them 
 from __future__ import annotations
 
 import copy
+import html
 import math
 import numbers
 import time
@@ -32,6 +33,8 @@ from minikit.distillation import (
 from minikit.metrics import subset_accuracy
 from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, median_latency_ms
+from minikit.qat import CONTROL
+from minikit.stats import paired_comparison
 from minikit.pruning_sweep import PRUNING_METHODS, SLIDER_STOPS, PruningSweep
 from minikit.quantization import (
     GRANULARITIES,
@@ -492,3 +495,53 @@ class DistillationExplorer(Explorer):
                             f"{point.params_m:.1f} M parameters · {how}")
         self._show_knobs(point.alpha, point.layers)
         return point
+
+
+class QatExplorer(Explorer):
+    """Chapter 6: bits and granularity knobs over ``qat.chapter_runs``' cached runs (nothing trains here).
+
+    The label gives, at the chosen setting, PTQ, the control (the same extra steps in float, then
+    PTQ) and QAT on the test split, with the paired verdicts of QAT against each.
+    """
+
+    def __init__(self, runs: pd.DataFrame, bits: int = 4, granularity: str = "per-tensor"):
+        super().__init__()
+        self.runs = runs
+        choices = sorted(set(runs.loc[runs["bits"] < 32, "bits"]), reverse=True)
+        self.bits = W.SelectionSlider(options=choices, value=bits, description="bits", continuous_update=False)
+        self.granularity = W.ToggleButtons(options=list(dict.fromkeys(runs["granularity"])), value=granularity,
+                                           description="scale")
+        self.seconds: list[float] = []
+        self.knobs = (self.bits, self.granularity)
+        self.chart = jupyter_chart(compression_charts.qat_chart(runs, granularity, bits))
+        self._watch()
+        self.update(bits, granularity)
+        self.widget = W.VBox([W.HBox([self.bits, self.granularity]), self.label, self.chart])
+
+    def _row(self, bits: int, granularity: str, method: str) -> pd.Series:
+        found = self.runs[(self.runs["bits"] == bits) & (self.runs["granularity"] == granularity)
+                          & (self.runs["method"] == method)]
+        if found.empty:
+            raise ValueError(f"No {method} run at bits={bits}, {granularity}. Fix: pick bits from "
+                             f"{list(self.bits.options)} and granularity from {list(self.granularity.options)}.")
+        return found.iloc[0]
+
+    def lines(self, bits: int, granularity: str) -> list[str]:
+        """The setting's accuracies, then QAT's paired verdicts against PTQ and against the control."""
+        qat_row = self._row(bits, granularity, "QAT")
+        accuracies = ", ".join(f"{method} {self._row(bits, granularity, method)['accuracy']:.1%}"
+                               for method in ("PTQ", CONTROL, "QAT"))
+        lines = [f"{bits} bits, {granularity} (test, n = {qat_row['n']}): {accuracies}"]
+        for method in ("PTQ", CONTROL):
+            comparison = paired_comparison(qat_row["correct"], self._row(bits, granularity, method)["correct"])
+            lines.append(f"  QAT against {method}: {comparison}")
+        return lines
+
+    def update(self, bits: int, granularity: str) -> str:
+        """Show one setting: the label and the chart's marker; returns the label's text."""
+        start = time.perf_counter()
+        self.chart.chart = compression_charts.qat_chart(self.runs, granularity, bits)
+        self.label.value = "<br>".join(html.escape(line) for line in self.lines(bits, granularity))
+        self._show_knobs(bits, granularity)
+        self.seconds.append(time.perf_counter() - start)
+        return self.label.value

@@ -24,7 +24,7 @@ from minikit.metrics import per_class_scores
 from minikit.models import build_model
 from minikit.practice import Case, CheckResult, close, describe, exercise, implemented
 from minikit.pruning import magnitude_threshold
-from minikit.quantization import quantization_params
+from minikit.quantization import quantization_params, quantize_tensor
 
 # --- 03 fine-tuning ------------------------------------------------------------------------------
 
@@ -231,6 +231,51 @@ def linear_quantize(function: Callable) -> CheckResult:
                        "range: the integers minikit.quantization.quantize_tensor would store.")
 
 
+def _ste_reference(w: torch.Tensor, bits: int) -> torch.Tensor:
+    return w + (quantize_tensor(w, bits) - w).detach()
+
+
+def _forward_and_gradient(args: tuple, returned) -> tuple:
+    """What a straight-through rounding is judged on: its value, and d Σ c·out / dw for distinct weights c."""
+    w = args[0]
+    if not isinstance(returned, torch.Tensor) or returned.shape != w.shape:
+        return returned, None
+    if not returned.requires_grad:
+        return returned.detach(), torch.zeros_like(w)
+    c = torch.arange(1, w.numel() + 1, dtype=w.dtype).reshape(w.shape)
+    (gradient,) = torch.autograd.grad((c * returned).sum(), w, allow_unused=True)
+    return returned.detach(), torch.zeros_like(w) if gradient is None else gradient
+
+
+def _same_ste(got, want) -> str | None:
+    (value, gradient), (expected, expected_gradient) = got, want
+    if gradient is None:
+        return f"expected a tensor of w's shape {tuple(expected.shape)}, got {describe(value)}"
+    if not torch.allclose(value, expected, atol=1e-6):
+        return ("going forward your tensor is not the rounded weight: it should equal quantize_tensor(w, bits) "
+                "(per channel, symmetric), the weight a b-bit model would use")
+    if not torch.allclose(gradient, expected_gradient):
+        if gradient.abs().sum() == 0:
+            return ("the gradient with respect to w is zero everywhere: rounding passes no gradient, so nothing "
+                    "would train. Add the rounding as a detached difference, w + (q − w).detach(), whose gradient "
+                    "is 1")
+        return "the gradient with respect to w should be 1 for every weight (the identity), and it is not"
+    return None
+
+
+@exercise
+def straight_through(function: Callable) -> CheckResult:
+    """``straight_through(w, bits)``: ``quantize_tensor(w, bits)`` going forward, gradient 1 going back (the STE)."""
+    g = torch.Generator().manual_seed(23)
+    cases = [Case(f"a {rows}×{cols} weight that requires grad, {bits} bits", (
+        (torch.randn(rows, cols, generator=g) * scale).requires_grad_(), bits))
+        for rows, cols, bits, scale in ((4, 6, 4, 1.0), (3, 5, 2, 0.1), (2, 8, 8, 3.0))]
+    return implemented(function, cases, _ste_reference, _same_ste, call="straight_through(w, bits)",
+                       outcome=_forward_and_gradient,
+                       success="Forward, the b-bit weight; backward, the gradient of the identity: the straight-"
+                       "through estimator that minikit.qat.ste_quantize applies to every Linear weight.")
+
+
 # --- 07 distillation -----------------------------------------------------------------------------
 
 
@@ -432,7 +477,8 @@ __all__ = [name for name, value in list(globals().items()) if getattr(value, "im
 # Each implement-it check's reference: minikit's own implementation, which the check compares the learner's with.
 _REFERENCES: dict[Callable, Callable] = {
     train_step: _step_reference, precision_recall_f1: _prf_reference, magnitude_mask: _mask_reference,
-    slice_ffn: _slice_ffn_reference, linear_quantize: _linear_quantize_reference, kd_loss: distillation_loss,
+    slice_ffn: _slice_ffn_reference, linear_quantize: _linear_quantize_reference,
+    straight_through: _ste_reference, kd_loss: distillation_loss,
     distill_step: _distill_step_reference, take_batch: _take_batch_reference, exit_layer: _exit_layer_reference,
 }
 

@@ -17,12 +17,31 @@ weights in, which gives the same model ``fake_quantize`` would give for those fl
 from __future__ import annotations
 
 import copy
+import json
+import time
+from pathlib import Path
+from typing import Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from minikit.quantization import GRANULARITIES, SUPPORTED_BITS, quantize_tensor
+from minikit import cache
+from minikit.loop import TrainConfig
+from minikit.quantization import GRANULARITIES, SUPPORTED_BITS, fake_quantize, quantize_tensor
+from minikit.settings import seed_everything
+from minikit.stats import wilson_interval
+from minikit.training import predict_logits, train_classifier
+
+QAT_BITS = (8, 4, 3, 2)  # chapter 6's bits knob: int8's width, then where post-training rounding breaks
+# The short run of pruning.RECOVERY_CONFIG: a quarter of the train split at half the baseline's learning rate,
+# since the weights start close to good ones (~45 steps at batch 8).
+QAT_CONFIG = TrainConfig(train_fraction=0.25, learning_rate=5e-5, eval_every=15)
+CONTROL = "train, then PTQ"  # ptq_vs_qat's control: QAT's extra steps in float, then post-training rounding
+RUNS_KIND = "qat-runs"  # cache kind: PTQ and QAT at each bit width, scored on the test split (results only)
+RUNS_FILE = "runs.json"
 
 
 def check_qat_bits(bits, granularity: str = "per-channel") -> None:
@@ -95,4 +114,74 @@ def convert(model: nn.Module) -> nn.Module:
     return converted
 
 
-__all__ = ["FakeQuantize", "check_qat_bits", "convert", "is_prepared", "prepare_qat", "ste_quantize"]
+def train_qat(model: nn.Module, tokenizer, splits, bits: int = 4, granularity: str = "per-channel",
+              config: TrainConfig = QAT_CONFIG, progress: bool = False):
+    """Fine-tune a ``prepare_qat`` copy of ``model`` (``train_classifier``), then ``convert``: (model, TrainResult)."""
+    seed_everything(config.seed)
+    prepared = prepare_qat(model, bits, granularity)
+    result = train_classifier(prepared, tokenizer, splits, config, progress=progress)
+    return convert(prepared), result
+
+
+def ptq_vs_qat(baseline, bits: Sequence[int] = QAT_BITS, granularity: str = "per-channel",
+               config: TrainConfig = QAT_CONFIG, progress: bool = False) -> pd.DataFrame:
+    """Post-training rounding (``fake_quantize``) against QAT (``train_qat``) at each bit width, on the test split.
+
+    QAT trains: part of any gain over PTQ may be the extra training, not the rounding in the loop. So a
+    control (``CONTROL``) trains a float copy with the same config and steps, then rounds it: QAT against
+    the control is the effect of training *through* the rounding.
+
+    ``baseline`` is a ``FineTuned`` (``get_baseline``). One row per (bits, method), plus the float32
+    model and the control unrounded (bits 32): accuracy, n, the per-example ``correct`` list (for paired
+    comparisons), and the training steps and seconds (the control's once, repeated on its rows). Cached
+    as results only, no models (kind ``qat-runs``, keyed by the weights, the splits, the bits and the
+    config): ``minikit build`` runs it, a notebook reads it.
+    """
+    for b in bits:
+        check_qat_bits(b, granularity)
+    model, tokenizer, splits = baseline.model, baseline.tokenizer, baseline.splits
+    test = splits["test"]
+    parts = {"model": cache.model_sha256(model), "splits": cache.splits_sha256(splits), "bits": list(bits),
+             "granularity": granularity, "config": config}
+
+    def correct(net) -> list[int]:
+        logits = predict_logits(net.eval(), tokenizer, test, config.max_length, truncation=config.truncation)
+        return (np.argmax(logits, axis=1) == np.asarray(test["label"])).astype(int).tolist()
+
+    def build(folder: Path) -> None:
+        rows = [{"bits": 32, "method": "float32", "correct": correct(model), "steps": 0, "seconds": 0.0}]
+        start = time.perf_counter()
+        seed_everything(config.seed)
+        more = copy.deepcopy(model)  # the control: the same extra steps in float, rounded afterwards
+        steps = train_classifier(more, tokenizer, splits, config, progress=progress).steps
+        seconds = round(time.perf_counter() - start, 1)
+        rows.append({"bits": 32, "method": CONTROL, "correct": correct(more), "steps": steps, "seconds": seconds})
+        for b in bits:
+            rows.append({"bits": b, "method": "PTQ", "correct": correct(fake_quantize(model, b, granularity)),
+                         "steps": 0, "seconds": 0.0})
+            rows.append({"bits": b, "method": CONTROL, "correct": correct(fake_quantize(more, b, granularity)),
+                         "steps": steps, "seconds": seconds})
+            start = time.perf_counter()
+            trained, result = train_qat(model, tokenizer, splits, b, granularity, config, progress)
+            rows.append({"bits": b, "method": "QAT", "correct": correct(trained), "steps": result.steps,
+                         "seconds": round(time.perf_counter() - start, 1)})
+            del trained
+        (folder / RUNS_FILE).write_text(json.dumps(rows))
+
+    folder = cache.load_or_build(RUNS_KIND, parts, build)
+    table = pd.DataFrame(json.loads((folder / RUNS_FILE).read_text()))
+    table["n"] = table["correct"].map(len)
+    table["accuracy"] = table["correct"].map(np.mean)
+    return table[["bits", "method", "accuracy", "n", "steps", "seconds", "correct"]]
+
+
+def chapter_runs(baseline, bits: Sequence[int] = QAT_BITS) -> pd.DataFrame:
+    """Chapter 6's runs: ``ptq_vs_qat`` at both granularities (column ``granularity``), with 95 % Wilson bounds."""
+    tables = [ptq_vs_qat(baseline, bits, granularity).assign(granularity=granularity) for granularity in GRANULARITIES]
+    table = pd.concat(tables, ignore_index=True)
+    bounds = [wilson_interval(sum(c), len(c)) for c in table["correct"]]
+    return table.assign(low=[b[0] for b in bounds], high=[b[1] for b in bounds])
+
+
+__all__ = ["CONTROL", "FakeQuantize", "QAT_BITS", "QAT_CONFIG", "RUNS_KIND", "chapter_runs", "check_qat_bits",
+           "convert", "is_prepared", "prepare_qat", "ptq_vs_qat", "ste_quantize", "train_qat"]

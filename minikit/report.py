@@ -38,7 +38,7 @@ from minikit.cache import load_model_dir, load_or_build, save_model_dir
 from minikit.claims import COMPRESSION_CLAIM as CLAIM
 from minikit.data import prepare_dataset, stratified_subset
 from minikit.errors import DataError, DataWarning, MinikitError, command_line, option
-from minikit.loading import BBC_NEWS
+from minikit.loading import BBC_HEADLINES, BBC_NEWS, BUILT_IN_DATASETS
 from minikit.models import DEFAULT_MODEL, encoder_layers, resolve_model_source
 from minikit.pruning import RECOVERY_CONFIG, prune_ffn_neurons, recover
 from minikit.settings import cache_dir, setup
@@ -99,7 +99,7 @@ def _data(model: str | Path, dataset: str | Path, columns: dict, seed: int) -> t
     """
     if not Path(str(model)).expanduser().is_dir():
         resolve_model_source(str(model))  # UnknownNameError lists the known names
-    if str(dataset) == BBC_NEWS:  # by name: the same cache entry as the chapters' baseline
+    if str(dataset) in BUILT_IN_DATASETS:  # by name: the same cache entry as the chapters' baseline
         return str(dataset), prepare_dataset(str(dataset), seed=seed)[0], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -421,7 +421,7 @@ def run_report(model: str | Path = DEFAULT_MODEL, dataset: str | Path = BBC_NEWS
     sizes = ", ".join(f"{name} {len(split)}" for name, split in baseline.splits.items())
     run = {"model": str(model), "dataset": str(dataset), "command": command or _command(),
            "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "data": f"{sizes} rows" + ("" if str(dataset) == BBC_NEWS or Path(str(dataset)).is_dir()
+           "data": f"{sizes} rows" + ("" if str(dataset) in BUILT_IN_DATASETS or Path(str(dataset)).is_dir()
                                       else f"; text column {text_column!r}, label column {label_column!r}"),
            "data_notes": data_notes,
            "recipe": (f"{baseline.result.steps} optimizer steps ({config.epochs} epoch(s) of batch {config.batch_size}"
@@ -468,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--model", default=DEFAULT_MODEL, help="a catalog name or a local model folder "
                         f"(default {DEFAULT_MODEL}, embedded)")
     report.add_argument("--dataset", default=BBC_NEWS,
-                        help="a dataset name, a CSV/TSV/JSONL/parquet file or a folder of class folders "
+                        help=f"a built-in dataset ({', '.join(BUILT_IN_DATASETS)}; the harder task is "
+                        f"{BBC_HEADLINES}), a CSV/TSV/JSONL/parquet file or a folder of class folders "
                         f"(default {BBC_NEWS})")
     report.add_argument("--text-column", default="text", help="the file's column with the texts (default text)")
     report.add_argument("--label-column", default="label", help="the file's column with the labels (default label)")

@@ -402,3 +402,61 @@ def test_distillation_explorer_trains_each_setting_once_and_caches_it(teacher):
         explorer.measure(0.5, 7)
     with pytest.raises(ValueError, match="alpha"):
         explorer.measure(1.5, 2)
+
+
+# --- chapter 6: PTQ against QAT over cached runs -------------------------------------------------------
+
+
+def _qat_runs() -> pd.DataFrame:
+    """A chapter_runs-shaped table by hand: 10 examples, float32 right on 9; at 4 bits per tensor PTQ on 4,
+    the control on 5, QAT on 8 (every example PTQ or the control gets right, QAT gets right too)."""
+    def row(bits, method, right, granularity):
+        correct = [1] * right + [0] * (10 - right)
+        return {"bits": bits, "method": method, "accuracy": right / 10, "n": 10, "steps": 0, "seconds": 0.0,
+                "correct": correct, "granularity": granularity, "low": 0.0, "high": 1.0}
+
+    rows = []
+    for granularity in ("per-tensor", "per-channel"):
+        rows += [row(32, "float32", 9, granularity), row(32, minikit.qat.CONTROL, 9, granularity)]
+        for bits in (8, 4):
+            low = granularity == "per-tensor" and bits == 4
+            rows += [row(bits, "PTQ", 4 if low else 9, granularity),
+                     row(bits, minikit.qat.CONTROL, 5 if low else 9, granularity),
+                     row(bits, "QAT", 8 if low else 9, granularity)]
+    return pd.DataFrame(rows)
+
+
+def test_qat_explorer_reads_the_runs_and_gives_paired_verdicts():
+    explorer = compression_widgets.QatExplorer(_qat_runs(), bits=4, granularity="per-tensor")
+    assert list(explorer.bits.options) == [8, 4]
+    lines = explorer.lines(4, "per-tensor")
+    assert lines[0] == "4 bits, per-tensor (test, n = 10): PTQ 40.0%, train, then PTQ 50.0%, QAT 80.0%"
+    assert "QAT against PTQ: +40.00 points" in lines[1] and "QAT against train, then PTQ: +30.00 points" in lines[2]
+    assert "QAT against PTQ: +0.00 points" in explorer.lines(8, "per-channel")[1]
+    explorer.granularity.value = "per-channel"  # a knob move redraws from the table: the label follows
+    assert explorer.label.value.startswith("4 bits, per-channel (test, n = 10): PTQ 90.0%")
+    with pytest.raises(ValueError, match="Fix: pick bits from"):
+        explorer.lines(3, "per-tensor")
+
+
+def test_qat_chart_draws_one_granularity_with_the_float_reference():
+    chart = compression_charts.qat_chart(_qat_runs(), "per-tensor", bits=4)
+    data = [rows for rows in chart_datasets(chart) if rows]
+    lines = next(rows for rows in data if any(r.get("method") == "QAT" for r in rows))
+    assert {r["granularity"] for r in lines} == {"per-tensor"} and {r["bits"] for r in lines} == {8, 4}
+    assert sorted(r["accuracy"] for r in lines if r["method"] == "QAT") == [80.0, 90.0]
+    assert any(rows == [{"bits": 4}] for rows in data)  # the marker at the current setting
+    vlc.vegalite_to_svg(chart.to_json())  # it renders
+
+
+def test_sweep_accuracies_with_intervals_and_the_task_chart(explorer):
+    table = explorer.accuracies(["heads", "layers"], [0.0, 0.5])
+    assert list(table.columns) == ["method", "amount", "accuracy", "low", "high", "n"]
+    for row in table.itertuples():
+        assert row.accuracy == pytest.approx(explorer.measure(row.method, row.amount).accuracy)
+        assert row.low <= row.accuracy <= row.high and row.n == explorer.n_examples
+    both = pd.concat([table.assign(task="a"), table.assign(task="b")])
+    chart = compression_charts.task_curves_chart(both, "amount", "share removed", "t", facet="method")
+    (rows,) = [d for d in chart_datasets(chart) if d]
+    assert {r["task"] for r in rows} == {f"a (n = {explorer.n_examples})", f"b (n = {explorer.n_examples})"}
+    assert vlc.vegalite_to_svg(chart.to_json()).startswith("<svg")

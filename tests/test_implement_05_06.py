@@ -240,3 +240,23 @@ def test_linear_quantize_stub_and_wrong_return():
 @pytest.mark.parametrize("name", ["magnitude_mask", "slice_ffn", "linear_quantize"])
 def test_the_checks_are_exported_by_minikit_check(name):
     assert callable(getattr(check, name)) and getattr(check, name).implement_it
+
+
+# --- 06 quantization-aware training: the straight-through estimator ----------------------------------
+
+
+def test_straight_through_passes_the_solution_and_minikits_own():
+    from minikit import qat
+    assert check.straight_through(lambda w, bits: w + (quantize_tensor(w, bits) - w).detach())
+    assert check.straight_through(lambda w, bits: qat.ste_quantize(w, bits))
+
+
+def test_straight_through_fails_by_name_on_the_realistic_mistakes():
+    plain = check.straight_through(lambda w, bits: quantize_tensor(w, bits))
+    assert not plain and "gradient with respect to w is zero" in plain.message
+    unrounded = check.straight_through(lambda w, bits: w * 1.0)
+    assert not unrounded and "not the rounded weight" in unrounded.message
+    backwards = check.straight_through(lambda w, bits: quantize_tensor(w, bits).detach() + 0 * w)
+    assert not backwards and "zero everywhere" in backwards.message
+    doubled = check.straight_through(lambda w, bits: 2 * w + (quantize_tensor(w, bits) - 2 * w).detach())
+    assert not doubled and "should be 1 for every weight" in doubled.message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -52,3 +54,39 @@ def test_unsupported_bits_are_refused_with_the_fix(random_bert4, bits):
 def test_convert_needs_a_prepared_model(random_bert4):
     with pytest.raises(ValueError, match="no QAT rounding.*Fix: pass the model prepare_qat returned"):
         qat.convert(random_bert4)
+
+
+def test_ptq_vs_qat_scores_every_method_on_test_and_is_cached(tokenizer, tiny_bert_config, cache_root, monkeypatch):
+    """The runs table: float32 and the control unrounded, then PTQ, the control and QAT at each bit width;
+    per-example correctness on the test split that agrees with the accuracy; a second call trains nothing."""
+    from types import SimpleNamespace
+
+    from helpers import FAST_CONFIG, make_splits, random_classifier
+
+    from minikit import stats
+
+    splits = make_splits(24, 9)
+    model = random_classifier(tiny_bert_config).eval()
+    baseline = SimpleNamespace(model=model, tokenizer=tokenizer, splits=splits)
+    config = dataclasses.replace(FAST_CONFIG, train_fraction=0.5)
+    runs = qat.ptq_vs_qat(baseline, bits=(8, 2), config=config)
+    assert list(zip(runs.bits, runs.method)) == [(32, "float32"), (32, qat.CONTROL), (8, "PTQ"), (8, qat.CONTROL),
+                                                 (8, "QAT"), (2, "PTQ"), (2, qat.CONTROL), (2, "QAT")]
+    assert (runs.n == len(splits["test"])).all()
+    for row in runs.itertuples():
+        assert row.accuracy == sum(row.correct) / row.n
+    assert (runs.loc[runs.method == "QAT", "steps"] > 0).all() and (runs.loc[runs.method == "PTQ", "steps"] == 0).all()
+    ptq8 = runs[(runs.bits == 8) & (runs.method == "PTQ")].correct.iloc[0]
+    assert stats.paired_comparison(ptq8, ptq8).points == 0  # the lists pair up, example by example
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(qat, "train_classifier", no_training)
+    again = qat.ptq_vs_qat(baseline, bits=(8, 2), config=config)
+    assert again.drop(columns="seconds").equals(runs.drop(columns="seconds"))
+
+
+def test_ptq_vs_qat_refuses_bits_qat_cannot_simulate():
+    with pytest.raises(ValueError, match="Fix: pass one of"):
+        qat.ptq_vs_qat(object(), bits=(8, 16))

@@ -209,3 +209,20 @@ def test_python_dash_m_minikit_shows_the_report_command():
     done = subprocess.run([sys.executable, "-m", "minikit", "report", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "--model" in done.stdout and "--out" in done.stdout
+
+
+def test_the_harder_built_in_task_is_one_option(monkeypatch, tmp_path):
+    """`--dataset bbc-headlines` reaches run_report by name, and its splits are prepare_dataset's (the chapters')."""
+    seen = {}
+
+    def record(model, dataset, out, **kwargs):
+        seen["dataset"] = dataset
+        seen["splits"] = R._data(model, dataset, {}, 42)
+        raise KeyboardInterrupt  # stop here: the pipeline itself is the test above's
+
+    monkeypatch.setattr(R, "run_report", record)
+    assert R.main(["report", "--dataset", "bbc-headlines", "--out", str(tmp_path)]) == 130
+    assert seen["dataset"] == minikit.BBC_HEADLINES
+    data, splits, notes = seen["splits"]
+    assert data == minikit.BBC_HEADLINES and notes == []
+    assert len(splits["test"]) == len(minikit.prepare_dataset(minikit.BBC_HEADLINES)[0]["test"])
