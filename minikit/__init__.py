@@ -67,10 +67,10 @@ from minikit.training import FineTuned, TrainConfig, fine_tune, get_baseline
 __version__ = "0.1.0"
 
 # Loaded on first use (``minikit.widgets``, ``from minikit import lab``): see the module docstring.
-_ON_FIRST_USE = ("attribution", "build", "charts", "check", "compression_charts", "compression_widgets", "deployment",
-                 "distillation", "early_exit", "editions", "implement_it", "lab", "load_testing", "multitask",
-                 "onnx_graph", "practice", "pruning", "pruning_sweep", "qat", "quantization", "report", "server",
-                 "static_int8", "static_views", "students", "tasks", "widgets")
+_ON_FIRST_USE = ("attribution", "build", "charts", "check", "compression_charts", "compression_widgets",
+                 "deployment", "distill_variants", "distillation", "early_exit", "editions", "implement_it", "lab",
+                 "load_testing", "multitask", "onnx_graph", "practice", "pruning", "pruning_sweep", "qat",
+                 "quantization", "report", "server", "static_int8", "static_views", "students", "tasks", "widgets")
 
 
 def __getattr__(name: str):

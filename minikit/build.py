@@ -36,6 +36,7 @@ from minikit import early_exit as A
 from minikit import multitask as M
 from minikit.cache import NO_TRAIN_VARIABLE, TrainingForbiddenError
 from minikit.data import prepare_dataset
+from minikit.distill_variants import kd_variants
 from minikit.distillation import QUICK_DISTILL, distill
 from minikit.errors import MinikitError
 from minikit.lab import Lab, Recipe
@@ -181,6 +182,11 @@ def _qat_runs(course: _Course) -> None:
     qat.chapter_runs(course.hard_baseline)
 
 
+def _kd_variants(course: _Course) -> None:
+    """Chapter 7's objectives at equal steps, on the harder task (its teacher: the headline baseline)."""
+    kd_variants(course.hard_baseline)
+
+
 def _teacher_logits(course: _Course) -> None:
     D.teacher_logits(course.baseline, course.splits["validation"]["text"])
 
@@ -232,13 +238,14 @@ STEPS: tuple[Step, ...] = (
     Step("multi-task, 10 % of topic labels", "03b", _multitask(0.1)),
     Step("single-task runs scored on 3b's split", "03b", _single_task_rows),
     Step("chapter 5's pruning accuracies (every slider stop)", "05", _pruning_accuracies),
-    Step("fine-tuned baseline, bbc-headlines (the harder task)", "05", _hard_baseline, ("06",)),
+    Step("fine-tuned baseline, bbc-headlines (the harder task)", "05", _hard_baseline, ("06", "07")),
     Step("chapter 5's pruning accuracies on bbc-headlines", "05", _hard_pruning_accuracies),
     Step("PTQ against QAT on bbc-headlines (results only)", "06", _qat_runs),
     Step("teacher logits (validation)", "07", _teacher_logits),
     Step("student, distilled", "07", _student(True), ("08", "09", "10")),
     Step("student, no teacher", "07", _student(False)),
     Step("α/depth explorer's first run", "07", _distillation_knobs),
+    Step("distillation objectives at equal steps, bbc-headlines (results only)", "07", _kd_variants),
     Step("compression-lab recipes", "09", _lab),
     Step("early-exit heads", "10", _early_exit),
 )

@@ -79,6 +79,8 @@ TRAINED_KINDS: dict[str, TrainedKind] = {
                                     "05", ("pruning_sweep", "pruning", "metrics", "models"), "1–2"),
     "qat-runs": TrainedKind("chapter 6's PTQ against QAT runs (results only)", "06",
                             ("qat", "quantization", "training", "loop", "models"), "1–2"),
+    "kd-variants": TrainedKind("chapter 7's distillation objectives at equal steps (results only)", "07",
+                               ("distill_variants", "distillation", "students", "training", "loop", "models"), "1–3"),
     "early_exit": TrainedKind("early-exit heads", "10", ("early_exit", "training", "models"), "1"),
     "lab-models": TrainedKind("a compression-lab model (surgery, training or int8 export)", "09",
                               ("lab", "distillation", "students", "pruning", "training", "loop", "models", "quantization",

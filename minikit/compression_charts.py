@@ -196,6 +196,27 @@ def qat_chart(table: pd.DataFrame, granularity: str, bits: int | None = None,
         f"PTQ against QAT, {granularity} (test, n = {n}; dashed: float32)"))
 
 
+def kd_variants_chart(table: pd.DataFrame, current: str | None = None, title: str | None = None) -> alt.LayerChart:
+    """Test accuracy of each distillation objective with its 95 % interval; the ``current`` variant darker.
+
+    ``table`` is ``distill_variants.kd_variants``' (columns variant, accuracy, low, high, n).
+    """
+    data = table.assign(**{c: 100 * table[c] for c in ("accuracy", "low", "high")},
+                        current=table["variant"] == current)
+    y = alt.Y("variant:N", title=None, sort=list(table["variant"]))
+    x = alt.X("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False))
+    bars = alt.Chart(data).mark_rule(strokeWidth=2).encode(y=y, x="low:Q", x2="high:Q", color=alt.condition(
+        "datum.current", alt.value("#1f77b4"), alt.value("#9ecae1")))
+    points = alt.Chart(data).mark_point(filled=True, size=80).encode(
+        y=y, x=x, color=alt.condition("datum.current", alt.value("#1f77b4"), alt.value("#9ecae1")),
+        tooltip=["variant", alt.Tooltip("accuracy:Q", format=".1f"), "n",
+                 alt.Tooltip("low:Q", format=".1f", title="95 % low"),
+                 alt.Tooltip("high:Q", format=".1f", title="95 % high")])
+    n = int(table["n"].iloc[0]) if len(table) else 0
+    return alt.layer(bars, points).properties(width=360, height=28 * len(table), title=title or (
+        f"The same student, the same steps, another loss (test, n = {n}; bars: 95 % intervals)"))
+
+
 def pruning_heatmap(table: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     """Share of weights removed per encoder layer (rows) and role (columns): a sparsity heatmap.
 

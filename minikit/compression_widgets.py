@@ -33,6 +33,7 @@ from minikit.distillation import (
 from minikit.metrics import subset_accuracy
 from minikit.models import encoder_layers
 from minikit.profiling import count_parameters, median_latency_ms
+from minikit.distill_variants import LABELS_ONLY, LOGITS
 from minikit.qat import CONTROL
 from minikit.stats import paired_comparison
 from minikit.pruning_sweep import PRUNING_METHODS, SLIDER_STOPS, PruningSweep
@@ -543,5 +544,56 @@ class QatExplorer(Explorer):
         self.chart.chart = compression_charts.qat_chart(self.runs, granularity, bits)
         self.label.value = "<br>".join(html.escape(line) for line in self.lines(bits, granularity))
         self._show_knobs(bits, granularity)
+        self.seconds.append(time.perf_counter() - start)
+        return self.label.value
+
+
+class KdVariantsExplorer(Explorer):
+    """Chapter 7: a hidden-state weight knob over ``distill_variants.kd_variants``' cached runs (nothing trains).
+
+    0 is logits-only KD; the label compares the chosen objective with logits only and with labels only
+    on the same test examples (paired).
+    """
+
+    def __init__(self, runs: pd.DataFrame, hidden_weight: float = 1.0):
+        super().__init__()
+        self.runs = runs.reset_index(drop=True)
+        taught = self.runs[self.runs["alpha"] < 1]
+        self.weight = W.SelectionSlider(options=list(taught["hidden_weight"]), value=hidden_weight,
+                                        description="hidden ×", continuous_update=False)
+        self.seconds: list[float] = []
+        self.chart = jupyter_chart(compression_charts.kd_variants_chart(self.runs, self._variant(hidden_weight)))
+        self._watch(self.weight)
+        self.update(hidden_weight)
+        self.widget = W.VBox([self.weight, self.label, self.chart])
+
+    def _variant(self, hidden_weight: float) -> str:
+        return self._row(hidden_weight=hidden_weight)["variant"]
+
+    def _row(self, variant: str | None = None, hidden_weight: float | None = None) -> pd.Series:
+        taught = self.runs["alpha"] < 1
+        found = self.runs[self.runs["variant"] == variant] if variant else self.runs[
+            taught & (self.runs["hidden_weight"] == hidden_weight)]
+        if found.empty:
+            raise ValueError(f"No run for {variant or f'hidden_weight={hidden_weight!r}'}. Fix: pick a hidden-state "
+                             f"weight from {list(self.weight.options)}.")
+        return found.iloc[0]
+
+    def lines(self, hidden_weight: float) -> list[str]:
+        """The chosen objective's accuracy, then its paired verdicts against logits only and labels only."""
+        row = self._row(self._variant(hidden_weight))
+        lines = [f"{row['variant']}: {row['accuracy']:.1%} (test, n = {row['n']}, {row['steps']} steps)"]
+        for other in (LOGITS, LABELS_ONLY):
+            if other != row["variant"]:
+                comparison = paired_comparison(row["correct"], self._row(other)["correct"])
+                lines.append(f"  against {other}: {comparison}")
+        return lines
+
+    def update(self, hidden_weight: float) -> str:
+        """Show one objective: the label and the chart's highlight; returns the label's text."""
+        start = time.perf_counter()
+        self.chart.chart = compression_charts.kd_variants_chart(self.runs, self._variant(hidden_weight))
+        self.label.value = "<br>".join(html.escape(line) for line in self.lines(hidden_weight))
+        self._show_knobs(hidden_weight)
         self.seconds.append(time.perf_counter() - start)
         return self.label.value

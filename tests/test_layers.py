@@ -32,8 +32,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("models and data", {"models", "loading", "data"}),
     ("training", {"loop", "training"}),
     ("measurement", {"metrics", "profiling", "benchmark", "budget", "attribution", "table_checks"}),
-    ("techniques", {"pruning", "pruning_sweep", "quantization", "qat", "onnx_graph", "static_int8", "students", "distillation", "early_exit",
-                    "tasks", "multitask"}),
+    ("techniques", {"pruning", "pruning_sweep", "quantization", "qat", "onnx_graph", "static_int8", "students",
+                    "distillation", "distill_variants", "early_exit", "tasks", "multitask"}),
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
     ("drawing", {"charts", "compression_charts", "static_views"}),
     ("applications", {"server", "load_testing", "deployment", "lab", "report", "build"}),

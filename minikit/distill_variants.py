@@ -1,0 +1,88 @@
+"""Chapter 7's distillation objectives side by side, at equal steps: labels only, logits (KD), logits + hidden states.
+
+The same student (``select_layers`` of the teacher's layers, spread out) trains with the same config
+and seed under each objective, and each run is scored on the teacher's **test** split. What changes is
+only the loss: ``alpha=1`` is the student's own cross-entropy (no teacher); ``alpha < 1`` adds the
+teacher's softened logits (Hinton et al., 2015); ``hidden_weight > 0`` adds the mean squared error
+between paired hidden states (TinyBERT's intermediate-layer loss; ``distillation.hidden_state_loss``).
+Only results are cached (kind ``kd-variants``): a student per setting would add ~60 MB each.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from minikit import cache
+from minikit.distillation import QUICK_DISTILL, check_kd, distill
+from minikit.loop import TrainConfig
+from minikit.models import encoder_layers
+from minikit.stats import wilson_interval
+from minikit.students import select_layers, spread_layers
+from minikit.training import predict_logits
+
+HIDDEN_WEIGHTS = (0.1, 1.0, 10.0)  # the knob's stops; 0 is logits-only KD
+LABELS_ONLY, LOGITS = "labels only (no teacher)", "logits (KD)"
+VARIANTS_KIND = "kd-variants"
+VARIANTS_FILE = "variants.json"
+
+
+def variant_name(alpha: float, hidden_weight: float) -> str:
+    """How a (alpha, hidden_weight) setting is shown: labels only, logits (KD), or logits + hidden states × w."""
+    if alpha == 1 and hidden_weight == 0:
+        return LABELS_ONLY
+    return LOGITS if hidden_weight == 0 else f"logits + hidden states × {hidden_weight:g}"
+
+
+def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDDEN_WEIGHTS, alpha: float = 0.5,
+                temperature: float = 2.0, config: TrainConfig | None = None, progress: bool = False) -> pd.DataFrame:
+    """Train the same ``layers``-layer student under each objective; one row per run, scored on the test split.
+
+    ``teacher`` is a ``FineTuned`` (``get_baseline``). Rows: labels only, logits, then logits + hidden
+    states at each of ``hidden_weights``; columns variant, alpha, hidden_weight, accuracy, n, low and
+    high (95 % Wilson), steps, seconds and ``correct`` (per test example, for paired comparisons).
+    ``config`` defaults to chapter 7's quick runs (``QUICK_DISTILL``). Cached as results only.
+    """
+    config = config or TrainConfig(**QUICK_DISTILL)
+    check_kd(alpha, temperature)
+    for weight in hidden_weights:
+        check_kd(alpha, temperature, weight)
+    n_teacher = len(encoder_layers(teacher.model))
+    if not (isinstance(layers, int) and 1 <= layers <= n_teacher):
+        raise ValueError(f"layers={layers!r}: expected a whole number from 1 to {n_teacher} (the teacher's depth).")
+    settings = [(1.0, 0.0), (alpha, 0.0)] + [(alpha, float(w)) for w in hidden_weights if w > 0]
+    test = teacher.splits["test"]
+    parts = {"teacher": cache.model_sha256(teacher.model), "data": cache.splits_sha256(teacher.splits),
+             "layers": layers, "settings": settings, "temperature": temperature, "config": config}
+
+    def build(folder: Path) -> None:
+        student = select_layers(teacher.model, spread_layers(n_teacher, layers))
+        rows = []
+        for a, weight in settings:
+            start = time.perf_counter()
+            run = distill(student, teacher, alpha=a, temperature=temperature, hidden_weight=weight, config=config,
+                          progress=progress, cache=False)
+            logits = predict_logits(run.model.eval(), run.tokenizer, test, config.max_length,
+                                    truncation=config.truncation)
+            correct = (np.argmax(logits, axis=1) == np.asarray(test["label"])).astype(int).tolist()
+            rows.append({"variant": variant_name(a, weight), "alpha": a, "hidden_weight": weight,
+                         "correct": correct, "steps": run.result.steps,
+                         "seconds": round(time.perf_counter() - start, 1)})
+            del run
+        (folder / VARIANTS_FILE).write_text(json.dumps(rows))
+
+    folder = cache.load_or_build(VARIANTS_KIND, parts, build)
+    table = pd.DataFrame(json.loads((folder / VARIANTS_FILE).read_text()))
+    table["n"] = table["correct"].map(len)
+    table["accuracy"] = table["correct"].map(np.mean)
+    bounds = [wilson_interval(sum(c), len(c)) for c in table["correct"]]
+    table["low"], table["high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    return table[["variant", "alpha", "hidden_weight", "accuracy", "n", "low", "high", "steps", "seconds", "correct"]]
+
+
+__all__ = ["HIDDEN_WEIGHTS", "LABELS_ONLY", "LOGITS", "VARIANTS_KIND", "kd_variants", "variant_name"]

@@ -1,0 +1,73 @@
+"""Chapter 7's objectives at equal steps (minikit.distill_variants) and the knob over their cached runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from helpers import FAST
+
+from minikit import compression_charts, compression_widgets, stats
+from minikit import distill_variants as V
+from minikit.loop import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def kd_cache(tmp_path_factory):
+    """An empty MINIKIT_CACHE shared by this module's tests (cache_root's, for a module)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MINIKIT_CACHE", str(tmp_path_factory.mktemp("kd-variants-cache")))
+        patch.delenv("MINIKIT_NO_TRAIN", raising=False)
+        yield
+
+
+@pytest.fixture(scope="module")
+def runs(teacher, kd_cache):
+    return V.kd_variants(teacher, layers=2, hidden_weights=(1.0,), config=TrainConfig(**FAST))
+
+
+def test_each_objective_trains_the_same_student_for_the_same_steps(runs, teacher):
+    assert list(runs["variant"]) == [V.LABELS_ONLY, V.LOGITS, "logits + hidden states × 1"]
+    assert list(runs["alpha"]) == [1.0, 0.5, 0.5] and list(runs["hidden_weight"]) == [0.0, 0.0, 1.0]
+    assert runs["steps"].nunique() == 1 and runs["steps"].iloc[0] > 0
+    assert (runs["n"] == len(teacher.splits["test"])).all()
+    for row in runs.itertuples():
+        assert row.accuracy == sum(row.correct) / row.n and row.low <= row.accuracy <= row.high
+
+
+def test_the_runs_are_cached_as_results(runs, teacher, kd_cache, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(V, "distill", no_training)
+    again = V.kd_variants(teacher, layers=2, hidden_weights=(1.0,), config=TrainConfig(**FAST))
+    assert again.drop(columns="seconds").equals(runs.drop(columns="seconds"))
+
+
+def test_bad_settings_are_refused_with_the_fix(teacher):
+    with pytest.raises(ValueError, match="hidden_weight=-1"):
+        V.kd_variants(teacher, hidden_weights=(-1.0,))
+    with pytest.raises(ValueError, match="layers=9: expected a whole number from 1 to 4"):
+        V.kd_variants(teacher, layers=9)
+
+
+def test_the_knob_reads_the_runs_and_gives_paired_verdicts(runs):
+    knob = compression_widgets.KdVariantsExplorer(runs, hidden_weight=1.0)
+    assert list(knob.weight.options) == [0.0, 1.0]
+    lines = knob.lines(1.0)
+    hidden, logits = runs.iloc[2], runs.iloc[1]
+    assert lines[0].startswith(f"logits + hidden states × 1: {hidden.accuracy:.1%} (test, n = {hidden.n}")
+    assert str(stats.paired_comparison(hidden.correct, logits.correct)) in lines[1]
+    assert len(knob.lines(0.0)) == 2  # logits only: compared with labels only
+    knob.weight.value = 0.0
+    assert knob.label.value.startswith("logits (KD)")
+    with pytest.raises(ValueError, match="Fix: pick a hidden-state weight"):
+        knob.lines(5.0)
+
+
+def test_the_chart_has_a_bar_per_objective():
+    table = pd.DataFrame({"variant": ["a", "b"], "accuracy": [0.8, 0.9], "low": [0.7, 0.8], "high": [0.9, 0.95],
+                          "n": [10, 10]})
+    chart = compression_charts.kd_variants_chart(table, current="b")
+    rows = chart.to_dict()["datasets"]
+    (data,) = rows.values()
+    assert [r["current"] for r in data] == [False, True] and [r["accuracy"] for r in data] == [80.0, 90.0]
