@@ -384,7 +384,7 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
     columns = {"text_column": text_column, "label_column": label_column, "labels": labels, "encoding": encoding,
                "drop_empty": drop_empty}
     if not cache or name not in BUILT_IN_DATASETS:
-        return _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns)
+        return _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns, cache)
 
     parts = {"dataset": name, "seed": seed, "lowercase": lowercase, "near_threshold": near_threshold,
              "test_size": test_size, "validation_size": validation_size,
@@ -410,9 +410,9 @@ def prepare_dataset(name: str = BBC_NEWS, *, seed: int = DEFAULT_SEED, lowercase
 _PREPARED: dict[str, tuple[datasets.DatasetDict, DuplicateReport]] = {}  # this session's prepared BBC splits
 
 
-def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns: dict):
+def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, columns: dict, cache: bool = True):
     if name == BBC_HEADLINES:
-        return _headline_splits(seed, lowercase, near_threshold, test_size, validation_size)
+        return _headline_splits(seed, lowercase, near_threshold, test_size, validation_size, cache)
     with warnings.catch_warnings():
         if name == BBC_NEWS:  # its one cp1252 file is known and shown in chapter 2
             warnings.simplefilter("ignore", DataWarning)
@@ -438,11 +438,11 @@ def _prepare(name, seed, lowercase, near_threshold, test_size, validation_size, 
     return split_dataset(ds, test_size, validation_size, seed), report
 
 
-def _headline_splits(seed, lowercase, near_threshold, test_size, validation_size):
+def _headline_splits(seed, lowercase, near_threshold, test_size, validation_size, cache: bool = True):
     """bbc-headlines: bbc-news' article split, each text its headline; later repeats of a headline dropped."""
     import datasets
     articles, report = prepare_dataset(BBC_NEWS, seed=seed, lowercase=lowercase, near_threshold=near_threshold,
-                                       test_size=test_size, validation_size=validation_size)
+                                       test_size=test_size, validation_size=validation_size, cache=cache)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # the corpus' one cp1252 file, known and shown in chapter 2
         raw = loading.load_dataset(BBC_HEADLINES)  # prepare_dataset joins the headline to the body: read them raw

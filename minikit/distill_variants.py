@@ -50,11 +50,15 @@ def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDD
     """
     config = config or TrainConfig(**QUICK_DISTILL)
     check_kd(alpha, temperature)
+    if alpha >= 1:
+        raise ValueError(f"alpha={alpha!r}: the compared objectives put weight 1 − α on the teacher's logits, and "
+                         "α = 1 leaves none (that is the labels-only row, always included). Fix: pass 0 ≤ alpha < 1.")
     for weight in hidden_weights:
         check_kd(alpha, temperature, weight)
     n_teacher = len(encoder_layers(teacher.model))
     if not (isinstance(layers, int) and 1 <= layers <= n_teacher):
-        raise ValueError(f"layers={layers!r}: expected a whole number from 1 to {n_teacher} (the teacher's depth).")
+        raise ValueError(f"layers={layers!r}: expected a whole number from 1 to {n_teacher} (the teacher's depth). "
+                         f"Fix: pass layers between 1 and {n_teacher}.")
     settings = [(1.0, 0.0), (alpha, 0.0)] + [(alpha, float(w)) for w in hidden_weights if w > 0]
     test = teacher.splits["test"]
     parts = {"teacher": cache.model_sha256(teacher.model), "data": cache.splits_sha256(teacher.splits),

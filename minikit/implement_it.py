@@ -24,7 +24,8 @@ from minikit.metrics import per_class_scores
 from minikit.models import build_model
 from minikit.practice import Case, CheckResult, close, describe, exercise, implemented
 from minikit.pruning import magnitude_threshold
-from minikit.quantization import quantization_params, quantize_tensor
+from minikit.qat import ste_quantize
+from minikit.quantization import quantization_params
 
 # --- 03 fine-tuning ------------------------------------------------------------------------------
 
@@ -231,10 +232,6 @@ def linear_quantize(function: Callable) -> CheckResult:
                        "range: the integers minikit.quantization.quantize_tensor would store.")
 
 
-def _ste_reference(w: torch.Tensor, bits: int) -> torch.Tensor:
-    return w + (quantize_tensor(w, bits) - w).detach()
-
-
 def _forward_and_gradient(args: tuple, returned) -> tuple:
     """What a straight-through rounding is judged on: its value, and d Σ c·out / dw for distinct weights c."""
     w = args[0]
@@ -270,7 +267,7 @@ def straight_through(function: Callable) -> CheckResult:
     cases = [Case(f"a {rows}×{cols} weight that requires grad, {bits} bits", (
         (torch.randn(rows, cols, generator=g) * scale).requires_grad_(), bits))
         for rows, cols, bits, scale in ((4, 6, 4, 1.0), (3, 5, 2, 0.1), (2, 8, 8, 3.0))]
-    return implemented(function, cases, _ste_reference, _same_ste, call="straight_through(w, bits)",
+    return implemented(function, cases, ste_quantize, _same_ste, call="straight_through(w, bits)",
                        outcome=_forward_and_gradient,
                        success="Forward, the b-bit weight; backward, the gradient of the identity: the straight-"
                        "through estimator that minikit.qat.ste_quantize applies to every Linear weight.")
@@ -478,7 +475,7 @@ __all__ = [name for name, value in list(globals().items()) if getattr(value, "im
 _REFERENCES: dict[Callable, Callable] = {
     train_step: _step_reference, precision_recall_f1: _prf_reference, magnitude_mask: _mask_reference,
     slice_ffn: _slice_ffn_reference, linear_quantize: _linear_quantize_reference,
-    straight_through: _ste_reference, kd_loss: distillation_loss,
+    straight_through: ste_quantize, kd_loss: distillation_loss,
     distill_step: _distill_step_reference, take_batch: _take_batch_reference, exit_layer: _exit_layer_reference,
 }
 

@@ -30,15 +30,16 @@ from torch.nn.utils import parametrize
 
 from minikit import cache
 from minikit.loop import TrainConfig
+from minikit.pruning import RECOVERY_CONFIG
 from minikit.quantization import GRANULARITIES, SUPPORTED_BITS, fake_quantize, quantize_tensor
 from minikit.settings import seed_everything
 from minikit.stats import wilson_interval
 from minikit.training import predict_logits, train_classifier
 
 QAT_BITS = (8, 4, 3, 2)  # chapter 6's bits knob: int8's width, then where post-training rounding breaks
-# The short run of pruning.RECOVERY_CONFIG: a quarter of the train split at half the baseline's learning rate,
-# since the weights start close to good ones (~45 steps at batch 8).
-QAT_CONFIG = TrainConfig(train_fraction=0.25, learning_rate=5e-5, eval_every=15)
+# Chapter 5's recovery run: a quarter of the train split at half the baseline's learning rate, since the weights
+# start close to good ones (~45 steps at batch 8).
+QAT_CONFIG = RECOVERY_CONFIG
 CONTROL = "train, then PTQ"  # ptq_vs_qat's control: QAT's extra steps in float, then post-training rounding
 RUNS_KIND = "qat-runs"  # cache kind: PTQ and QAT at each bit width, scored on the test split (results only)
 RUNS_FILE = "runs.json"

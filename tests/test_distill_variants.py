@@ -46,8 +46,10 @@ def test_the_runs_are_cached_as_results(runs, teacher, kd_cache, monkeypatch):
 def test_bad_settings_are_refused_with_the_fix(teacher):
     with pytest.raises(ValueError, match="hidden_weight=-1"):
         V.kd_variants(teacher, hidden_weights=(-1.0,))
-    with pytest.raises(ValueError, match="layers=9: expected a whole number from 1 to 4"):
+    with pytest.raises(ValueError, match="layers=9: expected a whole number from 1 to 4.*Fix: pass layers"):
         V.kd_variants(teacher, layers=9)
+    with pytest.raises(ValueError, match="Fix: pass 0 ≤ alpha < 1"):
+        V.kd_variants(teacher, alpha=1.0)
 
 
 def test_the_knob_reads_the_runs_and_gives_paired_verdicts(runs):

@@ -51,6 +51,9 @@ def test_sizes_and_labels_are_as_the_card_states(headlines, prepared):
         assert all(0 <= theirs[k] - ours[k] for k in theirs)
         assert sum(theirs.values()) - sum(ours.values()) <= repeats
     assert not report.label_conflicts
+    names = splits["test"].features["label"].names
+    assert dict(Counter(names[i] for i in splits["test"]["label"])) == {  # as data/README.md states
+        "business": 75, "entertainment": 54, "politics": 59, "sport": 72, "tech": 49}
 
 
 def test_the_report_counts_articles_and_repeated_headlines(headlines, prepared):

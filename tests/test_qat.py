@@ -75,9 +75,15 @@ def test_ptq_vs_qat_scores_every_method_on_test_and_is_cached(tokenizer, tiny_be
     assert (runs.n == len(splits["test"])).all()
     for row in runs.itertuples():
         assert row.accuracy == sum(row.correct) / row.n
-    assert (runs.loc[runs.method == "QAT", "steps"] > 0).all() and (runs.loc[runs.method == "PTQ", "steps"] == 0).all()
+    assert (runs.loc[runs.method == "PTQ", "steps"] == 0).all()
+    trained = runs.loc[runs.method.isin(["QAT", qat.CONTROL]), "steps"]
+    assert trained.nunique() == 1 and trained.iloc[0] > 0  # the control takes QAT's steps, no more, no fewer
+    float32 = runs[runs.method == "float32"].correct.iloc[0]
     ptq8 = runs[(runs.bits == 8) & (runs.method == "PTQ")].correct.iloc[0]
-    assert stats.paired_comparison(ptq8, ptq8).points == 0  # the lists pair up, example by example
+    predicted = baseline_predictions(model, tokenizer, splits["test"], config.max_length)
+    labels = splits["test"]["label"]
+    assert float32 == [int(p == y) for p, y in zip(predicted, labels)]  # per example, in the test split's order
+    assert stats.paired_comparison(ptq8, float32).n == len(splits["test"])
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
@@ -85,6 +91,11 @@ def test_ptq_vs_qat_scores_every_method_on_test_and_is_cached(tokenizer, tiny_be
     monkeypatch.setattr(qat, "train_classifier", no_training)
     again = qat.ptq_vs_qat(baseline, bits=(8, 2), config=config)
     assert again.drop(columns="seconds").equals(runs.drop(columns="seconds"))
+
+
+def baseline_predictions(model, tokenizer, split, max_length: int) -> list[int]:
+    from minikit.training import predict_logits
+    return predict_logits(model.eval(), tokenizer, split, max_length).argmax(axis=1).tolist()
 
 
 def test_ptq_vs_qat_refuses_bits_qat_cannot_simulate():
