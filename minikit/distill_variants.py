@@ -15,16 +15,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 
 from minikit import cache
 from minikit.distillation import QUICK_DISTILL, check_kd, distill
 from minikit.loop import TrainConfig
 from minikit.models import encoder_layers
-from minikit.stats import wilson_interval
+from minikit.stats import scored
 from minikit.students import select_layers, spread_layers
-from minikit.training import predict_logits
+from minikit.training import correct_per_example
 
 HIDDEN_WEIGHTS = (0.1, 1.0, 10.0)  # the knob's stops; 0 is logits-only KD
 LABELS_ONLY, LOGITS = "labels only (no teacher)", "logits (KD)"
@@ -71,9 +70,8 @@ def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDD
             start = time.perf_counter()
             run = distill(student, teacher, alpha=a, temperature=temperature, hidden_weight=weight, config=config,
                           progress=progress, cache=False)
-            logits = predict_logits(run.model.eval(), run.tokenizer, test, config.max_length,
-                                    truncation=config.truncation)
-            correct = (np.argmax(logits, axis=1) == np.asarray(test["label"])).astype(int).tolist()
+            correct = correct_per_example(run.model.eval(), run.tokenizer, test, config.max_length,
+                                          truncation=config.truncation)
             rows.append({"variant": variant_name(a, weight), "alpha": a, "hidden_weight": weight,
                          "correct": correct, "steps": run.result.steps,
                          "seconds": round(time.perf_counter() - start, 1)})
@@ -82,10 +80,7 @@ def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDD
 
     folder = cache.load_or_build(VARIANTS_KIND, parts, build)
     table = pd.DataFrame(json.loads((folder / VARIANTS_FILE).read_text()))
-    table["n"] = table["correct"].map(len)
-    table["accuracy"] = table["correct"].map(np.mean)
-    bounds = [wilson_interval(sum(c), len(c)) for c in table["correct"]]
-    table["low"], table["high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    table = table.assign(**scored(table["correct"]))
     return table[["variant", "alpha", "hidden_weight", "accuracy", "n", "low", "high", "steps", "seconds", "correct"]]
 
 

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -33,8 +32,8 @@ from minikit.loop import TrainConfig
 from minikit.pruning import RECOVERY_CONFIG
 from minikit.quantization import GRANULARITIES, SUPPORTED_BITS, fake_quantize, quantize_tensor
 from minikit.settings import seed_everything
-from minikit.stats import wilson_interval
-from minikit.training import predict_logits, train_classifier
+from minikit.stats import scored
+from minikit.training import correct_per_example, train_classifier
 
 QAT_BITS = (8, 4, 3, 2)  # chapter 6's bits knob: int8's width, then where post-training rounding breaks
 # Chapter 5's recovery run: a quarter of the train split at half the baseline's learning rate, since the weights
@@ -133,8 +132,8 @@ def ptq_vs_qat(baseline, bits: Sequence[int] = QAT_BITS, granularity: str = "per
     the control is the effect of training *through* the rounding.
 
     ``baseline`` is a ``FineTuned`` (``get_baseline``). One row per (bits, method), plus the float32
-    model and the control unrounded (bits 32): accuracy, n, the per-example ``correct`` list (for paired
-    comparisons), and the training steps and seconds (the control's once, repeated on its rows). Cached
+    model and the control unrounded (bits 32): accuracy, n, its 95 % Wilson bounds (low, high), the
+    per-example ``correct`` list (for paired comparisons), and the training steps and seconds (the control's once, repeated on its rows). Cached
     as results only, no models (kind ``qat-runs``, keyed by the weights, the splits, the bits and the
     config): ``minikit build`` runs it, a notebook reads it.
     """
@@ -146,8 +145,7 @@ def ptq_vs_qat(baseline, bits: Sequence[int] = QAT_BITS, granularity: str = "per
              "granularity": granularity, "config": config}
 
     def correct(net) -> list[int]:
-        logits = predict_logits(net.eval(), tokenizer, test, config.max_length, truncation=config.truncation)
-        return (np.argmax(logits, axis=1) == np.asarray(test["label"])).astype(int).tolist()
+        return correct_per_example(net.eval(), tokenizer, test, config.max_length, truncation=config.truncation)
 
     def build(folder: Path) -> None:
         rows = [{"bits": 32, "method": "float32", "correct": correct(model), "steps": 0, "seconds": 0.0}]
@@ -171,17 +169,14 @@ def ptq_vs_qat(baseline, bits: Sequence[int] = QAT_BITS, granularity: str = "per
 
     folder = cache.load_or_build(RUNS_KIND, parts, build)
     table = pd.DataFrame(json.loads((folder / RUNS_FILE).read_text()))
-    table["n"] = table["correct"].map(len)
-    table["accuracy"] = table["correct"].map(np.mean)
-    return table[["bits", "method", "accuracy", "n", "steps", "seconds", "correct"]]
+    table = table.assign(**scored(table["correct"]))
+    return table[["bits", "method", "accuracy", "n", "low", "high", "steps", "seconds", "correct"]]
 
 
 def chapter_runs(baseline, bits: Sequence[int] = QAT_BITS) -> pd.DataFrame:
-    """Chapter 6's runs: ``ptq_vs_qat`` at both granularities (column ``granularity``), with 95 % Wilson bounds."""
+    """Chapter 6's runs: ``ptq_vs_qat`` at both granularities (column ``granularity``)."""
     tables = [ptq_vs_qat(baseline, bits, granularity).assign(granularity=granularity) for granularity in GRANULARITIES]
-    table = pd.concat(tables, ignore_index=True)
-    bounds = [wilson_interval(sum(c), len(c)) for c in table["correct"]]
-    return table.assign(low=[b[0] for b in bounds], high=[b[1] for b in bounds])
+    return pd.concat(tables, ignore_index=True)
 
 
 __all__ = ["CONTROL", "FakeQuantize", "QAT_BITS", "QAT_CONFIG", "RUNS_KIND", "chapter_runs", "check_qat_bits",

@@ -283,8 +283,20 @@ def evaluate_accuracy(
     truncation: str = "head",
 ) -> float:
     """Share of rows of ``dataset_split`` (columns text, label) whose predicted class is the label."""
+    return float(np.mean(correct_per_example(model, tokenizer, dataset_split, max_length, batch_size, truncation)))
+
+
+def correct_per_example(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    dataset_split: datasets.Dataset,
+    max_length: int = 128,
+    batch_size: int = 64,
+    truncation: str = "head",
+) -> list[int]:
+    """1 where the predicted class of a row is its label, else 0, in the split's order (for paired comparisons)."""
     logits = predict_logits(model, tokenizer, dataset_split, max_length, batch_size, truncation)
-    return float(np.mean(logits.argmax(axis=1) == np.asarray(dataset_split["label"])))
+    return (logits.argmax(axis=1) == np.asarray(dataset_split["label"])).astype(int).tolist()
 
 
 # --------------------------------------------------------------------------------------------

@@ -131,3 +131,11 @@ def test_majority_class_comes_from_the_training_labels():
 
 def test_format_accuracy_names_its_examples():
     assert stats.format_accuracy(9, 10) == "90.00% [59.6, 98.2], n = 10"
+
+
+def test_scored_gives_each_run_its_accuracy_n_and_wilson_bounds():
+    from minikit.stats import scored, wilson_interval
+    columns = scored([[1, 0, 1, 1], (0, 0)])
+    assert columns["accuracy"] == [0.75, 0.0] and columns["n"] == [4, 2]
+    assert (columns["low"][0], columns["high"][0]) == wilson_interval(3, 4)
+    assert (columns["low"][1], columns["high"][1]) == wilson_interval(0, 2)
