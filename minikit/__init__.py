@@ -70,7 +70,8 @@ __version__ = "0.1.0"
 _ON_FIRST_USE = ("attribution", "build", "charts", "check", "compression_charts", "compression_widgets",
                  "deployment", "distill_variants", "distillation", "early_exit", "editions", "implement_it", "lab",
                  "load_testing", "multitask", "onnx_graph", "practice", "pruning", "pruning_sweep", "qat",
-                 "quantization", "report", "server", "static_int8", "static_views", "students", "tasks", "widgets")
+                 "quantization", "quantization_checks", "report", "server", "static_int8", "static_views", "students",
+                 "tasks", "widgets")
 
 
 def __getattr__(name: str):

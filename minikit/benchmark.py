@@ -7,6 +7,7 @@ so the ratios between rows are the course's performance figures. Drawn by ``char
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 import transformers
 
 from minikit.budget import NoVariantFitsError, Pick, pick_variant  # noqa: F401  (re-exported: chapter 10 calls benchmark.pick_variant)
-from minikit.cache import file_sha256, model_sha256, texts_sha256, tokenizer_sha256
+from minikit.cache import file_sha256, load_or_build, model_sha256, texts_sha256, tokenizer_sha256
 from minikit.metrics import accuracy, macro_f1
 from minikit.models import forward_arguments
 from minikit.profiling import (
@@ -243,6 +244,11 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _versions() -> dict[str, str]:
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "onnxruntime": _version("onnxruntime")}
+
+
 @dataclass(frozen=True)
 class _BenchInputs:
     batches: list[Batch]  # the evaluation examples, sorted by length, each batch padded to its longest
@@ -350,8 +356,46 @@ class Benchmark:
         self.rows.extend(replace(BenchResult(**row), run=self._runs) for row in timing.payload)
         return self.results
 
+    def score(self) -> pd.DataFrame:
+        """Accuracy of every variant added, without timing anything: name, accuracy, macro_f1, n_eval.
+
+        With ``cache=True`` each variant's scores (and which examples it got right) are kept in the
+        cache (kind ``bench-quality``, keyed like a run's rows, without the timing settings) and never
+        expire: they do not depend on the machine's load. ``run()`` reads them back, so ``minikit build``
+        scores a chapter's variants ahead and the notebook's run only times them.
+        """
+        import pandas as pd
+
+        rows = []
+        for v in self._variants.values():
+            acc, f1, _, _ = self._scored(v)
+            rows.append({"name": v.name, "accuracy": acc, "macro_f1": f1,
+                         "n_eval": len(self._inputs(v.tokenizer).labels)})
+        return pd.DataFrame(rows, columns=["name", "accuracy", "macro_f1", "n_eval"])
+
+    def _scored(self, v: _Variant) -> tuple[float, float, float, str]:
+        """``_quality`` of ``v``, from the cache where it was scored before (``cache=True`` and a fingerprint)."""
+        if not self.cache or v.fingerprint is None:
+            return self._quality(v, self._inputs(v.tokenizer))
+        tok = self.tokenizer if v.tokenizer is None else v.tokenizer
+        parts = {"method": _BENCH_METHOD, "data": self._data_parts(), "weights": v.fingerprint(), "kind": v.kind,
+                 "tokenizer": tokenizer_sha256(tok), "max_length": self.max_length, "batch_size": self.batch_size,
+                 "machine": machine_description(), "versions": _versions()}
+
+        def build(folder: Path) -> None:
+            (folder / "quality.json").write_text(json.dumps(list(self._quality(v, self._inputs(v.tokenizer)))))
+
+        acc, f1, extra_mb, correct = json.loads((load_or_build("bench-quality", parts, build)
+                                                 / "quality.json").read_text())
+        return float(acc), float(f1), float(extra_mb), str(correct)
+
+    def _data_parts(self) -> dict:
+        subset = self._inputs(None)  # the evaluation rows: same seed and n_eval, same rows
+        return {"rows": self.dataset.num_rows, "n_eval": self.n_eval, "seed": self.seed,
+                "labels": texts_sha256(subset.labels.tolist()), "texts": texts_sha256(self.dataset["text"])}
+
     def _measure(self, timed: list[_Variant], new: list[_Variant], base: _Variant | None) -> list[BenchResult]:
-        quality = {v.name: self._quality(v, self._inputs(v.tokenizer)) for v in new}
+        quality = {v.name: self._scored(v) for v in new}
         def timings() -> tuple[dict, dict]:
             return self._time(timed, "single", self.repeats, self.warmup), self._time(timed, "full", self.batch_repeats, 1)
 
@@ -372,9 +416,7 @@ class Benchmark:
         """Everything that sets this run's numbers; None when a variant cannot be fingerprinted (a callable)."""
         if any(v.fingerprint is None for v in timed):
             return None
-        subset = self._inputs(None)  # the evaluation rows: same seed and n_eval, same rows
-        data = {"rows": self.dataset.num_rows, "n_eval": self.n_eval, "seed": self.seed,
-                "labels": texts_sha256(subset.labels.tolist()), "texts": texts_sha256(self.dataset["text"])}
+        data = self._data_parts()
         tokenizers: dict[int, str] = {}
         for v in timed:
             tok = self.tokenizer if v.tokenizer is None else v.tokenizer
@@ -388,8 +430,7 @@ class Benchmark:
             "settings": {"max_length": self.max_length, "repeats": self.repeats, "warmup": self.warmup,
                          "batch_size": self.batch_size, "batch_repeats": self.batch_repeats, "burst": self.burst},
             "torch_threads": torch.get_num_threads(), "machine": machine_description(),
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "onnxruntime": _version("onnxruntime")},
+            "versions": _versions(),
         }
 
     def correct(self, name: str) -> np.ndarray:

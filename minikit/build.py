@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -31,12 +32,15 @@ import pandas as pd
 import psutil
 
 from minikit import cache, qat
+from minikit import quantization as Q
+from minikit import static_int8 as S
+from minikit.benchmark import Benchmark
 from minikit import distillation as D
 from minikit import early_exit as A
 from minikit import multitask as M
 from minikit.cache import NO_TRAIN_VARIABLE, TrainingForbiddenError
 from minikit.data import prepare_dataset
-from minikit.distill_variants import kd_variants
+from minikit.distill_variants import depth_runs, kd_variants
 from minikit.distillation import QUICK_DISTILL, distill
 from minikit.errors import MinikitError
 from minikit.lab import Lab, Recipe
@@ -182,9 +186,43 @@ def _qat_runs(course: _Course) -> None:
     qat.chapter_runs(course.hard_baseline)
 
 
+def _quantization_scores(course: _Course) -> None:
+    """Chapter 6's Benchmark variants, made as its sections 7 and 9 make them, scored on test (accuracy only).
+
+    The notebook's ``bench.run()`` then reads each variant's accuracy back (kind ``bench-quality``) and
+    only times them, on the machine that runs it.
+    """
+    model, tokenizer, splits = course.baseline.model, course.baseline.tokenizer, course.baseline.splits
+    torch_int8_linear, torch_int8 = Q.dynamic_int8(model), Q.dynamic_int8(model, embeddings=True)
+    with tempfile.TemporaryDirectory(prefix="minikit-06-") as workdir:
+        encoded = tokenizer(splits["validation"]["text"][:16], truncation=True, max_length=128, padding=True,
+                            return_tensors="pt")
+        real = {k: encoded[k] for k in ("input_ids", "attention_mask")}
+        fp32_onnx = Q.export_onnx(model, Path(workdir) / "model.onnx", inputs=real)
+        int8_onnx = Q.quantize_onnx(fp32_onnx, Path(workdir) / "model.int8.onnx", model, inputs=real)
+        static_onnx = S.quantize_static_onnx(fp32_onnx, Path(workdir) / "model.static.onnx", model, tokenizer,
+                                             splits["train"], inputs=real)
+        bench = Benchmark(splits["test"], tokenizer, max_length=128, batch_size=16, cache=True)
+        bench.add("fp32 (PyTorch)", model)
+        for name, path in (("fp32 ONNX", fp32_onnx), ("int8 ONNX", int8_onnx), ("static int8 ONNX", static_onnx)):
+            bench.add(name, path, config=model.config)
+        bench.add("int8 Linear", torch_int8_linear).add("int8 + embeddings", torch_int8)
+        bench.score()
+
+
+def _static_exclusion(course: _Course) -> None:
+    """Chapter 6's static int8 nodes kept float or not, each setting scored on test."""
+    S.exclusion_runs(course.baseline)
+
+
 def _kd_variants(course: _Course) -> None:
     """Chapter 7's objectives at equal steps, on the harder task (its teacher: the headline baseline)."""
     kd_variants(course.hard_baseline)
+
+
+def _kd_depths(course: _Course) -> None:
+    """Chapter 7's depth chart on the harder task: labels only against logits at 1, 2 and 3 student layers."""
+    depth_runs(course.hard_baseline)
 
 
 def _teacher_logits(course: _Course) -> None:
@@ -240,12 +278,15 @@ STEPS: tuple[Step, ...] = (
     Step("chapter 5's pruning accuracies (every slider stop)", "05", _pruning_accuracies),
     Step("fine-tuned baseline, bbc-headlines (the harder task)", "05", _hard_baseline, ("06", "07")),
     Step("chapter 5's pruning accuracies on bbc-headlines", "05", _hard_pruning_accuracies),
+    Step("chapter 6's Benchmark accuracies (no timings)", "06", _quantization_scores),
+    Step("static int8: which nodes stay float (results only)", "06", _static_exclusion),
     Step("PTQ against QAT on bbc-headlines (results only)", "06", _qat_runs),
     Step("teacher logits (validation)", "07", _teacher_logits),
     Step("student, distilled", "07", _student(True), ("08", "09", "10")),
     Step("student, no teacher", "07", _student(False)),
     Step("α/depth explorer's first run", "07", _distillation_knobs),
     Step("distillation objectives at equal steps, bbc-headlines (results only)", "07", _kd_variants),
+    Step("labels against logits at 1-3 student layers, bbc-headlines (results only)", "07", _kd_depths),
     Step("compression-lab recipes", "09", _lab),
     Step("early-exit heads", "10", _early_exit),
 )

@@ -20,7 +20,7 @@ from minikit.models import build_model, encoder_layers, head_parameters
 from minikit.profiling import count_parameters, depth_at_batch_1
 from minikit.practice import CheckResult, answered, use  # noqa: F401  (use: minikit.check.use, after an implement-it exercise)
 from minikit.pruning import encoder_linears, magnitude_threshold
-from minikit.quantization import quantization_params, quantized_size_mb
+from minikit.quantization_checks import *  # noqa: F401,F403  (chapter 6's checks)
 from minikit.server import create_app
 from minikit.tasks import TaskSampler
 
@@ -331,89 +331,6 @@ def most_pruned_layer(answer: int | None, model, sparsity: float) -> CheckResult
                        "by the params: a share per layer, not per module.")
 
 
-# --- 06 quantization ----------------------------------------------------------------------------
-
-
-@answered
-def scale_and_zero_point(answer: tuple[float, float] | None, x, bits: int = 4, symmetric: bool = False) -> CheckResult:
-    """(scale, zero point) mapping the tensor ``x`` onto ``bits``-bit integers, one scale for the whole tensor."""
-    import torch
-
-
-    scale, zero_point, qmin, qmax = quantization_params(torch.as_tensor(x, dtype=torch.float32), bits, "per-tensor",
-                                                        symmetric)
-    scale, zero_point = float(scale), float(zero_point)
-    try:
-        got_scale, got_zero = (float(a) for a in answer)
-    except (TypeError, ValueError):
-        return CheckResult(False, "Give a pair: (scale, zero_point).")
-    scale_ok = abs(got_scale - scale) <= 1e-4 * max(abs(scale), 1e-12)
-    if scale_ok and abs(got_zero - zero_point) < 1e-9:
-        return CheckResult(True, f"scale {scale:.4g}, zero point {zero_point:g}: the integers {qmin}…{qmax} cover "
-                           f"[{qmin - zero_point:g}·scale, {qmax - zero_point:g}·scale], and 0.0 is stored exactly as "
-                           f"the integer {zero_point:g}.")
-    if not scale_ok:
-        return CheckResult(False, f"The scale is the range [min(x, 0), max(x, 0)] divided by the number of steps "
-                           f"between {qmin} and {qmax} (there are {qmax - qmin}, not {qmax - qmin + 1}).")
-    if abs(got_zero + zero_point) < 1e-9:
-        return CheckResult(False, "Right size, wrong sign: the zero point is the integer that stands for 0.0, "
-                           "qmin − round(min / scale).")
-    return CheckResult(False, "The scale is right. The zero point is qmin − round(min / scale), clamped to the "
-                       "integer range.")
-
-
-@answered
-def packed_layer_bytes(answer: int | None, layer, bits: int = 3, granularity: str = "per-channel",
-                       symmetric: bool = True) -> CheckResult:
-    """Bytes one Linear layer takes with its weight packed at ``bits`` bits: weight, scales, float32 bias."""
-    import math
-
-
-    truth = round(quantized_size_mb(layer, bits, granularity, symmetric) * 1e6)
-    rows, cols = layer.weight.shape
-    packed = math.ceil(rows * cols * bits / 8)
-    scales = (rows if granularity == "per-channel" else 1) * (4 + (0 if symmetric else 1))
-    bias = 0 if layer.bias is None else layer.bias.numel() * 4
-    if int(answer) == truth:
-        return CheckResult(True, f"{truth:,} bytes: {packed:,} for {rows * cols:,} weights at {bits} bits, "
-                           f"{scales:,} for the scales, {bias:,} for the float32 bias — against "
-                           f"{rows * cols * 4 + bias:,} in float32 ({(rows * cols * 4 + bias) / truth:.1f}× more).")
-    if int(answer) in (packed + bias, packed + scales):
-        return CheckResult(False, "Close, one part is missing: each output row (channel) stores its float32 "
-                           "scale, and the bias stays in float32.")
-    if int(answer) == rows * cols * bits:
-        return CheckResult(False, "That is bits, not bytes: divide by 8.")
-    return CheckResult(False, f"Weights: rows × columns × {bits} / 8 bytes; scales: 4 bytes per row; bias: 4 bytes "
-                       "per row. Get rows and columns from layer.weight.shape.")
-
-
-@answered
-def first_bits_losing(answer: int | None, table: pd.DataFrame, reference_accuracy: float,
-                      granularity: str = "per-tensor", symmetric: bool = True, points: float = 2.0) -> CheckResult:
-    """Scanning down from 8 bits: the first bit width whose accuracy is more than ``points`` below float32.
-
-    ``table`` is ``QuantizationExplorer.table`` (it must hold bits 2–8 for the scheme).
-    """
-    rows = table[(table["granularity"] == granularity) & (table["symmetric"] == symmetric)].set_index("bits")
-    if not set(range(2, 9)) <= set(rows.index):
-        return CheckResult(False, f"The table lacks some of bits 2–8 for {granularity}, "
-                           f"{'symmetric' if symmetric else 'asymmetric'}: run explorer.sweep() first.")
-    loss = 100 * (reference_accuracy - rows["accuracy"])
-    truth = next((b for b in range(8, 1, -1) if loss[b] > points), None)
-    if truth is None:
-        return CheckResult(False, f"No bit width loses more than {points:g} points with this scheme; try "
-                           "another one.")
-    if int(answer) == truth:
-        scale = "one scale per matrix" if granularity == "per-tensor" else "one scale per row"
-        return CheckResult(True, f"Scanning down from 8 bits, that is the first width more than {points:g} points "
-                           f"below float32 on this subset: with {scale}, the rounding error there has outgrown "
-                           "what the model tolerates.")
-    if int(answer) < truth:
-        return CheckResult(False, f"A wider bit width already loses more than {points:g} points: scan from 8 "
-                           "downwards and stop at the first one.")
-    return CheckResult(False, f"At {int(answer)} bits the loss is still within {points:g} points.")
-
-
 # --- 07 distillation ---------------------------------------------------------------------------------
 
 
@@ -572,10 +489,11 @@ def lab_predicted_size(answer: float | None, lab, recipe, tolerance: float = 0.0
     hints = ("Word embeddings shrink to vocabulary_size() rows of the original "
              f"{lab.teacher.model.get_input_embeddings().num_embeddings}; each layer's feed-forward part keeps "
              "(1 − ffn_pruned) of its parameters; only `depth` layers are kept; the rest stays; then bytes: "
-             "4 per parameter in float32, 1 in int8, and MB = bytes / 1e6.")
+             "4 per parameter in float32, 1 in int8, ½ at 4 bits, and MB = bytes / 1e6.")
     ratio = float(answer) / truth
-    if any(abs(ratio - r) < 0.01 * r for r in (4.0, 0.25)):
-        return CheckResult(False, "Check the bytes per parameter: 4 in float32, 1 in int8.")
+    each = recipe.bits / 8  # bytes per parameter; another width's bytes give one of these ratios
+    if any(abs(ratio - other / each) < 0.01 * other / each for other in (4.0, 1.0, 0.5) if other != each):
+        return CheckResult(False, "Check the bytes per parameter: 4 in float32, 1 in int8, ½ at 4 bits.")
     if any(abs(ratio - r) < 0.001 for r in (2**20 / 1e6, 1e6 / 2**20)):
         return CheckResult(False, "Here MB = bytes / 1e6, not bytes / 2**20.")
     return CheckResult(False, f"Too {'high' if ratio > 1 else 'low'}. {hints}")

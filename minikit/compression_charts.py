@@ -217,6 +217,32 @@ def kd_variants_chart(table: pd.DataFrame, current: str | None = None, title: st
         f"The same student, the same steps, another loss (test, n = {n}; bars: 95 % intervals)"))
 
 
+def kd_depth_chart(table: pd.DataFrame, teacher_accuracy: float | None = None,
+                   title: str | None = None) -> alt.LayerChart:
+    """Test accuracy against the student's depth, one line per objective, with 95 % interval bars.
+
+    ``table`` is ``distill_variants.depth_runs``' (columns layers, variant, accuracy, low, high, n);
+    ``teacher_accuracy`` (a share) draws the teacher as a dashed rule.
+    """
+    data = table.assign(**{c: 100 * table[c] for c in ("accuracy", "low", "high")})
+    x = alt.X("layers:O", title="student layers (of the teacher's 6)", axis=alt.Axis(labelAngle=0))
+    color = alt.Color("variant:N", title="objective", sort=list(dict.fromkeys(table["variant"])))
+    y = alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False))
+    base = alt.Chart(data).encode(x=x, color=color)
+    layers = [base.mark_line(point=True).encode(y=y, tooltip=[
+                  "variant", "layers", alt.Tooltip("accuracy:Q", format=".1f"), "n",
+                  alt.Tooltip("low:Q", format=".1f", title="95 % low"), alt.Tooltip("high:Q", format=".1f",
+                                                                                     title="95 % high")]),
+              base.mark_rule(strokeWidth=2, opacity=0.6).encode(y="low:Q", y2="high:Q")]
+    if teacher_accuracy is not None:
+        rule = pd.DataFrame({"accuracy": [100 * teacher_accuracy], "label": ["teacher (6 layers)"]})
+        layers.append(alt.Chart(rule).mark_rule(strokeDash=[5, 4], color="#444444").encode(
+            y="accuracy:Q", tooltip=["label:N", alt.Tooltip("accuracy:Q", format=".1f")]))
+    n = int(table["n"].iloc[0]) if len(table) else 0
+    return alt.layer(*layers).properties(width=320, height=220, title=title or (
+        f"Student depth against objective (test, n = {n}; bars: 95 % intervals)"))
+
+
 def pruning_heatmap(table: pd.DataFrame, title: str | None = None) -> alt.LayerChart:
     """Share of weights removed per encoder layer (rows) and role (columns): a sparsity heatmap.
 

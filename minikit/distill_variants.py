@@ -84,4 +84,23 @@ def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDD
     return table[["variant", "alpha", "hidden_weight", "accuracy", "n", "low", "high", "steps", "seconds", "correct"]]
 
 
-__all__ = ["HIDDEN_WEIGHTS", "LABELS_ONLY", "LOGITS", "VARIANTS_KIND", "kd_variants", "variant_name"]
+DEPTHS = (1, 2, 3)  # depth_runs' student depths (the teacher has 6 layers)
+
+
+def depth_runs(teacher, depths: Sequence[int] = DEPTHS, alpha: float = 0.5, temperature: float = 2.0,
+               config: TrainConfig | None = None, progress: bool = False) -> pd.DataFrame:
+    """Labels only against logits (KD) at each student depth: ``kd_variants`` without hidden states, per depth.
+
+    The same quick run and seed at every depth, the teacher's layers spread out (``spread_layers``).
+    One row per (layers, variant), with ``kd_variants``' columns and ``layers``; each depth is cached
+    as results only.
+    """
+    if isinstance(depths, int) or not depths:
+        raise ValueError(f"depths={depths!r}: expected a list of student depths, e.g. {list(DEPTHS)}.")
+    frames = [kd_variants(teacher, layers=d, hidden_weights=(), alpha=alpha, temperature=temperature, config=config,
+                          progress=progress).assign(layers=d) for d in depths]
+    return pd.concat(frames, ignore_index=True)
+
+
+__all__ = ["DEPTHS", "HIDDEN_WEIGHTS", "LABELS_ONLY", "LOGITS", "VARIANTS_KIND", "depth_runs", "kd_variants",
+           "variant_name"]

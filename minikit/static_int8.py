@@ -15,6 +15,7 @@ them too, to see why (``bench/int8_static_vs_dynamic.py`` measures both).
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -23,8 +24,11 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from minikit import cache
 from minikit.errors import DataError, OnnxMismatchError
-from minikit.quantization import INT8_TOLERANCE, check_onnx, quiet_onnx_quantization_logs
+from minikit.models import encoder_layers
+from minikit.quantization import INT8_TOLERANCE, check_onnx, export_onnx, quiet_onnx_quantization_logs
+from minikit.stats import scored
 from minikit.system import release_freed_memory
 
 # Kept in float by default, unfused and fused (onnxruntime.transformers.optimizer) names alike.
@@ -214,4 +218,141 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
     return out_path
 
 
-__all__ = ["CALIBRATION_SIZE", "FLOAT_OP_TYPES", "calibration_texts", "float_kept_nodes", "quantize_static_onnx"]
+# --- which nodes must stay float: chapter 6's measured demonstration ----------------------------------
+
+EXCLUSION_KIND = "static-int8-exclusion"  # cache kind: results only, one row per keep_float setting
+EXCLUSION_FILE = "runs.json"
+OP_GROUPS = {"LayerNorm": ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization"),
+             "Softmax": ("Softmax",), "GELU": ("Erf", "Gelu", "BiasGelu", "FastGelu")}
+KEPT_ALL = "LayerNorm, Softmax, GELU kept float"
+KEPT_NONE = "nothing kept float"
+
+
+def exclusion_settings() -> dict[str, tuple[str, ...]]:
+    """{setting: keep_float}: all three groups kept float (the default), each group quantized alone, none kept."""
+    settings = {KEPT_ALL: FLOAT_OP_TYPES}
+    for group, types in OP_GROUPS.items():
+        settings[f"{group} quantized"] = tuple(t for t in FLOAT_OP_TYPES if t not in types)
+    settings[KEPT_NONE] = ()
+    return settings
+
+
+def _onnx_logits(path: Path, tokenizer, texts: list[str], max_length: int, batch_size: int = 16) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    out = []
+    for start in range(0, len(texts), batch_size):
+        encoded = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length, padding=True,
+                            return_tensors="np")
+        out.append(session.run(None, {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in names})[0])
+    return np.concatenate(out)
+
+
+def input_steps(path: str | Path, op_types: Sequence[str]) -> list[float]:
+    """The int8 step (scale) of the calibrated activation (first input) of each node of ``op_types`` in a QDQ file."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    scale_of = {o: n.input[1] for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return [float(values[scale_of[n.input[0]]]) for n in graph.node if n.op_type in op_types and n.input
+            and scale_of.get(n.input[0]) in values and values[scale_of[n.input[0]]].size == 1]
+
+
+def exclusion_runs(baseline, n_calibration: int = CALIBRATION_SIZE, max_length: int = 128):
+    """Static int8 of ``baseline`` (a ``FineTuned``) under each ``exclusion_settings()``, scored on its test split.
+
+    One row per setting, plus the float32 export: the op types kept float and how many nodes of them
+    stay float, the largest |logit difference| from PyTorch on the first 16 validation texts, the
+    median calibrated int8 step at the inputs of the group quantized, and per-example correctness
+    on test with n, accuracy and its 95 % Wilson bounds. Calibrated on the first ``n_calibration``
+    training texts. Cached as results only (kind ``static-int8-exclusion``): ``minikit build`` runs it.
+    """
+    import onnxruntime
+    import pandas as pd
+
+    model, tokenizer, splits = baseline.model.eval(), baseline.tokenizer, baseline.splits
+    settings = exclusion_settings()
+    parts = {"model": cache.model_sha256(model), "splits": cache.splits_sha256(splits), "n_calibration": n_calibration,
+             "max_length": max_length, "settings": {k: list(v) for k, v in settings.items()},
+             "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}}
+
+    def build(folder: Path) -> None:
+        encoded = tokenizer(splits["validation"]["text"][:16], truncation=True, max_length=max_length, padding=True,
+                            return_tensors="pt")
+        real = {k: encoded[k] for k in _INPUTS}
+        with torch.inference_mode():
+            reference = model(**real).logits.numpy()
+        test, labels = list(splits["test"]["text"]), np.asarray(splits["test"]["label"])
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="minikit-exclusion-") as tmp:
+            fp32 = export_onnx(model, Path(tmp) / "model.onnx", inputs=real)
+            files = {"float32 (ONNX)": (fp32, None)}
+            for i, (name, keep) in enumerate(settings.items()):
+                path = quantize_static_onnx(fp32, Path(tmp) / f"{i}.onnx", model, tokenizer, splits["train"],
+                                            n_calibration=n_calibration, max_length=max_length, keep_float=keep,
+                                            check=False)
+                files[name] = (path, keep)
+            for name, (path, keep) in files.items():
+                gap = np.abs(_onnx_logits(path, tokenizer, list(splits["validation"]["text"][:16]), max_length)
+                             - reference)
+                predicted = _onnx_logits(path, tokenizer, test, max_length).argmax(axis=1)
+                quantized = [t for group in OP_GROUPS.values() for t in group if keep is not None and t not in keep]
+                steps = input_steps(path, quantized) if quantized and keep else []
+                rows.append({"setting": name, "keep_float": [] if keep is None else list(keep),
+                             "float_nodes": sum(float_kept_nodes(path).values()),
+                             "max_logit_gap": float(gap.max()),
+                             "input_step": float(np.median(steps)) if steps else float("nan"),
+                             "size_mb": path.stat().st_size / 1e6,
+                             "correct": (predicted == labels).astype(int).tolist()})
+        (folder / EXCLUSION_FILE).write_text(json.dumps(rows))
+
+    entry = cache.load_or_build(EXCLUSION_KIND, parts, build)
+    table = pd.DataFrame(json.loads((entry / EXCLUSION_FILE).read_text()))
+    return table.assign(**scored(table["correct"]))
+
+
+def activation_spread(model: PreTrainedModel, tokenizer, texts: Sequence[str], max_length: int = 128):
+    """What one calibrated int8 step does to the inputs of LayerNorm and of GELU, measured in PyTorch.
+
+    For each kind of input, over ``texts`` (one forward each, no padding): the range a MinMax
+    calibration would record, the int8 step it gives (range / 255), the median |value|, and the
+    share of values smaller than one step (rounded to the zero point or its neighbour).
+    """
+    import pandas as pd
+
+    seen: dict[str, list[torch.Tensor]] = {"LayerNorm input": [], "GELU input": []}
+    hooks = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            hooks.append(module.register_forward_hook(lambda m, a, o: seen["LayerNorm input"].append(a[0].flatten())))
+    for layer in encoder_layers(model):
+        act = getattr(getattr(layer, "intermediate", None), "intermediate_act_fn", None)
+        if isinstance(act, torch.nn.Module):
+            hooks.append(act.register_forward_hook(lambda m, a, o: seen["GELU input"].append(a[0].flatten())))
+    try:
+        with torch.inference_mode():
+            for text in texts:
+                model(**tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = []
+    for name, parts in seen.items():
+        if not parts:
+            continue
+        x = torch.cat(parts).float()
+        lo, hi = float(x.min()), float(x.max())
+        step = (max(hi, 0.0) - min(lo, 0.0)) / 255
+        rows.append({"input": name, "min": lo, "max": hi, "int8 step": step,
+                     "median |x|": float(x.abs().median()),
+                     "share below one step": float((x.abs() < step).float().mean())})
+    return pd.DataFrame(rows).set_index("input")
+
+
+__all__ = ["CALIBRATION_SIZE", "EXCLUSION_KIND", "FLOAT_OP_TYPES", "KEPT_ALL", "KEPT_NONE", "OP_GROUPS",
+           "activation_spread", "calibration_texts", "exclusion_runs", "exclusion_settings", "float_kept_nodes",
+           "input_steps", "quantize_static_onnx"]

@@ -307,3 +307,25 @@ def test_benchmark_gives_a_pruned_student_its_own_tokenizer(teacher):
         bad = minikit.Benchmark(teacher.splits["test"], teacher.tokenizer, max_length=32, repeats=1, batch_repeats=1)
         bad.add("pruned, wrong tokenizer", pruned.model)
         bad.run()
+
+
+def test_score_keeps_each_variants_accuracy_for_run_to_read_back(tiny_dataset, tokenizer, bench_models, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    small, wide = bench_models
+    scores = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).score()
+    assert scores["name"].tolist() == ["small", "wide"] and (scores["n_eval"] == len(tiny_dataset)).all()
+    assert minikit.cache.entries("benchmarks").empty  # scoring times nothing, so no run is stored
+    assert len(minikit.cache.entries("bench-quality")) == 2
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a scored variant must not be scored again")
+
+    monkeypatch.setattr(Benchmark, "_quality", refuse)
+    bench = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide)
+    table = bench.run().set_index("name")  # times both, reads their scores back
+    assert table.loc[["small", "wide"], "accuracy"].tolist() == scores["accuracy"].tolist()
+    assert bench.correct("wide").shape == (len(tiny_dataset),)
+    with pytest.raises(AssertionError, match="scored again"):  # without the cache, every run scores anew
+        Benchmark(tiny_dataset, tokenizer, max_length=16, repeats=2, batch_size=4, batch_repeats=1).add(
+            "small", small).score()

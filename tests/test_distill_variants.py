@@ -73,3 +73,23 @@ def test_the_chart_has_a_bar_per_objective():
     rows = chart.to_dict()["datasets"]
     (data,) = rows.values()
     assert [r["current"] for r in data] == [False, True] and [r["accuracy"] for r in data] == [80.0, 90.0]
+
+
+def test_depth_runs_compare_labels_and_logits_at_each_depth(runs, teacher, kd_cache):
+    table = V.depth_runs(teacher, depths=(1, 2), config=TrainConfig(**FAST))
+    assert list(table["layers"]) == [1, 1, 2, 2] and list(table["variant"]) == [V.LABELS_ONLY, V.LOGITS] * 2
+    two = table[table["layers"] == 2].drop(columns="layers").reset_index(drop=True)
+    assert two.drop(columns="seconds").equals(runs.iloc[:2].drop(columns="seconds"))  # the same seed, the same runs
+    assert (table["n"] == len(teacher.splits["test"])).all()
+    with pytest.raises(ValueError, match=r"depths=2: expected a list of student depths"):
+        V.depth_runs(teacher, depths=2)
+
+
+def test_the_depth_chart_draws_a_line_per_objective_and_the_teacher():
+    table = pd.DataFrame({"layers": [1, 1, 2, 2], "variant": ["a", "b", "a", "b"], "accuracy": [0.5, 0.6, 0.7, 0.8],
+                          "low": [0.4, 0.5, 0.6, 0.7], "high": [0.6, 0.7, 0.8, 0.9], "n": [10] * 4})
+    spec = compression_charts.kd_depth_chart(table, teacher_accuracy=0.9).to_dict()
+    datasets = list(spec["datasets"].values())
+    assert [r["accuracy"] for r in datasets[0]] == [50.0, 60.0, 70.0, 80.0]
+    assert [r["accuracy"] for r in datasets[1]] == [90.0]  # the teacher's rule
+    assert len(spec["layer"]) == 3

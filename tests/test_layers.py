@@ -37,7 +37,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     # charts imports nothing of minikit, so it sits under the applications that draw (lab, report)
     ("drawing", {"charts", "compression_charts", "static_views"}),
     ("applications", {"server", "load_testing", "deployment", "lab", "report", "build"}),
-    ("presentation", {"practice", "implement_it", "widgets", "compression_widgets", "check", "editions"}),
+    ("presentation", {"practice", "implement_it", "widgets", "compression_widgets", "check", "quantization_checks",
+                      "editions"}),
     ("facade", {"__init__", "__main__"}),
 ]
 STANDALONE = {"server", "charts", "compression_charts", "static_views", "claims", "stats", "system", "errors"}  # import nothing of minikit

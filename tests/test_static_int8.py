@@ -4,6 +4,7 @@ op types kept in float, and every bad calibration set or setting refused with it
 from __future__ import annotations
 
 import datasets
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -168,3 +169,47 @@ def test_a_fused_graph_is_quantized_too(tokenizer, splits, tmp_path):
                                inputs=inputs)
     assert 0 < check_onnx(out, model, inputs, INT8_TOLERANCE)
     assert sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node) > 0
+
+
+def test_exclusion_settings_quantize_one_group_at_a_time():
+    from minikit.static_int8 import KEPT_ALL, KEPT_NONE, OP_GROUPS, exclusion_settings
+
+    settings = exclusion_settings()
+    assert settings[KEPT_ALL] == FLOAT_OP_TYPES and settings[KEPT_NONE] == ()
+    for group, types in OP_GROUPS.items():  # quantized alone: its op types leave the list, the others stay
+        kept = settings[f"{group} quantized"]
+        assert not set(kept) & set(types) and set(kept) | set(types) == set(FLOAT_OP_TYPES)
+    assert set().union(*OP_GROUPS.values()) == set(FLOAT_OP_TYPES)  # every op type kept float belongs to a group
+
+
+def test_exclusion_runs_score_each_setting_and_are_cached(setup, tokenizer, splits, tmp_path, monkeypatch):
+    from minikit import static_int8 as S
+
+    monkeypatch.setenv("MINIKIT_CACHE", str(tmp_path / "cache"))
+    model, _, _ = setup
+    baseline = type("Tuned", (), {"model": model, "tokenizer": tokenizer, "splits": splits})()
+    runs = S.exclusion_runs(baseline, n_calibration=8).set_index("setting")
+    assert list(runs.index) == ["float32 (ONNX)", *S.exclusion_settings()]
+    with torch.inference_mode():  # the float export's predictions are the model's own
+        enc = tokenizer(list(splits["test"]["text"]), padding=True, return_tensors="pt")
+        expected = (model(**enc).logits.argmax(-1).numpy() == splits["test"]["label"]).astype(int).tolist()
+    assert runs.loc["float32 (ONNX)", "correct"] == expected and runs.loc["float32 (ONNX)", "max_logit_gap"] < 1e-3
+    assert (runs["n"] == len(splits["test"])).all() and runs["accuracy"].between(runs["low"], runs["high"]).all()
+    graph_ops = {n.op_type for n in onnx.load(str(setup[1])).graph.node} & set(FLOAT_OP_TYPES)
+    assert runs.loc[S.KEPT_ALL, "float_nodes"] > runs.loc["LayerNorm quantized", "float_nodes"] > 0
+    assert runs.loc[S.KEPT_NONE, "float_nodes"] == 0 and graph_ops
+    assert runs.loc["LayerNorm quantized", "input_step"] > 0 and np.isnan(runs.loc[S.KEPT_ALL, "input_step"])
+    assert runs.loc[S.KEPT_NONE, "max_logit_gap"] > 0  # int8 rounded something
+    monkeypatch.setattr(S, "quantize_static_onnx", lambda *a, **k: pytest.fail("a cached run quantized again"))
+    again = S.exclusion_runs(baseline, n_calibration=8).set_index("setting")
+    assert again["correct"].tolist() == runs["correct"].tolist()
+
+
+def test_activation_spread_measures_layernorm_and_gelu_inputs(setup, tokenizer, splits):
+    from minikit.static_int8 import activation_spread
+
+    spread = activation_spread(setup[0], tokenizer, list(splits["validation"]["text"])[:3])
+    assert list(spread.index) == ["LayerNorm input", "GELU input"]
+    assert (spread["min"] < 0).all() and (spread["max"] > 0).all()
+    assert np.allclose(spread["int8 step"], (spread["max"] - spread["min"]) / 255)
+    assert spread["share below one step"].between(0, 1).all()
