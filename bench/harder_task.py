@@ -7,7 +7,9 @@ Prints, for both built-in tasks, from the same functions the chapters call:
   the widget scores them, every validation headline for bbc-headlines), and the spread across each knob;
 - chapter 6 (headlines): post-training rounding (PTQ), its control and QAT at 8/4/3/2 bits, per tensor and per
   channel, on the test split, with QAT's paired verdicts; the spread across the bits knob;
-- chapter 7 (headlines): the distillation objectives at equal steps, with paired verdicts against logits only.
+- chapter 7 (headlines): the distillation objectives at equal steps, with paired verdicts against logits only,
+  and labels only against logits at 1-3 student layers (the depth knob's spread);
+- chapter 6 (bbc-news): static int8 with each group of nodes kept float or quantized, against the float32 export.
 A spread is the largest minus the smallest accuracy across the knob's range, in points (issue 23: ≥ 5 on the
 harder task, at least one chart per chapter). Accuracies are shares of n examples; one example is 100/n points.
 """
@@ -20,7 +22,7 @@ import warnings
 import pandas as pd
 
 import minikit
-from minikit import distill_variants, qat, stats
+from minikit import distill_variants, qat, static_int8, stats
 from minikit.pruning_sweep import PruningSweep
 
 METHODS = ["global magnitude", "heads", "FFN neurons", "layers"]
@@ -85,6 +87,20 @@ def main() -> None:
         against = "" if row.variant == distill_variants.LOGITS else \
             f"   against logits: {stats.paired_comparison(row.correct, logits)}"
         print(f"  {row.variant:32s} {row.accuracy:.1%} [{row.low:.1%}, {row.high:.1%}], {row.steps} steps{against}")
+    depths = distill_variants.depth_runs(hard)
+    print("\nChapter 7, bbc-headlines, labels only against logits at each student depth (test, same steps):")
+    for row in depths.itertuples():
+        print(f"  {row.layers} layer(s), {row.variant:28s} {row.accuracy:.1%} [{row.low:.1%}, {row.high:.1%}]")
+    for variant, group in depths.groupby("variant", sort=False):
+        print(f"spread across the depth knob, {variant}: "
+              f"{100 * (group['accuracy'].max() - group['accuracy'].min()):.1f} points")
+
+    print("\nChapter 6, static int8 on bbc-news: which nodes stay float (test; against the float32 export):")
+    exclusion = static_int8.exclusion_runs(minikit.get_baseline(progress=False))
+    reference = exclusion.set_index("setting").loc["float32 (ONNX)", "correct"]
+    for row in exclusion.itertuples():
+        print(f"  {row.setting:36s} {stats.format_accuracy(sum(row.correct), row.n)}; max |Δlogit| "
+              f"{row.max_logit_gap:.3f}; {stats.paired_comparison(row.correct, reference)}")
 
 
 if __name__ == "__main__":

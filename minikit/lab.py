@@ -2,19 +2,23 @@
 
 A ``Recipe`` is four knobs, applied in this order:
 
-1. **depth** — keep 6 layers (the fine-tuned model), or start a student from 4 or 2 of its
-   layers (``students.select_layers``);
-2. **ffn_pruned** — remove that fraction of each feed-forward block's neurons (chapter 5's
-   structured pruning, ``pruning.prune_ffn_neurons``);
+1. **depth** — keep 6 layers (the fine-tuned model), or start a student from 4, 2 or 1 of its
+   layers (``students.select_layers``, ``layers_for``);
+2. **ffn_pruned** — remove that fraction (0 to 90 %) of each feed-forward block's neurons
+   (chapter 5's structured pruning, ``pruning.prune_ffn_neurons``);
 3. **vocabulary** — keep only the tokens the training split uses at least 20 times, plus every
    single character (chapter 7's ``prune_vocabulary``); no retraining needed;
-4. **bits** — 32 (float, PyTorch) or 8 (int8 ONNX Runtime, the served format of chapter 8).
+4. **bits** — 32 (float, PyTorch), 8 (int8 ONNX Runtime, the served format of chapter 8) or 4
+   (*simulated*: chapter 6's ``fake_quantize`` rounds every Linear weight and embedding table to
+   4 bits per output channel; the size is what packing them would take, ``quantized_size_mb``,
+   but the model still runs as float32 PyTorch, so its latency is float speed, not a 4-bit kernel's).
 
 Then the model learns again after its surgery: a student is distilled from the fine-tuned
 model (chapter 7's recipe: 2 epochs, the teacher's softened logits), a 6-layer model with
 pruned neurons gets chapter 5's short recovery fine-tune. Quantization comes last, on the
-trained weights. So the 2-layer, half-FFN, pruned-vocabulary recipe *is* chapter 7's student,
-and the lab reads it from the cache.
+trained weights (4 bits too: post-training rounding per channel, no QAT; on bbc-headlines it left
+the baseline's test accuracy within one headline). So the 2-layer, half-FFN, pruned-vocabulary
+recipe *is* chapter 7's student, and the lab reads it from the cache.
 
 ``Lab.measure(recipe)`` times the recipe beside the fine-tuned baseline in one ``Benchmark`` run
 on the test split and keeps the result in the cache (kind ``lab``), keyed by the baseline, the
@@ -44,12 +48,18 @@ from minikit.deployment import export_for_serving
 from minikit.distillation import STUDENT_CONFIG, STUDENT_LAYERS, distill
 from minikit.models import encoder_layers
 from minikit.pruning import RECOVERY_CONFIG, layer_parts, prune_ffn_neurons, recover
+from minikit.quantization import fake_quantize, quantized_size_mb
 from minikit.students import corpus_token_ids, prune_vocabulary, select_layers, spread_layers
 from minikit.training import FineTuned, get_baseline
 
-DEPTHS = (6, 4, 2)
-FFN_FRACTIONS = (0.0, 0.25, 0.5, 0.75)
-BITS = (32, 8)
+DEPTHS = (6, 4, 2, 1)
+FFN_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
+BITS = (32, 8, 4)
+# bits=4: chapter 6's post-training rounding, per output channel (per token row for embeddings), symmetric.
+# Embeddings too, as the int8 ONNX export quantizes its Gather tables: else ~half the "4-bit" model stays float.
+FOUR_BIT = {"bits": 4, "granularity": "per-channel", "symmetric": True, "include_embeddings": True}
+RUNTIMES = {32: "PyTorch float32", 8: "ONNX Runtime int8",
+            4: "PyTorch float32, weights rounded to 4 bits (simulated: packed size, float speed)"}
 VOCAB_MIN_COUNT = 20  # chapter 7's student keeps tokens seen this often (plus every character)
 BASELINE = "fine-tuned fp32"
 # Bump when a recipe is built or measured differently: every cached lab result is then measured anew.
@@ -92,12 +102,12 @@ class Recipe:
     def name(self) -> str:
         if self.is_baseline:
             return BASELINE
-        parts = [f"{self.depth} layers"]
+        parts = [f"{self.depth} layer{'s' if self.depth > 1 else ''}"]
         if self.ffn_pruned:
             parts.append(f"FFN −{self.ffn_pruned:.0%}")
         if self.vocabulary:
             parts.append("vocab pruned")
-        parts.append("int8 ONNX" if self.bits == 8 else "fp32")
+        parts.append({32: "fp32", 8: "int8 ONNX", 4: "4-bit weights (simulated)"}[self.bits])
         return " · ".join(parts)
 
 
@@ -106,7 +116,8 @@ class Lab:
 
     Every trained model, exported file and measurement goes through the cache, so a recipe costs
     its seconds once: distillation about 1–2 minutes on 2 cores, recovery about 40 s, the int8
-    export a few seconds, the measurement 10–20 s.
+    export a few seconds, the measurement 10–20 s. The 4-bit copy is rounded anew at each
+    measurement (a second), not stored.
     """
 
     def __init__(self, teacher: FineTuned | None = None, progress: bool = True):
@@ -117,8 +128,8 @@ class Lab:
 
         n_layers = len(encoder_layers(self.teacher.model))
         if n_layers != max(DEPTHS):
-            raise ValueError(f"The lab's depth knob offers {DEPTHS} layers of a {max(DEPTHS)}-layer model (the course's "
-                             f"MiniLM-L6); this model has {n_layers}. Fix: fine-tune a 6-layer model "
+            raise ValueError(f"The lab's depth knob offers {DEPTHS} layers of a {max(DEPTHS)}-layer model (the "
+                             f"course's MiniLM-L6); this model has {n_layers}. Fix: fine-tune a 6-layer model "
                              "(minikit.get_baseline()) for the lab.")
         self.base_id = Path(self.teacher.cache_dir).name
         self.progress = progress
@@ -145,7 +156,7 @@ class Lab:
         return model, tokenizer
 
     def build(self, recipe: Recipe):
-        """(model, tokenizer) in float for ``recipe``, trained as it needs (cached)."""
+        """(model, tokenizer) in float for ``recipe``, trained as it needs (cached); the bits knob is not applied."""
         recipe = _as_recipe(recipe)
         if recipe.is_baseline:
             return self.teacher.model, self.teacher.tokenizer
@@ -229,6 +240,9 @@ class Lab:
             if recipe.bits == 8:
                 folder = self._onnx_int8(recipe, model, tokenizer)
                 bench.add(recipe.name, folder / "model.onnx", config=model.config, tokenizer=tokenizer)
+            elif recipe.bits == 4:  # timed as the float model it is; sized as the packed 4-bit file it stands for
+                rounded, packed_mb = simulate_4bit(model)
+                bench.add(recipe.name, rounded, tokenizer=tokenizer, size_mb=packed_mb)
             else:
                 bench.add(recipe.name, model, tokenizer=tokenizer)
         table = bench.run()
@@ -241,14 +255,15 @@ class Lab:
     def results(self) -> pd.DataFrame:
         """Every recipe measured on this machine (same threads) for this baseline, with Pareto flags.
 
-        Columns: the four knobs, name, accuracy with its 95 % interval (accuracy_low, accuracy_high)
-        on n_eval test examples, size_mb, latency_p50_ms, size_pct and latency_pct (of the baseline
-        timed in the same run), points (accuracy change) with its paired 95 % interval (points_low,
-        points_high) and change ("better", "worse" or "cannot tell (n = …)"), pareto_size /
-        pareto_latency (no other recipe is at least as accurate and smaller / faster), beats_claim
-        (smaller and faster than the claim, and the whole interval within its points), measured_at,
-        load_warning (why the machine was not quiet: such rows live only in this session). A cached row
-        counts while it is from this boot of this machine, or the calibration probe re-validates it.
+        Columns: the four knobs, name, runtime (what was timed, ``RUNTIMES``: bits=4 is float32
+        PyTorch), accuracy with its 95 % interval (accuracy_low, accuracy_high) on n_eval test examples,
+        size_mb, latency_p50_ms, size_pct and latency_pct (of the baseline timed in the same run),
+        points (accuracy change) with its paired 95 % interval (points_low, points_high) and change
+        ("better", "worse" or "cannot tell (n = …)"), pareto_size / pareto_latency (no other recipe is
+        at least as accurate and smaller / faster), beats_claim (smaller and faster than the claim, and
+        the whole interval within its points), measured_at, load_warning (why the machine was not quiet:
+        such rows live only in this session). A cached row counts while it is from this boot of this
+        machine, or the calibration probe re-validates it.
         """
         machine, threads = system.machine_description(), torch.get_num_threads()
         found: dict[Recipe, dict] = {}
@@ -263,7 +278,8 @@ class Lab:
                 found[Recipe(**parts["recipe"])] = row
         rows = []
         for recipe, row in {**found, **self._loaded}.items():
-            rows.append({"recipe": recipe, **asdict(recipe), "name": recipe.name, "accuracy": row["accuracy"],
+            rows.append({"recipe": recipe, **asdict(recipe), "name": recipe.name, "runtime": RUNTIMES[recipe.bits],
+                         "accuracy": row["accuracy"],
                          "accuracy_low": row["accuracy_low"], "accuracy_high": row["accuracy_high"],
                          "n_eval": row["n_eval"], "macro_f1": row["macro_f1"], "size_mb": row["size_mb"],
                          "latency_p50_ms": row["latency_p50_ms"], "peak_memory_mb": row["peak_memory_mb"],
@@ -276,7 +292,7 @@ class Lab:
                          "points_high": 0.0 if recipe.is_baseline else row["delta_high"],
                          "change": "" if recipe.is_baseline else row["change"],
                          "measured_at": row["measured_at"], "load_warning": row.get("load_warning", "")})
-        columns = ["recipe", "depth", "ffn_pruned", "vocabulary", "bits", "name", "accuracy", "accuracy_low",
+        columns = ["recipe", "depth", "ffn_pruned", "vocabulary", "bits", "name", "runtime", "accuracy", "accuracy_low",
                    "accuracy_high", "n_eval", "macro_f1", "size_mb", "latency_p50_ms", "peak_memory_mb", "size_pct",
                    "latency_pct", "speedup", "points", "points_low", "points_high", "change", "measured_at",
                    "load_warning"]
@@ -317,10 +333,10 @@ class Lab:
         return table.assign(params=table["each"] * table["count"])[["part", "each", "count", "params", "scales with"]]
 
     def predicted_size_mb(self, recipe: Recipe) -> float:
-        """Size from arithmetic alone: parameters kept × bytes each (int8: 1 byte per matrix entry).
+        """Size from arithmetic alone: parameters kept × bytes each (int8: 1 byte per matrix entry, 4 bits: ½).
 
-        int8 ONNX keeps biases and norms in float32 and adds a scale per output column, which
-        this ignores; the notebook compares it with the measured size.
+        int8 ONNX and packed 4-bit weights keep biases and norms in float32 and add a scale per
+        output channel, which this ignores; the notebook compares it with the measured size.
         """
         recipe = _as_recipe(recipe)
         each = self.parameter_table().set_index("part")["each"]
@@ -328,7 +344,7 @@ class Lab:
         word = each["word embeddings"] * (self.vocabulary_size() / vocab_rows if recipe.vocabulary else 1.0)
         layer = each["feed-forward neurons"] * (1 - recipe.ffn_pruned) + each["rest of a layer (attention, norms)"]
         params = word + recipe.depth * layer + each["other (positions, pooler, head)"]
-        return float(params * (1 if recipe.bits == 8 else 4) / 1e6)
+        return float(params * recipe.bits / 8 / 1e6)
 
     def chart(self, current: Recipe | None = None, predicted_mb: float | None = None,
               results: pd.DataFrame | None = None, base_mb: float | None = None):
@@ -347,11 +363,23 @@ def layers_for(depth: int) -> list[int] | None:
     """The fine-tuned model's layers a student of ``depth`` starts from; None keeps all 6.
 
     2 layers: chapter 7's choice, (0, 4), which its sweep found best; 4 layers: spread from the
-    bottom, (0, 1, 3, 4).
+    bottom, (0, 1, 3, 4); 1 layer: the bottom one, (0,), which reads the embeddings it was trained
+    on (issue 24's grid, bench/distill_candidates.py --grid limit, bbc-news validation, FFN −50 %:
+    layer 0 gave 95.2 %, layer 2 91.6 %).
     """
     if depth == 6:
         return None
     return list(STUDENT_LAYERS) if depth == len(STUDENT_LAYERS) else spread_layers(6, depth)
+
+
+def simulate_4bit(model) -> tuple[torch.nn.Module, float]:
+    """(a copy of ``model`` with its weights rounded to 4 bits, the MB they would take packed): the bits=4 recipe.
+
+    ``quantization.fake_quantize`` with ``FOUR_BIT``: the copy stays float32, so it runs at float
+    speed; ``quantization.quantized_size_mb`` counts each rounded matrix at ½ byte per entry plus
+    a float32 scale per channel, and everything else (biases, norms) at its own width.
+    """
+    return fake_quantize(model, **FOUR_BIT), quantized_size_mb(model, **FOUR_BIT)
 
 
 def pareto_front(cost, points) -> np.ndarray:
@@ -376,4 +404,5 @@ def _as_recipe(recipe) -> Recipe:
     raise TypeError(f"Expected a Recipe (e.g. Recipe(depth=2, bits=8)), got {type(recipe).__name__}: {recipe!r}.")
 
 
-__all__ = ["BITS", "DEPTHS", "FFN_FRACTIONS", "Lab", "Recipe", "layers_for", "pareto_front"]
+__all__ = ["BITS", "DEPTHS", "FFN_FRACTIONS", "FOUR_BIT", "Lab", "RUNTIMES", "Recipe", "layers_for", "pareto_front",
+           "simulate_4bit"]

@@ -204,6 +204,7 @@ def quantize_static_onnx(onnx_path: str | Path, out_path: str | Path, model: Pre
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT,  # fused graphs need it
                                        "ActivationSymmetric": False, "WeightSymmetric": True})
+    release_freed_memory()  # the calibration's sessions and ranges: hand their memory back before checking
     if check:
         if inputs is None:
             encoded = tokenizer(texts[:8], truncation=True, max_length=max_length, padding=True, return_tensors="pt")
@@ -318,21 +319,25 @@ def exclusion_runs(baseline, n_calibration: int = CALIBRATION_SIZE, max_length: 
 def activation_spread(model: PreTrainedModel, tokenizer, texts: Sequence[str], max_length: int = 128):
     """What one calibrated int8 step does to the inputs of LayerNorm and of GELU, measured in PyTorch.
 
-    For each kind of input, over ``texts`` (one forward each, no padding): the range a MinMax
-    calibration would record, the int8 step it gives (range / 255), the median |value|, and the
-    share of values smaller than one step (rounded to the zero point or its neighbour).
+    Each LayerNorm and each GELU gets its own range, as MinMax calibration gives each tensor one
+    scale: over ``texts`` (one forward each, no padding) its min and max, and its int8 step
+    (range / 255). Per kind of input: how many such nodes, the widest range among them, the median
+    and the largest step, the median |value|, and the share of values smaller than their node's step
+    (rounded to the zero point or next to it).
     """
     import pandas as pd
 
-    seen: dict[str, list[torch.Tensor]] = {"LayerNorm input": [], "GELU input": []}
-    hooks = []
-    for module in model.modules():
-        if isinstance(module, torch.nn.LayerNorm):
-            hooks.append(module.register_forward_hook(lambda m, a, o: seen["LayerNorm input"].append(a[0].flatten())))
+    seen: dict[str, dict[int, list[torch.Tensor]]] = {"LayerNorm input": {}, "GELU input": {}}
+
+    def keep(kind: str):
+        return lambda module, args, out: seen[kind].setdefault(id(module), []).append(args[0].flatten())
+
+    hooks = [m.register_forward_hook(keep("LayerNorm input")) for m in model.modules()
+             if isinstance(m, torch.nn.LayerNorm)]
     for layer in encoder_layers(model):
         act = getattr(getattr(layer, "intermediate", None), "intermediate_act_fn", None)
         if isinstance(act, torch.nn.Module):
-            hooks.append(act.register_forward_hook(lambda m, a, o: seen["GELU input"].append(a[0].flatten())))
+            hooks.append(act.register_forward_hook(keep("GELU input")))
     try:
         with torch.inference_mode():
             for text in texts:
@@ -341,17 +346,22 @@ def activation_spread(model: PreTrainedModel, tokenizer, texts: Sequence[str], m
         for hook in hooks:
             hook.remove()
     rows = []
-    for name, parts in seen.items():
-        if not parts:
+    for kind, nodes in seen.items():
+        if not nodes:
             continue
-        x = torch.cat(parts).float()
-        lo, hi = float(x.min()), float(x.max())
-        step = (max(hi, 0.0) - min(lo, 0.0)) / 255
-        rows.append({"input": name, "min": lo, "max": hi, "int8 step": step,
-                     "median |x|": float(x.abs().median()),
-                     "share below one step": float((x.abs() < step).float().mean())})
+        values = [torch.cat(nodes.pop(key)).float() for key in list(nodes)]  # each held once (Binder has 2 GB)
+        lows, highs = [min(float(x.min()), 0.0) for x in values], [max(float(x.max()), 0.0) for x in values]
+        steps = [(hi - lo) / 255 for lo, hi in zip(lows, highs)]
+        for x in values:
+            x.abs_()  # |x| in place: no second copy
+        below = sum(int((x < step).sum()) for x, step in zip(values, steps))
+        count = sum(x.numel() for x in values)
+        median = float(torch.cat([x.half() for x in values]).median())  # half: the copy costs half as much
+        rows.append({"input": kind, "nodes": len(values), "min": min(lows), "max": max(highs),
+                     "median step": float(np.median(steps)), "largest step": max(steps), "median |x|": median,
+                     "share below one step": below / count})
+        del values
     return pd.DataFrame(rows).set_index("input")
-
 
 __all__ = ["CALIBRATION_SIZE", "EXCLUSION_KIND", "FLOAT_OP_TYPES", "KEPT_ALL", "KEPT_NONE", "OP_GROUPS",
            "activation_spread", "calibration_texts", "exclusion_runs", "exclusion_settings", "float_kept_nodes",

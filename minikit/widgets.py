@@ -26,7 +26,7 @@ from minikit.benchmark import NoVariantFitsError, pick_variant
 from minikit.claims import SIZE_CLASSES
 from minikit.data import kept_token_share, truncated_share
 from minikit.early_exit import curve_row
-from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, Recipe
+from minikit.lab import BITS, DEPTHS, FFN_FRACTIONS, RUNTIMES, Recipe
 from minikit.load_testing import load_test
 from minikit.metrics import (
     ThresholdScores,
@@ -395,10 +395,11 @@ class LabDashboard(Explorer):
         self.ffn = W.SelectionSlider(options=[(f"{f:.0%}", f) for f in FFN_FRACTIONS], value=recipe.ffn_pruned,
                                      description="FFN pruned", continuous_update=False)
         self.vocabulary = W.Checkbox(value=recipe.vocabulary, description="prune vocabulary", indent=False)
-        self.bits = W.ToggleButtons(options=[(f"{b}-bit" + (" float" if b == 32 else " int (ONNX)"), b) for b in BITS],
-                                    value=recipe.bits, description="bits")
-        self.depth = W.Dropdown(options=[(f"{d} layers" + (" (fine-tuned)" if d == 6 else " (distilled)"), d)
-                                         for d in DEPTHS], value=recipe.depth, description="depth")
+        bits_labels = {32: "32-bit float", 8: "8-bit int (ONNX)", 4: "4-bit (simulated)"}
+        self.bits = W.ToggleButtons(options=[(bits_labels[b], b) for b in BITS], value=recipe.bits, description="bits",
+                                    tooltips=[RUNTIMES[b] for b in BITS])
+        depths = [(f"{d} layer{'s' if d > 1 else ''} ({'fine-tuned' if d == 6 else 'distilled'})", d) for d in DEPTHS]
+        self.depth = W.Dropdown(options=depths, value=recipe.depth, description="depth")
         self.measure_button = W.Button(description="Measure", button_style="primary",
                                        tooltip="Build this recipe (cached) and time it beside the baseline")
         self.seconds: list[float] = []

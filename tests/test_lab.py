@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import FAST_CONFIG
 
 import minikit
@@ -24,13 +27,27 @@ def teacher(tmp_path_factory):
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    ({"depth": 3}, "depth=3"), ({"ffn_pruned": 0.3}, "ffn_pruned=0.3"), ({"bits": 4}, "bits=4"),
+    ({"depth": 3}, "depth=3"), ({"depth": 0}, "depth=0"), ({"ffn_pruned": 0.3}, "ffn_pruned=0.3"),
+    ({"ffn_pruned": 1.0}, "ffn_pruned=1.0"), ({"bits": 16}, "bits=16"), ({"bits": 2}, "bits=2"),
     ({"vocabulary": "yes"}, "vocabulary='yes'"), ({"depth": True}, "depth=True"),
 ])
 def test_a_recipe_off_the_knobs_is_refused_with_the_choices(kwargs, needle):
     with pytest.raises(ValueError, match="Recipe") as error:
         Recipe(**kwargs)
     assert needle in str(error.value)
+    knob = needle.split("=")[0]
+    if knob != "vocabulary":
+        assert str({"depth": L.DEPTHS, "ffn_pruned": L.FFN_FRACTIONS, "bits": L.BITS}[knob]) in str(error.value)
+
+
+def test_the_aggressive_end_is_on_the_knobs():
+    assert (1 in L.DEPTHS, 0.9 in L.FFN_FRACTIONS, 4 in L.BITS) == (True, True, True)
+    aggressive = Recipe(depth=1, ffn_pruned=0.9, vocabulary=True, bits=4)
+    assert aggressive.trains == "distillation"
+    assert aggressive.name == "1 layer · FFN −90% · vocab pruned · 4-bit weights (simulated)"
+    assert Recipe(bits=4).name == "6 layers · 4-bit weights (simulated)" and Recipe(bits=4).trains is None
+    assert Recipe(ffn_pruned=0.9).trains == "recovery" and Recipe(depth=1, bits=8).name == "1 layer · int8 ONNX"
+    assert "simulated" in L.RUNTIMES[4] and "float" in L.RUNTIMES[4]
 
 
 def test_recipe_names_and_what_each_trains():
@@ -40,6 +57,7 @@ def test_recipe_names_and_what_each_trains():
     student = Recipe(depth=2, ffn_pruned=0.5, vocabulary=True, bits=8)
     assert student.trains == "distillation" and student.name == "2 layers · FFN −50% · vocab pruned · int8 ONNX"
     assert L.layers_for(6) is None and L.layers_for(2) == [0, 4] and L.layers_for(4) == [0, 1, 3, 4]
+    assert L.layers_for(1) == [0]  # the bottom layer: it reads the embeddings it was trained on
 
 
 def test_pareto_front_by_hand():
@@ -66,6 +84,7 @@ def test_sizes_on_paper_follow_the_knobs(teacher):
     base = lab.predicted_size_mb(Recipe())
     assert base == pytest.approx(table["params"].sum() * 4 / 1e6)
     assert lab.predicted_size_mb(Recipe(bits=8)) == pytest.approx(base / 4)
+    assert lab.predicted_size_mb(Recipe(bits=4)) == pytest.approx(base / 8)
     each = table.set_index("part")["each"]
     saved = 6 * 0.5 * each["feed-forward neurons"] * 4 / 1e6
     assert lab.predicted_size_mb(Recipe(ffn_pruned=0.5)) == pytest.approx(base - saved)
@@ -151,6 +170,50 @@ def test_dashboard_moves_knobs_without_measuring_then_measures(teacher, monkeypa
     assert row["name"] == "6 layers · vocab pruned · int8 ONNX" and "measured" in board.label.value
     assert all(not c.disabled for c in (board.ffn, board.bits, board.depth, board.measure_button))
     assert len(lab.results()) == measured + 1
+    # the aggressive end is offered and a move to it predicts, measures nothing
+    assert [v for _, v in board.depth.options] == list(L.DEPTHS) and 0.9 in [v for _, v in board.ffn.options]
+    assert dict((v, k) for k, v in board.bits.options)[4] == "4-bit (simulated)"
+    board.depth.value, board.ffn.value, board.bits.value = 1, 0.9, 4
+    assert board.recipe == Recipe(depth=1, ffn_pruned=0.9, vocabulary=True, bits=4)
+    assert "not measured yet" in board.label.value and "1 layer · FFN −90%" in board.label.value
+    assert len(lab.results()) == measured + 1
+
+
+def test_a_one_layer_recipe_starts_from_the_bottom_layer_with_a_tenth_of_its_neurons(teacher):
+    lab = Lab(teacher, progress=False)
+    model, _ = lab._start(Recipe(depth=1, ffn_pruned=0.9))  # the surgery, before distillation trains it
+    from minikit.models import encoder_layers
+
+    (layer,) = encoder_layers(model)
+    source = encoder_layers(teacher.model)[0]
+    assert torch.equal(layer.attention.self.query.weight, source.attention.self.query.weight)
+    assert layer.intermediate.dense.out_features == 64 - round(0.9 * 64) == model.config.intermediate_size
+
+
+def test_a_four_bit_recipe_is_timed_in_float_and_sized_packed(teacher):
+    from minikit.quantization import fake_quantize, quantize_tensor, quantized_size_mb
+
+    rounded, packed_mb = L.simulate_4bit(teacher.model)
+    # the packed size: 4 bits per Linear and embedding entry plus a float32 scale per channel, the rest float32
+    assert packed_mb == pytest.approx(quantized_size_mb(teacher.model, 4, include_embeddings=True))
+    # embeddings packed too (as int8 ONNX packs its Gather tables): each entry ½ byte instead of 4, + a scale per row
+    tables = [m.weight for m in teacher.model.modules() if isinstance(m, torch.nn.Embedding)]
+    saved = sum(w.numel() * 4 - math.ceil(w.numel() / 2) - 4 * len(w) for w in tables)
+    assert packed_mb == pytest.approx(quantized_size_mb(teacher.model, 4) - saved / 1e6)
+    word = teacher.model.get_input_embeddings().weight
+    expected = fake_quantize(teacher.model, 4, include_embeddings=True)
+    for (name, got), want in zip(rounded.state_dict().items(), expected.state_dict().values()):
+        assert torch.equal(got, want), name
+    assert torch.equal(rounded.get_input_embeddings().weight, quantize_tensor(word, 4))
+    assert rounded.get_input_embeddings().weight[5].unique().numel() <= 15  # 2^4 − 1 symmetric levels
+
+    lab = Lab(teacher, progress=False)
+    row = lab.measure(Recipe(bits=4))
+    assert row["size_mb"] == pytest.approx(packed_mb) and row["runtime"] == L.RUNTIMES[4]
+    assert row["name"] == "6 layers · 4-bit weights (simulated)" and "simulated" in row["runtime"]
+    assert lab.predicted_size_mb(Recipe(bits=4)) < row["size_mb"] < 1.5 * lab.predicted_size_mb(Recipe(bits=4))
+    base = lab.results().set_index("name").loc[L.BASELINE]
+    assert row["size_pct"] == pytest.approx(100 * packed_mb / base["size_mb"])
 
 
 def test_pareto_chart_draws_the_claim_with_or_without_results():
@@ -176,6 +239,10 @@ def test_lab_checks_recompute_the_answer(teacher):
     high = check.lab_predicted_size(truth * 1.3, lab, recipe)
     assert not high and "Too high" in high.message and f"{truth:.2f}" not in high.message and "%" not in high.message
     assert not check.lab_predicted_size(None, lab, recipe)
+    four = Recipe(depth=1, ffn_pruned=0.9, bits=4)
+    assert check.lab_predicted_size(lab.predicted_size_mb(four), lab, four)
+    one_byte = check.lab_predicted_size(2 * lab.predicted_size_mb(four), lab, four)  # int8's byte for 4 bits
+    assert not one_byte and "½ at 4 bits" in one_byte.message
     results = pd.DataFrame({"name": ["a", "b", "c"], "size_pct": [100.0, 20.0, 30.0], "points": [0.0, -0.5, -0.5],
                             "latency_pct": [100.0, 50.0, 40.0]})
     assert check.lab_pareto(["a", "b"], results)
