@@ -84,9 +84,10 @@ def main() -> None:
 
     results = lab.results()
     results = results[results["recipe"].isin(RECIPES)].reset_index(drop=True)  # only this bench's recipes
+    real = results["bits"] != 4  # simulated 4-bit rows: packed size, but float32 speed and memory
     results = results.drop(columns=["pareto_size", "pareto_latency"]).assign(
-        pareto_size=pareto_front(results["size_pct"], results["points"]),
-        pareto_latency=pareto_front(results["latency_pct"], results["points"]))
+        pareto_size=pareto_front(results["size_pct"], results["points"]), pareto_latency=False)
+    results.loc[real, "pareto_latency"] = pareto_front(results.loc[real, "latency_pct"], results.loc[real, "points"])
     n = int(results["n_eval"].iloc[0])
     print(f"\nbbc-headlines, test (n = {n}: one headline is {100 / n:.2f} points); accuracy with its 95 % Wilson "
           "interval, points against the baseline with the paired 95 % interval; size and latency as % of the "
@@ -95,8 +96,12 @@ def main() -> None:
     front = results[results["pareto_size"]].sort_values("size_pct")
     print(f"\non the size front: {len(front)} recipe(s) (target ≥ 3: {'met' if len(front) >= 3 else 'NOT met'}): "
           + ", ".join(front["name"]))
+    measured = results[real]
+    only_real = measured[pareto_front(measured["size_pct"], measured["points"])].sort_values("size_pct")
+    print(f"on the size front of real files only (no simulated 4-bit row): {len(only_real)} recipe(s) "
+          f"(target ≥ 3: {'met' if len(only_real) >= 3 else 'NOT met'}): " + ", ".join(only_real["name"]))
     latency = results[results["pareto_latency"]].sort_values("latency_pct")
-    print(f"on the latency front: {len(latency)} recipe(s): " + ", ".join(latency["name"]))
+    print(f"on the latency front (simulated rows left out): {len(latency)} recipe(s): " + ", ".join(latency["name"]))
     if results["load_warning"].astype(bool).any():
         print("loaded rows (timed while other processes used the cores; not cached):",
               ", ".join(results.loc[results["load_warning"].astype(bool), "name"]))

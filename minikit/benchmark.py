@@ -34,7 +34,7 @@ from minikit.profiling import (
     size_on_disk_mb,
 )
 from minikit.stats import paired_comparison, wilson_interval
-from minikit.system import PeakRSS, machine_description
+from minikit.system import PeakRSS, cpu_identity, machine_description
 from minikit.timing import cached_timing, measure_quietly
 
 if TYPE_CHECKING:
@@ -360,9 +360,11 @@ class Benchmark:
         """Accuracy of every variant added, without timing anything: name, accuracy, macro_f1, n_eval.
 
         With ``cache=True`` each variant's scores (and which examples it got right) are kept in the
-        cache (kind ``bench-quality``, keyed like a run's rows, without the timing settings) and never
-        expire: they do not depend on the machine's load. ``run()`` reads them back, so ``minikit build``
-        scores a chapter's variants ahead and the notebook's run only times them.
+        cache (kind ``bench-quality``, keyed like a run's rows without the timing settings and the core
+        count: ``system.cpu_identity``) and never expire: they do not depend on the machine's load.
+        ``run()`` reads them back, so ``minikit build`` scores a chapter's variants ahead and the
+        notebook's run only times them. Memory is not kept: ``run()`` measures each variant's peak in
+        its own process, with one batch.
         """
         import pandas as pd
 
@@ -374,20 +376,22 @@ class Benchmark:
         return pd.DataFrame(rows, columns=["name", "accuracy", "macro_f1", "n_eval"])
 
     def _scored(self, v: _Variant) -> tuple[float, float, float, str]:
-        """``_quality`` of ``v``, from the cache where it was scored before (``cache=True`` and a fingerprint)."""
+        """``_quality`` of ``v``: with ``cache=True`` and a fingerprint, its scores from the cache, its memory now."""
         if not self.cache or v.fingerprint is None:
             return self._quality(v, self._inputs(v.tokenizer))
         tok = self.tokenizer if v.tokenizer is None else v.tokenizer
         parts = {"method": _BENCH_METHOD, "data": self._data_parts(), "weights": v.fingerprint(), "kind": v.kind,
                  "tokenizer": tokenizer_sha256(tok), "max_length": self.max_length, "batch_size": self.batch_size,
-                 "machine": machine_description(), "versions": _versions()}
+                 "cpu": cpu_identity(), "versions": _versions()}
 
         def build(folder: Path) -> None:
-            (folder / "quality.json").write_text(json.dumps(list(self._quality(v, self._inputs(v.tokenizer)))))
+            acc, f1, _, correct = self._quality(v, self._inputs(v.tokenizer))
+            (folder / "quality.json").write_text(json.dumps([acc, f1, correct]))
 
-        acc, f1, extra_mb, correct = json.loads((load_or_build("bench-quality", parts, build)
-                                                 / "quality.json").read_text())
-        return float(acc), float(f1), float(extra_mb), str(correct)
+        stored = json.loads((load_or_build("bench-quality", parts, build) / "quality.json").read_text())
+        with PeakRSS() as rss:  # this process's memory for one batch: the build's process is not this one
+            v.predict(self._inputs(v.tokenizer).full)
+        return float(stored[0]), float(stored[1]), max(rss.peak_mb, 0.0), str(stored[-1])
 
     def _data_parts(self) -> dict:
         subset = self._inputs(None)  # the evaluation rows: same seed and n_eval, same rows

@@ -48,7 +48,7 @@ from minikit.models import encoder_layers
 from minikit.pruning_sweep import PruningSweep
 from minikit.settings import get_settings, setup
 from minikit.students import select_layers, spread_layers
-from minikit.system import prove_writable, release_freed_memory
+from minikit.system import cpu_identity, prove_writable, release_freed_memory
 from minikit.tasks import CHAPTER_CONFIG, chapter_tasks
 from minikit.loading import BBC_HEADLINES
 from minikit.training import BBC_NEWS, DEFAULT_MODEL, TrainConfig, domain_adapt, fine_tune, get_baseline
@@ -190,9 +190,17 @@ def _quantization_scores(course: _Course) -> None:
     """Chapter 6's Benchmark variants, made as its sections 7 and 9 make them, scored on test (accuracy only).
 
     The notebook's ``bench.run()`` then reads each variant's accuracy back (kind ``bench-quality``) and
-    only times them, on the machine that runs it.
+    only times them, on the machine that runs it. A marker entry (kind ``bench-scores``, keyed by the
+    model, the data and the CPU model) records that the step ran, so ``--list`` looks it up instead of
+    exporting and calibrating again, and says "missing" where the notebook would score anew.
     """
     model, tokenizer, splits = course.baseline.model, course.baseline.tokenizer, course.baseline.splits
+    parts = {"model": cache.model_sha256(model), "tokenizer": cache.tokenizer_sha256(tokenizer),
+             "splits": cache.splits_sha256(splits), "cpu": cpu_identity()}
+    cache.load_or_build("bench-scores", parts, lambda folder: _score_chapter_6(model, tokenizer, splits, folder))
+
+
+def _score_chapter_6(model, tokenizer, splits, folder: Path) -> None:
     torch_int8_linear, torch_int8 = Q.dynamic_int8(model), Q.dynamic_int8(model, embeddings=True)
     with tempfile.TemporaryDirectory(prefix="minikit-06-") as workdir:
         encoded = tokenizer(splits["validation"]["text"][:16], truncation=True, max_length=128, padding=True,
@@ -207,7 +215,7 @@ def _quantization_scores(course: _Course) -> None:
         for name, path in (("fp32 ONNX", fp32_onnx), ("int8 ONNX", int8_onnx), ("static int8 ONNX", static_onnx)):
             bench.add(name, path, config=model.config)
         bench.add("int8 Linear", torch_int8_linear).add("int8 + embeddings", torch_int8)
-        bench.score()
+        (folder / "scores.json").write_text(bench.score().to_json(orient="records"))
 
 
 def _static_exclusion(course: _Course) -> None:

@@ -79,6 +79,8 @@ TRAINED_KINDS: dict[str, TrainedKind] = {
                                     "05", ("pruning_sweep", "pruning", "metrics", "models"), "1–2"),
     "qat-runs": TrainedKind("chapter 6's PTQ against QAT runs (results only)", "06",
                             ("qat", "quantization", "pruning", "training", "loop", "models", "data"), "1–2"),
+    "bench-scores": TrainedKind("chapter 6's Benchmark variants scored on test (accuracies only, no timings)", "06",
+                                ("benchmark", "quantization", "static_int8"), "2"),
     "static-int8-exclusion": TrainedKind("chapter 6's static int8 files, one per set of nodes kept float (results only)",
                                          "06", ("static_int8", "quantization", "stats"), "1–2"),
     "kd-variants": TrainedKind("chapter 7's distillation objectives at equal steps (results only)", "07",

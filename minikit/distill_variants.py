@@ -47,6 +47,9 @@ def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDD
     high (95 % Wilson), steps, seconds and ``correct`` (per test example, for paired comparisons).
     ``config`` defaults to chapter 7's quick runs (``QUICK_DISTILL``). Cached as results only.
     """
+    if not all(hasattr(teacher, name) for name in ("model", "tokenizer", "splits")):
+        raise TypeError(f"The teacher is a {type(teacher).__name__}; the runs need a fine-tuned model with its data. "
+                        "Fix: pass minikit.get_baseline(dataset=...) (or fine_tune(...)'s result), not its .model.")
     config = config or TrainConfig(**QUICK_DISTILL)
     check_kd(alpha, temperature)
     if alpha >= 1:
@@ -96,7 +99,7 @@ def depth_runs(teacher, depths: Sequence[int] = DEPTHS, alpha: float = 0.5, temp
     as results only.
     """
     if isinstance(depths, int) or not depths:
-        raise ValueError(f"depths={depths!r}: expected a list of student depths, e.g. {list(DEPTHS)}.")
+        raise ValueError(f"depths={depths!r}: expected a list of student depths. Fix: pass e.g. depths={list(DEPTHS)}.")
     frames = [kd_variants(teacher, layers=d, hidden_weights=(), alpha=alpha, temperature=temperature, config=config,
                           progress=progress).assign(layers=d) for d in depths]
     return pd.concat(frames, ignore_index=True)

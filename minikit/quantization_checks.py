@@ -102,6 +102,10 @@ def most_harmful_group(answer: str | None, runs: pd.DataFrame) -> CheckResult:
     ``runs`` is ``static_int8.exclusion_runs(baseline)``: its "<group> quantized" rows and their
     ``max_logit_gap`` against PyTorch.
     """
+    wanted = [f"{group} quantized" for group in OP_GROUPS]
+    if not isinstance(runs, pd.DataFrame) or "setting" not in runs or not set(wanted) <= set(runs["setting"]):
+        return CheckResult(False, "Pass the table of section 10: runs = static_int8.exclusion_runs(baseline) "
+                           f"(rows {wanted}).")
     table = runs.set_index("setting")
     gaps = {group: float(table.loc[f"{group} quantized", "max_logit_gap"]) for group in OP_GROUPS}
     truth = max(gaps, key=gaps.get)
@@ -113,7 +117,8 @@ def most_harmful_group(answer: str | None, runs: pd.DataFrame) -> CheckResult:
     measured = ", ".join(f"{g} {v:.2f}" for g, v in gaps.items())
     if match == truth:
         return CheckResult(True, f"{truth}: its quantized inputs moved the logits most ({measured}; all three "
-                           f"kept float: {kept:.2f}). Look at the calibrated steps to see why.")
+                           f"kept float: {kept:.2f}). Each figure is one largest difference over 16 articles, "
+                           "from one calibration: this model's answer, not a rule.")
     return CheckResult(False, f"Not {match}: compare the max_logit_gap of the three \"… quantized\" rows of the "
                        "table (the largest |logit difference| from PyTorch on 16 validation articles).")
 

@@ -29,7 +29,7 @@ from minikit.errors import DataError, OnnxMismatchError
 from minikit.models import encoder_layers
 from minikit.quantization import INT8_TOLERANCE, check_onnx, export_onnx, quiet_onnx_quantization_logs
 from minikit.stats import scored
-from minikit.system import release_freed_memory
+from minikit.system import cpu_identity, release_freed_memory
 
 # Kept in float by default, unfused and fused (onnxruntime.transformers.optimizer) names alike.
 FLOAT_OP_TYPES = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization", "Softmax", "Erf",
@@ -268,18 +268,29 @@ def exclusion_runs(baseline, n_calibration: int = CALIBRATION_SIZE, max_length: 
 
     One row per setting, plus the float32 export: the op types kept float and how many nodes of them
     stay float, the largest |logit difference| from PyTorch on the first 16 validation texts, the
-    median calibrated int8 step at the inputs of the group quantized, and per-example correctness
-    on test with n, accuracy and its 95 % Wilson bounds. Calibrated on the first ``n_calibration``
-    training texts. Cached as results only (kind ``static-int8-exclusion``): ``minikit build`` runs it.
+    median calibrated int8 step at the inputs of the group quantized (a single group's rows only:
+    NaN for the float32 export, for all kept float and for nothing kept float), and per-example
+    correctness on test with n, accuracy and its 95 % Wilson bounds. Calibrated on the first
+    ``n_calibration`` training texts. Cached as results only (kind ``static-int8-exclusion``), keyed
+    by the model, tokenizer, data, the CPU model (int8 kernels differ between CPUs) and the library
+    versions: ``minikit build`` runs it.
     """
     import onnxruntime
     import pandas as pd
 
+    import onnx
+    import transformers
+
+    if not all(hasattr(baseline, name) for name in ("model", "tokenizer", "splits")):
+        raise TypeError(f"exclusion_runs takes a fine-tuned model with its data, got a {type(baseline).__name__}. "
+                        "Fix: pass minikit.get_baseline() (or fine_tune(...)'s result), not its .model.")
     model, tokenizer, splits = baseline.model.eval(), baseline.tokenizer, baseline.splits
     settings = exclusion_settings()
-    parts = {"model": cache.model_sha256(model), "splits": cache.splits_sha256(splits), "n_calibration": n_calibration,
-             "max_length": max_length, "settings": {k: list(v) for k, v in settings.items()},
-             "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}}
+    parts = {"model": cache.model_sha256(model), "tokenizer": cache.tokenizer_sha256(tokenizer),
+             "splits": cache.splits_sha256(splits), "n_calibration": n_calibration, "max_length": max_length,
+             "settings": {k: list(v) for k, v in settings.items()}, "cpu": cpu_identity(),
+             "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+                          "onnx": onnx.__version__, "transformers": transformers.__version__}}
 
     def build(folder: Path) -> None:
         encoded = tokenizer(splits["validation"]["text"][:16], truncation=True, max_length=max_length, padding=True,
@@ -323,9 +334,14 @@ def activation_spread(model: PreTrainedModel, tokenizer, texts: Sequence[str], m
     scale: over ``texts`` (one forward each, no padding) its min and max, and its int8 step
     (range / 255). Per kind of input: how many such nodes, the widest range among them, the median
     and the largest step, the median |value|, and the share of values smaller than their node's step
-    (rounded to the zero point or next to it).
+    (within one step of zero). The GELU row is GELU's input x; ONNX's export quantizes the ``Erf``
+    inside it, which reads x/√2: its steps are these divided by √2, the share is the same.
     """
     import pandas as pd
+
+    if isinstance(texts, str) or not len(texts):
+        raise ValueError(f"texts={texts!r:.60}: expected a non-empty list of texts. Fix: pass a few training "
+                         "texts, e.g. splits['train']['text'][:16].")
 
     seen: dict[str, dict[int, list[torch.Tensor]]] = {"LayerNorm input": {}, "GELU input": {}}
 

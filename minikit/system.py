@@ -101,6 +101,15 @@ def machine_description() -> dict[str, Any]:
             "cpu_count": os.cpu_count() or 0, "cpu_model": _cpu_model_name()}
 
 
+def cpu_identity() -> dict[str, Any]:
+    """What about this computer can change a result, not only its speed: architecture, system, CPU model.
+
+    Part of the keys of cached accuracies that run int8 kernels (their instructions differ between
+    CPUs); the core count is left out, so a build pod and a session on the same CPU model share them.
+    """
+    return {k: v for k, v in machine_description().items() if k != "cpu_count"}
+
+
 def prove_writable(folder: Path) -> None:
     """Create ``folder`` if needed and write and delete a file there, before any work depends on it.
 

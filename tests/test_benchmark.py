@@ -180,7 +180,8 @@ def test_benchmark_times_each_variant_in_bursts_of_calls_and_counts_every_repeat
 
 
 def _cached_bench(tiny_dataset, tokenizer, tmp_path, **kwargs):
-    return Benchmark(tiny_dataset, tokenizer, max_length=32, baseline="small", repeats=3, batch_size=8, batch_repeats=1,
+    kwargs = {"baseline": "small", **kwargs}
+    return Benchmark(tiny_dataset, tokenizer, max_length=32, repeats=3, batch_size=8, batch_repeats=1,
                      rapl_root=tmp_path, cache=True, **kwargs)
 
 
@@ -315,6 +316,11 @@ def test_score_keeps_each_variants_accuracy_for_run_to_read_back(tiny_dataset, t
     small, wide = bench_models
     scores = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide).score()
     assert scores["name"].tolist() == ["small", "wide"] and (scores["n_eval"] == len(tiny_dataset)).all()
+    with torch.inference_mode():  # each accuracy is the model's own argmax against the labels
+        enc = tokenizer(list(tiny_dataset["text"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
+        for name, net in (("small", small), ("wide", wide)):
+            own = (net.eval()(**enc).logits.argmax(-1).numpy() == np.asarray(tiny_dataset["label"])).mean()
+            assert scores.set_index("name").loc[name, "accuracy"] == pytest.approx(own)
     assert minikit.cache.entries("benchmarks").empty  # scoring times nothing, so no run is stored
     assert len(minikit.cache.entries("bench-quality")) == 2
 
@@ -322,10 +328,15 @@ def test_score_keeps_each_variants_accuracy_for_run_to_read_back(tiny_dataset, t
         raise AssertionError("a scored variant must not be scored again")
 
     monkeypatch.setattr(Benchmark, "_quality", refuse)
-    bench = _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", wide)
-    table = bench.run().set_index("name")  # times both, reads their scores back
-    assert table.loc[["small", "wide"], "accuracy"].tolist() == scores["accuracy"].tolist()
-    assert bench.correct("wide").shape == (len(tiny_dataset),)
+    bench = _cached_bench(tiny_dataset, tokenizer, tmp_path, baseline="a").add("a", small).add("b", wide)
+    table = bench.run().set_index("name")  # other names, the same weights: times both, reads their scores back
+    assert table.loc[["a", "b"], "accuracy"].tolist() == scores["accuracy"].tolist()
+    assert bench.correct("b").shape == (len(tiny_dataset),) and (table["peak_memory_mb"] > 0).all()
+    changed = copy.deepcopy(wide)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1e-3)  # other weights: another entry, scored anew
+    with pytest.raises(AssertionError, match="scored again"):
+        _cached_bench(tiny_dataset, tokenizer, tmp_path).add("small", small).add("wide", changed).score()
     with pytest.raises(AssertionError, match="scored again"):  # without the cache, every run scores anew
         Benchmark(tiny_dataset, tokenizer, max_length=16, repeats=2, batch_size=4, batch_repeats=1).add(
             "small", small).score()

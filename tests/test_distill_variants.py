@@ -81,8 +81,10 @@ def test_depth_runs_compare_labels_and_logits_at_each_depth(runs, teacher, kd_ca
     two = table[table["layers"] == 2].drop(columns="layers").reset_index(drop=True)
     assert two.drop(columns="seconds").equals(runs.iloc[:2].drop(columns="seconds"))  # the same seed, the same runs
     assert (table["n"] == len(teacher.splits["test"])).all()
-    with pytest.raises(ValueError, match=r"depths=2: expected a list of student depths"):
+    with pytest.raises(ValueError, match=r"depths=2: expected a list of student depths. Fix"):
         V.depth_runs(teacher, depths=2)
+    with pytest.raises(TypeError, match="Fix: pass minikit.get_baseline"):
+        V.depth_runs(teacher.model)
 
 
 def test_the_depth_chart_draws_a_line_per_objective_and_the_teacher():

@@ -214,6 +214,9 @@ def test_a_four_bit_recipe_is_timed_in_float_and_sized_packed(teacher):
     assert lab.predicted_size_mb(Recipe(bits=4)) < row["size_mb"] < 1.5 * lab.predicted_size_mb(Recipe(bits=4))
     base = lab.results().set_index("name").loc[L.BASELINE]
     assert row["size_pct"] == pytest.approx(100 * packed_mb / base["size_mb"])
+    # float32 speed and memory: no latency front, no claim beaten, no memory figure
+    assert not row["pareto_latency"] and not row["beats_claim"] and np.isnan(row["peak_memory_mb"])
+    assert "four_bit" in lab._parts(Recipe(bits=4)) and "four_bit" not in lab._parts(Recipe(bits=8))
 
 
 def test_pareto_chart_draws_the_claim_with_or_without_results():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datasets
 import numpy as np
+import pandas as pd
 import onnx
 import pytest
 import torch
@@ -198,7 +199,10 @@ def test_exclusion_runs_score_each_setting_and_are_cached(setup, tokenizer, spli
     graph_ops = {n.op_type for n in onnx.load(str(setup[1])).graph.node} & set(FLOAT_OP_TYPES)
     assert runs.loc[S.KEPT_ALL, "float_nodes"] > runs.loc["LayerNorm quantized", "float_nodes"] > 0
     assert runs.loc[S.KEPT_NONE, "float_nodes"] == 0 and graph_ops
-    assert runs.loc["LayerNorm quantized", "input_step"] > 0 and np.isnan(runs.loc[S.KEPT_ALL, "input_step"])
+    for group in S.OP_GROUPS:  # each group quantized alone: fewer nodes float, a calibrated step at its inputs
+        row = runs.loc[f"{group} quantized"]
+        assert 0 < row["float_nodes"] < runs.loc[S.KEPT_ALL, "float_nodes"] and row["input_step"] > 0, group
+    assert np.isnan(runs.loc[S.KEPT_ALL, "input_step"]) and np.isnan(runs.loc[S.KEPT_NONE, "input_step"])
     assert runs.loc[S.KEPT_NONE, "max_logit_gap"] > 0  # int8 rounded something
     monkeypatch.setattr(S, "quantize_static_onnx", lambda *a, **k: pytest.fail("a cached run quantized again"))
     again = S.exclusion_runs(baseline, n_calibration=8).set_index("setting")
@@ -208,10 +212,48 @@ def test_exclusion_runs_score_each_setting_and_are_cached(setup, tokenizer, spli
 def test_activation_spread_measures_layernorm_and_gelu_inputs(setup, tokenizer, splits):
     from minikit.static_int8 import activation_spread
 
-    spread = activation_spread(setup[0], tokenizer, list(splits["validation"]["text"])[:3])
+    model = setup[0]
+    texts = list(splits["validation"]["text"])[:3]
+    spread = activation_spread(model, tokenizer, texts)
+    first = []  # the first LayerNorm's own input, captured by hand: its step is one of the nodes' steps
+    hook = next(m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)).register_forward_hook(
+        lambda m, a, o: first.append(a[0].flatten()))
+    with torch.inference_mode():
+        for text in texts:
+            model(**tokenizer(text, return_tensors="pt"))
+    hook.remove()
+    x = torch.cat(first)
+    own_step = (max(float(x.max()), 0.0) - min(float(x.min()), 0.0)) / 255
+    pooled_step = (spread.loc["LayerNorm input", "max"] - spread.loc["LayerNorm input", "min"]) / 255
+    assert spread.loc["LayerNorm input", "median step"] <= max(own_step, spread.loc["LayerNorm input", "median step"])
+    assert own_step < pooled_step and own_step <= spread.loc["LayerNorm input", "largest step"] + 1e-9
+    for bad in ("one text", []):
+        with pytest.raises(ValueError, match="non-empty list of texts. Fix"):
+            activation_spread(model, tokenizer, bad)
     assert list(spread.index) == ["LayerNorm input", "GELU input"]
     assert spread.loc["LayerNorm input", "nodes"] == 2 * 2 + 1 and spread.loc["GELU input", "nodes"] == 2
     assert (spread["min"] < 0).all() and (spread["max"] > 0).all()
     assert (spread["largest step"] <= (spread["max"] - spread["min"]) / 255 + 1e-9).all()  # each node's own range
     assert (spread["median step"] <= spread["largest step"]).all()
     assert spread["share below one step"].between(0, 1).all()
+
+
+def test_most_harmful_group_names_the_largest_gap():
+    from minikit.quantization_checks import most_harmful_group
+    from minikit.static_int8 import KEPT_ALL
+
+    runs = pd.DataFrame({"setting": [KEPT_ALL, "LayerNorm quantized", "Softmax quantized", "GELU quantized"],
+                         "max_logit_gap": [0.2, 0.3, 0.9, 0.5]})
+    assert most_harmful_group("softmax", runs).passed  # case does not matter
+    wrong = most_harmful_group("GELU", runs)
+    assert not wrong.passed and "Not GELU" in wrong.message
+    assert not most_harmful_group("Attention", runs).passed
+    assert "exclusion_runs" in most_harmful_group("Softmax", runs.drop(index=2)).message  # a table without the row
+    assert "exclusion_runs" in most_harmful_group("Softmax", [1, 2]).message
+
+
+def test_exclusion_runs_refuse_a_bare_model(setup):
+    from minikit.static_int8 import exclusion_runs
+
+    with pytest.raises(TypeError, match=r"got a BertForSequenceClassification.*Fix: pass minikit.get_baseline"):
+        exclusion_runs(setup[0])

@@ -17,6 +17,13 @@ def test_machine_description_has_every_field():
     json.dumps(machine)  # it goes into a cache key
 
 
+def test_cpu_identity_leaves_out_only_the_core_count(monkeypatch):
+    identity = system.cpu_identity()
+    assert identity == {k: v for k, v in system.machine_description().items() if k != "cpu_count"}
+    monkeypatch.setattr(system.os, "cpu_count", lambda: 1)  # a 1-core build pod and a 2-core session: one key
+    assert system.cpu_identity() == identity
+
+
 def test_cpu_model_name_from_x86_arm_or_no_cpuinfo(tmp_path, monkeypatch):
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-1165G7\n")
