@@ -20,7 +20,7 @@ from dataclasses import replace
 import pandas as pd
 
 import minikit
-from minikit.lab import Lab, Recipe, pareto_front
+from minikit.lab import Lab, Recipe, mark_fronts, pareto_front
 
 # From the baseline to the aggressive end: one technique at a time, then the cheap combinations (a 4-bit or
 # int8 copy of a model already trained costs seconds; each new depth or FFN share trains once).
@@ -84,10 +84,8 @@ def main() -> None:
 
     results = lab.results()
     results = results[results["recipe"].isin(RECIPES)].reset_index(drop=True)  # only this bench's recipes
-    real = results["bits"] != 4  # simulated 4-bit rows: packed size, but float32 speed and memory
-    results = results.drop(columns=["pareto_size", "pareto_latency"]).assign(
-        pareto_size=pareto_front(results["size_pct"], results["points"]), pareto_latency=False)
-    results.loc[real, "pareto_latency"] = pareto_front(results.loc[real, "latency_pct"], results.loc[real, "points"])
+    results = mark_fronts(results)  # the fronts among this bench's recipes (simulated 4-bit rows: size front only)
+    real = results["bits"] != 4
     n = int(results["n_eval"].iloc[0])
     print(f"\nbbc-headlines, test (n = {n}: one headline is {100 / n:.2f} points); accuracy with its 95 % Wilson "
           "interval, points against the baseline with the paired 95 % interval; size and latency as % of the "

@@ -300,18 +300,7 @@ class Lab:
                    "latency_pct", "speedup", "points", "points_low", "points_high", "change", "measured_at",
                    "load_warning"]
         table = pd.DataFrame(rows, columns=columns).sort_values(["size_pct", "name"]).reset_index(drop=True)
-        table["pareto_size"] = pareto_front(table["size_pct"], table["points"])
-        # A simulated 4-bit row runs as float32: its speed and memory are not a 4-bit model's, so it joins no
-        # latency front and beats no claim, and its memory is left blank.
-        real = table["bits"] != 4
-        table["pareto_latency"] = False
-        table.loc[real, "pareto_latency"] = pareto_front(table.loc[real, "latency_pct"], table.loc[real, "points"])
-        table.loc[~real, "peak_memory_mb"] = np.nan
-        claim = COMPRESSION_CLAIM
-        # Beats it only where the whole interval of the accuracy change is above the points the claim allows.
-        table["beats_claim"] = (real & (table["size_pct"] <= claim.size_pct)
-                                & (table["latency_pct"] <= claim.latency_pct) & (table["points_low"] > -claim.points))
-        return table
+        return mark_fronts(table)
 
     # --- on paper ----------------------------------------------------------------------------
 
@@ -390,6 +379,25 @@ def simulate_4bit(model) -> tuple[torch.nn.Module, float]:
     return fake_quantize(model, **FOUR_BIT), quantized_size_mb(model, **FOUR_BIT)
 
 
+def mark_fronts(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (rows of ``Lab.results``) with pareto_size, pareto_latency and beats_claim set among its own rows.
+
+    A simulated 4-bit row runs as float32: its speed and memory are not a 4-bit model's, so it joins no
+    latency front and beats no claim, and its memory is left blank. It counts on the size front.
+    """
+    table = table.copy()
+    table["pareto_size"] = pareto_front(table["size_pct"], table["points"])
+    real = table["bits"] != 4
+    table["pareto_latency"] = False
+    table.loc[real, "pareto_latency"] = pareto_front(table.loc[real, "latency_pct"], table.loc[real, "points"])
+    table.loc[~real, "peak_memory_mb"] = np.nan
+    claim = COMPRESSION_CLAIM
+    # Beats it only where the whole interval of the accuracy change is above the points the claim allows.
+    table["beats_claim"] = (real & (table["size_pct"] <= claim.size_pct)
+                            & (table["latency_pct"] <= claim.latency_pct) & (table["points_low"] > -claim.points))
+    return table
+
+
 def pareto_front(cost, points) -> np.ndarray:
     """True for each row that no other row beats: at least as accurate and as cheap, better in one."""
     cost, points = np.asarray(cost, dtype=float), np.asarray(points, dtype=float)
@@ -412,5 +420,5 @@ def _as_recipe(recipe) -> Recipe:
     raise TypeError(f"Expected a Recipe (e.g. Recipe(depth=2, bits=8)), got {type(recipe).__name__}: {recipe!r}.")
 
 
-__all__ = ["BITS", "DEPTHS", "FFN_FRACTIONS", "FOUR_BIT", "Lab", "RUNTIMES", "Recipe", "layers_for", "pareto_front",
-           "simulate_4bit"]
+__all__ = ["BITS", "DEPTHS", "FFN_FRACTIONS", "FOUR_BIT", "Lab", "RUNTIMES", "Recipe", "layers_for", "mark_fronts",
+           "pareto_front", "simulate_4bit"]
