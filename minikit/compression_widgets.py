@@ -549,51 +549,51 @@ class QatExplorer(Explorer):
 
 
 class KdVariantsExplorer(Explorer):
-    """Chapter 7: a hidden-state weight knob over ``distill_variants.kd_variants``' cached runs (nothing trains).
+    """Chapter 7: an objective knob over ``distill_variants.kd_variants``' cached runs (nothing trains).
 
-    0 is logits-only KD; the label compares the chosen objective with logits only and with labels only
-    on the same test examples (paired).
+    The knob lists the objectives that use the teacher (logits, then logits plus hidden states or attention maps
+    at each weight); the label compares the chosen one with logits only and with labels only on the same test
+    examples (paired).
     """
 
-    def __init__(self, runs: pd.DataFrame, hidden_weight: float = 1.0):
+    def __init__(self, runs: pd.DataFrame, objective: str | None = None):
         super().__init__()
         self.runs = runs.reset_index(drop=True)
-        taught = self.runs[self.runs["alpha"] < 1]
-        self.weight = W.SelectionSlider(options=list(taught["hidden_weight"]), value=hidden_weight,
-                                        description="hidden ×", continuous_update=False)
+        objective = objective or self._taught()[-1]
+        self.objective = W.Dropdown(options=self._taught(), value=self._row(objective)["variant"],
+                                    description="objective", layout=W.Layout(width="420px"))
         self.seconds: list[float] = []
-        self.chart = jupyter_chart(compression_charts.kd_variants_chart(self.runs, self._variant(hidden_weight)))
-        self._watch(self.weight)
-        self.update(hidden_weight)
-        self.widget = W.VBox([self.weight, self.label, self.chart])
+        self.chart = jupyter_chart(compression_charts.kd_variants_chart(self.runs, objective))
+        self._watch(self.objective)
+        self.update(objective)
+        self.widget = W.VBox([self.objective, self.label, self.chart])
 
-    def _variant(self, hidden_weight: float) -> str:
-        return self._row(hidden_weight=hidden_weight)["variant"]
+    def _taught(self) -> list[str]:
+        """The objectives the knob offers: the runs that use the teacher."""
+        return list(self.runs.loc[self.runs["alpha"] < 1, "variant"])
 
-    def _row(self, variant: str | None = None, hidden_weight: float | None = None) -> pd.Series:
-        taught = self.runs["alpha"] < 1
-        found = self.runs[self.runs["variant"] == variant] if variant else self.runs[
-            taught & (self.runs["hidden_weight"] == hidden_weight)]
+    def _row(self, variant: str, knob: bool = True) -> pd.Series:
+        """The run of ``variant``; with ``knob``, only an objective the knob offers."""
+        found = self.runs[(self.runs["variant"] == variant) & ((self.runs["alpha"] < 1) | (not knob))]
         if found.empty:
-            raise ValueError(f"No run for {variant or f'hidden_weight={hidden_weight!r}'}. Fix: pick a hidden-state "
-                             f"weight from {list(self.weight.options)}.")
+            raise ValueError(f"No run for the objective {variant!r}. Fix: pick one of {self._taught()}.")
         return found.iloc[0]
 
-    def lines(self, hidden_weight: float) -> list[str]:
+    def lines(self, objective: str) -> list[str]:
         """The chosen objective's accuracy, then its paired verdicts against logits only and labels only."""
-        row = self._row(self._variant(hidden_weight))
+        row = self._row(objective)
         lines = [f"{row['variant']}: {row['accuracy']:.1%} (test, n = {row['n']}, {row['steps']} steps)"]
         for other in (LOGITS, LABELS_ONLY):
             if other != row["variant"]:
-                comparison = paired_comparison(row["correct"], self._row(other)["correct"])
+                comparison = paired_comparison(row["correct"], self._row(other, knob=False)["correct"])
                 lines.append(f"  against {other}: {comparison}")
         return lines
 
-    def update(self, hidden_weight: float) -> str:
+    def update(self, objective: str) -> str:
         """Show one objective: the label and the chart's highlight; returns the label's text."""
         start = time.perf_counter()
-        self.chart.chart = compression_charts.kd_variants_chart(self.runs, self._variant(hidden_weight))
-        self.label.value = "<br>".join(html.escape(line) for line in self.lines(hidden_weight))
-        self._show_knobs(hidden_weight)
+        self.chart.chart = compression_charts.kd_variants_chart(self.runs, self._row(objective)["variant"])
+        self.label.value = "<br>".join(html.escape(line) for line in self.lines(objective))
+        self._show_knobs(objective)
         self.seconds.append(time.perf_counter() - start)
         return self.label.value

@@ -2,7 +2,8 @@
 
 The student is built by ``minikit.students`` (some of the teacher's layers, a smaller configuration,
 a pruned vocabulary). The loss mixes cross-entropy on the true labels with the KL divergence to the teacher's
-temperature-softened distribution (Hinton et al. 2015), optionally plus a hidden-state match.
+temperature-softened distribution (Hinton et al. 2015), optionally plus a hidden-state match (TinyBERT) and an
+attention-map match (the KL divergence between attention distributions, MiniLM's).
 The teacher's logits on the train split are computed once and cached. Training is
 ``train_classifier``'s Accelerate loop (progress bar, live-chart callback, warm-up, clipping,
 early stop), given a small module whose forward returns the distillation loss; ``distill``
@@ -11,6 +12,7 @@ caches the trained student, so a fresh kernel reloads it instead of training aga
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +37,7 @@ from minikit.cache import (
 )
 from minikit.errors import is_finite
 from minikit.metrics import soft_probabilities
+from minikit.attention import eager_attention, no_attention_dropout
 from minikit.models import encoder_layers
 from minikit.pruning import even_heads, head_importance, prune_ffn_neurons, prune_heads, restore_pruned_heads
 from minikit.settings import get_settings, seed_everything
@@ -61,8 +64,8 @@ DEFAULT_TEMPERATURE = 2.0  # DistilBERT's choice; a confident fine-tuned teacher
 # --------------------------------------------------------------------------------------------
 
 
-def check_kd(alpha: float, temperature: float, hidden_weight: float = 0.0) -> None:
-    """Raise a ValueError that says what was wrong unless 0 ≤ alpha ≤ 1, temperature > 0 and hidden_weight ≥ 0."""
+def check_kd(alpha: float, temperature: float, hidden_weight: float = 0.0, attention_weight: float = 0.0) -> None:
+    """Raise a ValueError that says what was wrong unless 0 ≤ alpha ≤ 1, temperature > 0 and both weights ≥ 0."""
     if not (is_finite(alpha) and 0 <= alpha <= 1):
         raise ValueError(f"alpha={alpha!r}: expected a weight in [0, 1] "
                          "(1 = true labels only, no teacher; 0 = the teacher's soft labels only).")
@@ -72,6 +75,9 @@ def check_kd(alpha: float, temperature: float, hidden_weight: float = 0.0) -> No
     if not (is_finite(hidden_weight) and hidden_weight >= 0):
         raise ValueError(f"hidden_weight={hidden_weight!r}: expected a number ≥ 0 "
                          "(0 turns hidden-state matching off).")
+    if not (is_finite(attention_weight) and attention_weight >= 0):
+        raise ValueError(f"attention_weight={attention_weight!r}: expected a number ≥ 0 "
+                         "(0 turns attention-map matching off).")
 
 
 def distillation_loss(
@@ -107,6 +113,37 @@ def hidden_state_loss(
     for s, t in zip(student_states, teacher_states):
         s = projection(s) if projection is not None else s
         losses.append(((s - t) ** 2 * mask).sum() / (mask.sum() * t.shape[-1]))
+    return torch.stack(losses).mean()
+
+
+def attention_loss(
+    student_maps: Sequence[torch.Tensor],  # each (B, H, T, T): softmax over the last axis (the keys)
+    teacher_maps: Sequence[torch.Tensor],  # each (B, H, T, T), paired with student_maps
+    attention_mask: torch.Tensor,  # (B, T): padding rows (queries) are not scored; padding keys have weight 0
+) -> torch.Tensor:
+    """KL(teacher ‖ student) between paired attention distributions, one per head and real query token (MiniLM).
+
+    Summed over the keys, averaged over the real query tokens and the heads, then over the pairs.
+    Head by head, so the student needs the teacher's number of heads (and the same tokens).
+    """
+    if len(student_maps) != len(teacher_maps) or not student_maps:
+        raise ValueError(f"Got {len(student_maps)} student and {len(teacher_maps)} teacher attention maps; "
+                         "expected the same number ≥ 1, paired layer by layer. Fix: pass one map per paired layer "
+                         "in each list (a model's output_attentions=True output, indexed by layer).")
+    if any(m is None for m in (*student_maps, *teacher_maps)):
+        raise ValueError("A model returned no attention maps. Fix: run it with output_attentions=True under eager "
+                         "attention (minikit.models.eager_attention(model)); SDPA kernels do not return them.")
+    losses = []
+    for s, t in zip(student_maps, teacher_maps):
+        if s.shape != t.shape:
+            raise ValueError(f"Student attention maps {tuple(s.shape)} against the teacher's {tuple(t.shape)}: "
+                             "they are compared head by head, so the student needs the teacher's number of heads. "
+                             "Fix: build the student with the teacher's num_attention_heads (and no pruned heads), "
+                             "or pass attention_weight=0.")
+        rows = attention_mask.to(s.dtype)[:, None, :]  # (B, 1, T): which query rows count
+        tiny = torch.finfo(s.dtype).tiny  # 0 · log 0 counts as 0; padding keys have p = 0 in both
+        kl = (t * (torch.log(t.clamp_min(tiny)) - torch.log(s.clamp_min(tiny)))).sum(-1)  # (B, H, T)
+        losses.append((kl * rows).sum() / (rows.sum() * s.shape[1]))
     return torch.stack(losses).mean()
 
 
@@ -215,6 +252,15 @@ def _id_map(student_tokenizer, teacher_tokenizer) -> torch.Tensor | None:
     return table
 
 
+def _check_heads(student: PreTrainedModel, teacher: PreTrainedModel) -> None:
+    """Refuse, with the fix, a student whose attention heads per layer differ from the teacher's."""
+    student_heads, teacher_heads = (getattr(m.config, "num_attention_heads", None) for m in (student, teacher))
+    if student_heads != teacher_heads:
+        raise ValueError(f"The student has num_attention_heads={student_heads}, the teacher {teacher_heads}; "
+                         "attention maps are matched head by head. Fix: build the student with "
+                         f"num_attention_heads={teacher_heads}, or pass attention_weight=0.")
+
+
 class _Distiller(nn.Module):
     """What ``train_classifier`` trains: the student (and a projection) with a forward that returns the KD loss.
 
@@ -224,20 +270,24 @@ class _Distiller(nn.Module):
 
     def __init__(self, student: PreTrainedModel, soft: dict[bytes, torch.Tensor], alpha: float, temperature: float,
                  hidden_weight: float = 0.0, teacher: PreTrainedModel | None = None,
-                 to_teacher_ids: torch.Tensor | None = None):
+                 to_teacher_ids: torch.Tensor | None = None, attention_weight: float = 0.0):
         super().__init__()
         self.student, self.soft = student, soft
-        self.alpha, self.temperature, self.hidden_weight = alpha, temperature, hidden_weight
+        self.alpha, self.temperature = alpha, temperature
+        self.hidden_weight, self.attention_weight = hidden_weight, attention_weight
         self._teacher, self._to_teacher_ids = (teacher,), to_teacher_ids
         self.projection = None
-        if hidden_weight > 0:
+        if hidden_weight > 0 or attention_weight > 0:
             n_teacher = len(encoder_layers(teacher))
             n_student = len(encoder_layers(student))
             pairs = getattr(student.config, "teacher_layers", None) or spread_layers(n_teacher, n_student)
-            self.pairs = [(i + 1, t + 1) for i, t in enumerate(pairs)]  # hidden_states[0] is the embedding output
+            self.pairs = list(enumerate(pairs))  # (student layer, teacher layer), counted from 0
+        if hidden_weight > 0:
             d_student, d_teacher = student.config.hidden_size, teacher.config.hidden_size
             if d_student != d_teacher:
                 self.projection = nn.Linear(d_student, d_teacher)
+        if attention_weight > 0:
+            _check_heads(student, teacher)
 
     # train_classifier reads these from the model it is given; they are the student's.
     config = property(lambda self: self.student.config)
@@ -266,18 +316,25 @@ class _Distiller(nn.Module):
     def forward(self, input_ids, attention_mask, labels=None):
         if not self.training or labels is None:
             return self.student(input_ids=input_ids, attention_mask=attention_mask)
-        out = self.student(input_ids=input_ids, attention_mask=attention_mask,
-                           output_hidden_states=self.hidden_weight > 0)
+        hidden, maps = self.hidden_weight > 0, self.attention_weight > 0
+        out = self.student(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=hidden,
+                           output_attentions=maps)
         soft = self._soft_targets(input_ids, attention_mask).to(out.logits)
         loss = distillation_loss(out.logits, soft, labels, self.alpha, self.temperature)
-        if self.hidden_weight > 0:
+        if hidden or maps:
             teacher = self._teacher[0].to(input_ids.device).eval()
             ids = input_ids if self._to_teacher_ids is None else self._to_teacher_ids.to(input_ids.device)[input_ids]
             with torch.no_grad():
-                states = teacher(input_ids=ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+                theirs = teacher(input_ids=ids, attention_mask=attention_mask, output_hidden_states=hidden,
+                                 output_attentions=maps)
+        if hidden:  # hidden_states[0] is the embedding output, so layer i's output is hidden_states[i + 1]
             loss = loss + self.hidden_weight * hidden_state_loss(
-                [out.hidden_states[s] for s, _ in self.pairs], [states[t] for _, t in self.pairs],
+                [out.hidden_states[s + 1] for s, _ in self.pairs], [theirs.hidden_states[t + 1] for _, t in self.pairs],
                 attention_mask, self.projection)
+        if maps:
+            loss = loss + self.attention_weight * attention_loss(
+                [out.attentions[s] for s, _ in self.pairs], [theirs.attentions[t] for _, t in self.pairs],
+                attention_mask)
         return SequenceClassifierOutput(loss=loss, logits=out.logits)
 
 
@@ -296,6 +353,7 @@ def distill(
     alpha: float = DEFAULT_ALPHA,
     temperature: float = DEFAULT_TEMPERATURE,
     hidden_weight: float = 0.0,
+    attention_weight: float = 0.0,
     config: TrainConfig = TrainConfig(),
     callback: Callable[[pd.DataFrame], None] | None = None,
     progress: bool = True,
@@ -306,10 +364,12 @@ def distill(
     ``teacher`` defaults to ``get_baseline()``; the student uses its splits, so the test split stays
     unseen by both. ``tokenizer`` is the student's (default: the teacher's; pass
     ``PrunedVocabulary.tokenizer`` for a pruned student). ``alpha=1`` trains without the teacher
-    (the no-teacher baseline); ``hidden_weight > 0`` adds hidden-state matching, which runs the
-    teacher at every step. The student passed in is not changed: use the returned ``.model``.
+    (the no-teacher baseline); ``hidden_weight > 0`` adds hidden-state matching and ``attention_weight > 0``
+    attention-map matching (``attention_loss``; both models run with eager attention while it trains, the
+    student with no dropout on its attention probabilities, so that the maps compared are distributions): each
+    runs the teacher at every step. The student passed in is not changed: use the returned ``.model``.
     """
-    check_kd(alpha, temperature, hidden_weight)
+    check_kd(alpha, temperature, hidden_weight, attention_weight)
     teacher = get_baseline(progress=progress) if teacher is None else teacher
     tokenizer = tokenizer or teacher.tokenizer
     if student.config.num_labels != teacher.model.config.num_labels:
@@ -319,23 +379,32 @@ def distill(
     if len(tokenizer) > rows:
         raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the student's embedding only {rows} rows. "
                          "Fix: pass the student's own tokenizer, e.g. tokenizer=pruned.tokenizer.")
-    uses_teacher = alpha < 1 or hidden_weight > 0
+    if attention_weight > 0:
+        _check_heads(student, teacher.model)  # before the teacher's logits, which take minutes on a cold cache
+    uses_teacher = alpha < 1 or hidden_weight > 0 or attention_weight > 0
     teacher_id = _identity(teacher.model, teacher.tokenizer) if uses_teacher else None
     parts = {"student": _identity(student, tokenizer), "teacher": teacher_id,
              "data": splits_sha256(teacher.splits), "config": replace(config, learning_rate=config.lr),
-             "alpha": alpha, "temperature": temperature if alpha < 1 else None, "hidden_weight": hidden_weight}
+             "alpha": alpha, "temperature": temperature if alpha < 1 else None, "hidden_weight": hidden_weight,
+             **({"attention_weight": attention_weight} if attention_weight else {})}
 
     def train() -> tuple[PreTrainedModel, TrainResult, float]:
         net = copy.deepcopy(student)
         if uses_teacher:
             logits = _cached_teacher_logits(teacher, teacher_id, None, config.max_length, config.truncation)
             soft = _soft_lookup(logits, teacher.splits, tokenizer, config)
-            to_teacher = _id_map(tokenizer, teacher.tokenizer) if hidden_weight > 0 else None
+            to_teacher = _id_map(tokenizer, teacher.tokenizer) if hidden_weight > 0 or attention_weight > 0 else None
             seed_everything(config.seed)  # the projection's initial weights are part of the run
-            module = _Distiller(net, soft, alpha, temperature, hidden_weight, teacher.model, to_teacher)
+            module = _Distiller(net, soft, alpha, temperature, hidden_weight, teacher.model, to_teacher,
+                                attention_weight)
         else:
             module = net  # the student's own cross-entropy: the same loss as alpha=1
-        result = train_classifier(module, tokenizer, teacher.splits, config, callback, progress)
+        with contextlib.ExitStack() as stack:
+            if attention_weight > 0:  # SDPA returns no attention maps; the maps compared are before dropout
+                stack.enter_context(eager_attention(net))
+                stack.enter_context(no_attention_dropout(net))
+                stack.enter_context(eager_attention(teacher.model))
+            result = train_classifier(module, tokenizer, teacher.splits, config, callback, progress)
         accuracy = evaluate_accuracy(net, tokenizer, teacher.splits["test"], config.max_length,
                                      truncation=config.truncation)
         return net, result, accuracy
@@ -363,7 +432,7 @@ def distill(
 
 def train_without_teacher(student: PreTrainedModel, teacher: FineTuned | None = None, **kwargs) -> FineTuned:
     """The comparison for ``distill``: the same student and data trained on the labels alone (alpha=1)."""
-    return distill(student, teacher, **{**kwargs, "alpha": 1.0, "hidden_weight": 0.0})
+    return distill(student, teacher, **{**kwargs, "alpha": 1.0, "hidden_weight": 0.0, "attention_weight": 0.0})
 
 
 # --------------------------------------------------------------------------------------------

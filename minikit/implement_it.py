@@ -17,7 +17,7 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.pytorch_utils import prune_linear_layer
 
-from minikit.distillation import distillation_loss
+from minikit.distillation import attention_loss, distillation_loss
 from minikit.early_exit import ExitRule, exit_layers
 from minikit.errors import UnknownNameError
 from minikit.metrics import per_class_scores
@@ -280,6 +280,30 @@ def _logits(rng: np.random.Generator, rows: int, classes: int, scale: float = 2.
     return torch.tensor(rng.normal(0.0, scale, size=(rows, classes)), dtype=torch.float32)
 
 
+def _value_and_gradient(args: tuple, loss: Any) -> Any:
+    """What a loss check compares: the value, and the gradient it sends to its first argument when that needs one."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        return loss
+    if not args[0].requires_grad:
+        return loss.item()
+    return loss.item(), torch.autograd.grad(loss, args[0])[0] if loss.requires_grad else None
+
+
+def _same_value_and_gradient(what: str) -> Callable[[Any, Any], str | None]:
+    """Compare two ``_value_and_gradient`` outcomes; ``what`` names the first argument in the message."""
+    def compare(got: Any, want: Any) -> str | None:
+        value = close(atol=1e-5, rtol=1e-4)(*(x[0] if isinstance(x, tuple) else x for x in (got, want)))
+        if value or not isinstance(want, tuple):
+            return value
+        if not isinstance(got, tuple) or got[1] is None:
+            return (f"the value is right, but it carries no gradient back to the {what}: compute it with "
+                    "torch operations on the tensors you are given (no .item(), .numpy() or .detach())")
+        problem = close(atol=1e-5, rtol=1e-4)(got[1], want[1])
+        return problem and f"the value is right, but its gradient with respect to the {what} is not: {problem}"
+
+    return compare
+
+
 @exercise
 def kd_loss(function: Callable) -> CheckResult:
     """``kd_loss(student_logits, teacher_logits, labels, alpha, temperature)``: minikit's ``distillation_loss``."""
@@ -298,28 +322,40 @@ def kd_loss(function: Callable) -> CheckResult:
                                                                    torch.tensor([4, 0, 0, 2]), 0.5, 3.0)),
     ]
 
-    def outcome(args: tuple, loss: Any) -> Any:  # the value, and the gradient it sends to the student's logits
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            return loss
-        if not args[0].requires_grad:
-            return loss.item()
-        return loss.item(), torch.autograd.grad(loss, args[0])[0] if loss.requires_grad else None
-
-    def compare(got: Any, want: Any) -> str | None:
-        value = close(atol=1e-5, rtol=1e-4)(*(x[0] if isinstance(x, tuple) else x for x in (got, want)))
-        if value or not isinstance(want, tuple):
-            return value
-        if not isinstance(got, tuple) or got[1] is None:
-            return ("the value is right, but it carries no gradient back to the student's logits: compute it with "
-                    "torch operations on the tensors you are given (no .item(), .numpy() or .detach())")
-        problem = close(atol=1e-5, rtol=1e-4)(got[1], want[1])
-        return problem and f"the value is right, but its gradient with respect to the student's logits is not: " \
-            f"{problem}"
-
-    return implemented(function, cases, distillation_loss, compare, outcome=outcome,
+    return implemented(function, cases, distillation_loss, _same_value_and_gradient("student's logits"),
+                       outcome=_value_and_gradient,
                        call="kd_loss(student_logits, teacher_logits, labels, alpha, temperature)",
                        success="α weights the cross-entropy on the labels; the soft term is KL(teacher ‖ student) "
                        "between the softened distributions, averaged over the batch and scaled by T².")
+
+
+def _attention_maps(g: torch.Generator, batch: int, heads: int, tokens: int, mask: torch.Tensor) -> torch.Tensor:
+    """Random attention distributions (B, H, T, T), zero on the padding keys, as a model's softmax leaves them."""
+    keys = torch.where(mask[:, None, None, :].bool(), 0.0, float("-inf"))
+    return torch.softmax(2.0 * torch.randn(batch, heads, tokens, tokens, generator=g) + keys, dim=-1)
+
+
+def _attention_kl_reference(student_maps: torch.Tensor, teacher_maps: torch.Tensor,
+                            attention_mask: torch.Tensor) -> torch.Tensor:
+    return attention_loss([student_maps], [teacher_maps], attention_mask)
+
+
+@exercise
+def attention_kl(function: Callable) -> CheckResult:
+    """``attention_kl(student_maps, teacher_maps, attention_mask)``: one layer of ``distillation.attention_loss``."""
+    g = torch.Generator().manual_seed(29)
+    padded = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    cases = []
+    for name, mask, heads, live in (("one example, one head, 4 tokens, no padding", torch.ones(1, 4, dtype=torch.long),
+                                     1, False),
+                                    ("a batch of 2 with 3 heads, the second padded after 3 tokens", padded, 3, False),
+                                    ("student maps that require grad (2 heads, padded)", padded, 2, True)):
+        student = _attention_maps(g, len(mask), heads, mask.shape[1], mask).requires_grad_(live)
+        cases.append(Case(name, (student, _attention_maps(g, len(mask), heads, mask.shape[1], mask), mask)))
+    return implemented(function, cases, _attention_kl_reference, _same_value_and_gradient("student's attention maps"),
+                       outcome=_value_and_gradient, call="attention_kl(student_maps, teacher_maps, attention_mask)",
+                       success="KL(teacher ‖ student) per head and real query token, summed over the keys and "
+                       "averaged over the real rows and the heads: distillation.attention_loss for one layer pair.")
 
 
 def _tiny_student(seed: int) -> torch.nn.Module:
@@ -475,7 +511,7 @@ __all__ = [name for name, value in list(globals().items()) if getattr(value, "im
 _REFERENCES: dict[Callable, Callable] = {
     train_step: _step_reference, precision_recall_f1: _prf_reference, magnitude_mask: _mask_reference,
     slice_ffn: _slice_ffn_reference, linear_quantize: _linear_quantize_reference,
-    straight_through: ste_quantize, kd_loss: distillation_loss,
+    straight_through: ste_quantize, kd_loss: distillation_loss, attention_kl: _attention_kl_reference,
     distill_step: _distill_step_reference, take_batch: _take_batch_reference, exit_layer: _exit_layer_reference,
 }
 

@@ -29,13 +29,13 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
 from minikit.errors import OnnxMismatchError
+from minikit.attention import eager_attention
 from minikit.quantization import (EXPORT_TOLERANCE, check_onnx, export_onnx, quantize_onnx,
                                   quiet_onnx_quantization_logs)
 
@@ -94,20 +94,6 @@ def fusion_table(before: dict[str, int], after: dict[str, int]) -> pd.DataFrame:
 def optimizer_model_type(model: PreTrainedModel) -> str | None:
     """The ``optimize_model`` model_type for ``model`` (see ``OPTIMIZER_MODEL_TYPES``), or None if none fits."""
     return OPTIMIZER_MODEL_TYPES.get(getattr(model.config, "model_type", ""))
-
-
-@contextlib.contextmanager
-def eager_attention(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
-    """``model`` with eager attention inside the block (the pattern the fuser matches), its own setting after."""
-    previous = getattr(model.config, "_attn_implementation", None)
-    if previous in (None, "eager") or not hasattr(model, "set_attn_implementation"):
-        yield model
-        return
-    model.set_attn_implementation("eager")
-    try:
-        yield model
-    finally:
-        model.set_attn_implementation(previous)
 
 
 def _heads_and_hidden(model: PreTrainedModel) -> tuple[int, int]:
@@ -224,5 +210,5 @@ def export_int8(model: PreTrainedModel, path: str | Path, inputs: dict[str, torc
     return graph
 
 
-__all__ = ["FUSED_OP_TYPES", "FusedGraph", "FusionNotice", "OPTIMIZER_MODEL_TYPES", "eager_attention",
+__all__ = ["FUSED_OP_TYPES", "FusedGraph", "FusionNotice", "OPTIMIZER_MODEL_TYPES",
            "export_fused", "export_int8", "fuse_onnx", "fusion_table", "op_counts", "optimizer_model_type"]

@@ -22,16 +22,34 @@ def kd_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runs(teacher, kd_cache):
-    return V.kd_variants(teacher, layers=2, hidden_weights=(1.0,), config=TrainConfig(**FAST))
+    return V.kd_variants(teacher, layers=2, hidden_weights=(1.0,), attention_weights=(1.0,), config=TrainConfig(**FAST))
 
 
 def test_each_objective_trains_the_same_student_for_the_same_steps(runs, teacher):
-    assert list(runs["variant"]) == [V.LABELS_ONLY, V.LOGITS, "logits + hidden states × 1"]
-    assert list(runs["alpha"]) == [1.0, 0.5, 0.5] and list(runs["hidden_weight"]) == [0.0, 0.0, 1.0]
+    assert list(runs["variant"]) == [V.LABELS_ONLY, V.LOGITS, "logits + hidden states × 1",
+                                     "logits + attention maps × 1"]
+    assert list(runs["alpha"]) == [1.0, 0.5, 0.5, 0.5] and list(runs["hidden_weight"]) == [0.0, 0.0, 1.0, 0.0]
+    assert list(runs["attention_weight"]) == [0.0, 0.0, 0.0, 1.0]
     assert runs["steps"].nunique() == 1 and runs["steps"].iloc[0] > 0
     assert (runs["n"] == len(teacher.splits["test"])).all()
     for row in runs.itertuples():
         assert row.accuracy == sum(row.correct) / row.n and row.low <= row.accuracy <= row.high
+
+
+def test_each_run_trains_its_own_objective(teacher, kd_cache, monkeypatch):
+    calls = []
+
+    def spy(student, teacher, **kwargs):
+        calls.append({k: kwargs[k] for k in ("alpha", "hidden_weight", "attention_weight")})
+        return real(student, teacher, **kwargs)
+
+    real = V.distill
+    monkeypatch.setattr(V, "distill", spy)
+    V.kd_variants(teacher, layers=1, hidden_weights=(2.0,), attention_weights=(3.0,), config=TrainConfig(**FAST))
+    assert calls == [{"alpha": 1.0, "hidden_weight": 0.0, "attention_weight": 0.0},
+                     {"alpha": 0.5, "hidden_weight": 0.0, "attention_weight": 0.0},
+                     {"alpha": 0.5, "hidden_weight": 2.0, "attention_weight": 0.0},
+                     {"alpha": 0.5, "hidden_weight": 0.0, "attention_weight": 3.0}]
 
 
 def test_the_runs_are_cached_as_results(runs, teacher, kd_cache, monkeypatch):
@@ -39,7 +57,8 @@ def test_the_runs_are_cached_as_results(runs, teacher, kd_cache, monkeypatch):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(V, "distill", no_training)
-    again = V.kd_variants(teacher, layers=2, hidden_weights=(1.0,), config=TrainConfig(**FAST))
+    again = V.kd_variants(teacher, layers=2, hidden_weights=(1.0,), attention_weights=(1.0,),
+                          config=TrainConfig(**FAST))
     assert again.drop(columns="seconds").equals(runs.drop(columns="seconds"))
 
 
@@ -50,20 +69,38 @@ def test_bad_settings_are_refused_with_the_fix(teacher):
         V.kd_variants(teacher, layers=9)
     with pytest.raises(ValueError, match="Fix: pass 0 ≤ alpha < 1"):
         V.kd_variants(teacher, alpha=1.0)
+    with pytest.raises(ValueError, match=r"attention_weights=\[-2.0\]: attention_weight=-2.0.*Fix: pass attention_weights"):
+        V.kd_variants(teacher, attention_weights=(-2.0,))
+    with pytest.raises(ValueError, match=r"attention_weights=1.0: expected a list of weights. Fix: pass e.g."):
+        V.kd_variants(teacher, attention_weights=1.0)
+
+
+def test_variant_names():
+    assert V.variant_name(1.0, 0.0) == V.LABELS_ONLY and V.variant_name(0.5, 0.0) == V.LOGITS
+    assert V.variant_name(0.5, 0.1) == "logits + hidden states × 0.1"
+    assert V.variant_name(0.5, 0.0, 10.0) == "logits + attention maps × 10"
+    assert V.variant_name(0.5, 1.0, 1.0) == "logits + hidden states × 1 + attention maps × 1"
+    assert V.variant_name(1.0, 0.0, 1.0) == "labels + attention maps × 1"  # no weight on the logits
 
 
 def test_the_knob_reads_the_runs_and_gives_paired_verdicts(runs):
-    knob = compression_widgets.KdVariantsExplorer(runs, hidden_weight=1.0)
-    assert list(knob.weight.options) == [0.0, 1.0]
-    lines = knob.lines(1.0)
-    hidden, logits = runs.iloc[2], runs.iloc[1]
-    assert lines[0].startswith(f"logits + hidden states × 1: {hidden.accuracy:.1%} (test, n = {hidden.n}")
+    hidden_name, maps_name = "logits + hidden states × 1", "logits + attention maps × 1"
+    knob = compression_widgets.KdVariantsExplorer(runs, objective=hidden_name)
+    assert list(knob.objective.options) == [V.LOGITS, hidden_name, maps_name] and knob.objective.value == hidden_name
+    lines = knob.lines(hidden_name)
+    hidden, logits, labels = runs.iloc[2], runs.iloc[1], runs.iloc[0]
+    assert lines[0].startswith(f"{hidden_name}: {hidden.accuracy:.1%} (test, n = {hidden.n}")
     assert str(stats.paired_comparison(hidden.correct, logits.correct)) in lines[1]
-    assert len(knob.lines(0.0)) == 2  # logits only: compared with labels only
-    knob.weight.value = 0.0
-    assert knob.label.value.startswith("logits (KD)")
-    with pytest.raises(ValueError, match="Fix: pick a hidden-state weight"):
-        knob.lines(5.0)
+    assert str(stats.paired_comparison(hidden.correct, labels.correct)) in lines[2]
+    assert len(knob.lines(V.LOGITS)) == 2  # logits only: compared with labels only
+    knob.objective.value = maps_name
+    assert knob.label.value.startswith(f"{maps_name}: {runs.iloc[3].accuracy:.1%}")
+    knob.update(V.LOGITS)  # from code: moves the knob too
+    assert knob.objective.value == V.LOGITS and knob.label.value.startswith("logits (KD)")
+    with pytest.raises(ValueError, match=r"No run for the objective 'logits \+ hidden states × 5'. Fix: pick one of"):
+        knob.lines("logits + hidden states × 5")
+    with pytest.raises(ValueError, match=r"No run for the objective 'labels only \(no teacher\)'. Fix: pick one of"):
+        compression_widgets.KdVariantsExplorer(runs, objective=V.LABELS_ONLY)  # not one the knob offers
 
 
 def test_the_chart_has_a_bar_per_objective():

@@ -15,6 +15,8 @@ from torch import nn
 import minikit
 from minikit import distillation
 from minikit.distillation import (
+    _Distiller,
+    attention_loss,
     check_kd,
     check_logits,
     confidence_spread,
@@ -27,9 +29,10 @@ from minikit.distillation import (
     teacher_logits,
     train_without_teacher,
 )
+from minikit.attention import attention_dropouts, eager_attention
 from minikit.models import encoder_layers
 from minikit.students import prune_vocabulary, select_layers, smaller_student
-from minikit.training import TrainConfig
+from minikit.training import FineTuned, TrainConfig
 
 # Each test gets a MINIKIT_CACHE of its own (conftest.cache_root).
 pytestmark = pytest.mark.usefixtures("cache_root")
@@ -107,6 +110,71 @@ def test_hidden_state_loss_is_mse_over_real_tokens_only():
         hidden_state_loss([s], [t, t], mask)
 
 
+def _hand_attention_kl(s, t, mask):
+    """KL(teacher ‖ student) per head and real query row, with numpy, one row at a time, then averaged."""
+    total, rows = 0.0, 0
+    for b in range(s.shape[0]):
+        for h in range(s.shape[1]):
+            for q in np.flatnonzero(mask[b]):
+                p, r = t[b, h, q], s[b, h, q]
+                keep = p > 0  # 0 · log 0 counts as 0
+                total += np.sum(p[keep] * (np.log(p[keep]) - np.log(r[keep])))
+                rows += 1
+    return total / rows
+
+
+def test_attention_loss_is_kl_per_head_and_real_query_row():
+    g = torch.Generator().manual_seed(0)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    mask[1, 3:] = 0
+    keys = torch.where(mask[:, None, None, :].bool(), 0.0, float("-inf"))  # padding keys get probability 0
+
+    def maps():
+        return torch.softmax(torch.randn(2, 3, 5, 5, generator=g) + keys, dim=-1)
+
+    s, t = maps(), maps()
+    expected = _hand_attention_kl(s.numpy().astype(np.float64), t.numpy().astype(np.float64), mask.numpy())
+    assert attention_loss([s], [t], mask).item() == pytest.approx(expected, rel=1e-5)
+    assert attention_loss([t, s], [t, t], mask).item() == pytest.approx(expected / 2, rel=1e-5)  # mean over pairs
+    assert attention_loss([s], [s], mask).item() == pytest.approx(0.0, abs=1e-6)
+    changed = s.clone()
+    changed[1, :, 3:] = 1 / 5  # padding query rows: not scored
+    assert attention_loss([changed], [t], mask).item() == pytest.approx(expected, rel=1e-5)
+    live = s.clone().requires_grad_(True)
+    attention_loss([live], [t], mask).backward()
+    assert torch.isfinite(live.grad).all() and live.grad.abs().sum() > 0  # zeros at padding keys: no NaN
+    with pytest.raises(ValueError, match="same number"):
+        attention_loss([s], [], mask)
+    with pytest.raises(ValueError, match="Fix: build the student with the teacher's num_attention_heads"):
+        attention_loss([s[:, :2]], [t], mask)
+
+
+@pytest.mark.parametrize("family", ["bert", "distilbert"])
+def test_hidden_and_attention_losses_on_tiny_random_models(family, tiny_bert_config, tiny_distilbert_config):
+    config = (tiny_bert_config if family == "bert" else tiny_distilbert_config)(
+        **({"num_hidden_layers": 4} if family == "bert" else {"n_layers": 4}))
+    teacher = minikit.build_model(config, num_labels=3, seed=0)
+    student = select_layers(teacher, [1, 3])  # pairs: student layer 0 with teacher 1, 1 with 3
+    ids = torch.randint(5, 1000, (2, 6), generator=torch.Generator().manual_seed(1))
+    mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    with eager_attention(teacher), eager_attention(student):
+        theirs = teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+        ours = student(input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    assert teacher.config._attn_implementation == "sdpa" == student.config._attn_implementation  # restored
+    # The embeddings are the teacher's, so the student's first layer input is the teacher's: student layer 0 is
+    # teacher layer 1 applied to the embeddings, which is not teacher layer 1's output (that read layer 0's).
+    same = hidden_state_loss([ours.hidden_states[0]], [theirs.hidden_states[0]], mask)
+    assert same.item() == pytest.approx(0.0, abs=1e-10)
+    hidden = hidden_state_loss([ours.hidden_states[1], ours.hidden_states[2]],
+                               [theirs.hidden_states[2], theirs.hidden_states[4]], mask)
+    maps = attention_loss([ours.attentions[0], ours.attentions[1]], [theirs.attentions[1], theirs.attentions[3]], mask)
+    assert hidden.item() > 0 and maps.item() > 0
+    assert attention_loss(list(theirs.attentions), list(theirs.attentions), mask).item() == pytest.approx(0, abs=1e-6)
+    (hidden + maps).backward()
+    grads = [p.grad for p in encoder_layers(student)[0].parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
 def test_softened_distribution_flattens_as_temperature_rises(teacher):
     text = "the striker scored twice"
     base = softened_distribution(teacher.model, teacher.tokenizer, text, temperature=1.0)
@@ -176,6 +244,61 @@ def test_distill_with_hidden_matching_a_narrower_pruned_student(teacher):
     assert result.model.get_input_embeddings().num_embeddings == pruned.new_vocab_size
 
 
+def test_distill_with_attention_maps_trains_under_eager_attention_and_restores_it(teacher):
+    student = select_layers(teacher.model, [1, 3])
+    seen = []
+    original = _Distiller.forward
+
+    def spy(self, input_ids, attention_mask, labels=None):
+        if self.training and labels is not None:
+            seen.append((self.student.config._attn_implementation, teacher.model.config._attn_implementation))
+        return original(self, input_ids, attention_mask, labels)
+
+    config = TrainConfig(**{**FAST, "epochs": 2})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Distiller, "forward", spy)
+        result = distill(student, teacher, alpha=0.5, attention_weight=1.0, config=config, progress=False)
+    assert seen and set(seen) == {("eager", "eager")}
+    assert teacher.model.config._attn_implementation == "sdpa" == result.model.config._attn_implementation
+    assert np.isfinite(result.result.history["train_loss"]).all()
+    logits_only = distill(student, teacher, alpha=0.5, config=config, progress=False)
+    assert logits_only.cache_dir != result.cache_dir  # a separate entry
+    assert not logits_only.result.history["train_loss"].equals(result.result.history["train_loss"])
+    assert distill(student, teacher, alpha=0.5, attention_weight=1.0, config=config, progress=False).from_cache
+
+
+def test_distiller_pairs_each_student_layer_with_its_teacher_layer(teacher, tiny_bert_config):
+    """A student of the teacher's first two layers, at step 0, matches them exactly: both terms are 0.
+
+    Hidden dropout is off and attention dropout high (0.5), so any term above 0 at the first step is a wrong
+    pairing (an off-by-one between hidden_states and attentions) or attention dropout left on in training.
+    """
+    config = tiny_bert_config(vocab_size=teacher.tokenizer.vocab_size, num_hidden_layers=4, hidden_dropout_prob=0.0,
+                              attention_probs_dropout_prob=0.5)
+    model = minikit.build_model(config, num_labels=3, seed=0)
+    dropouts = attention_dropouts(model)
+    sharp = FineTuned(model, teacher.tokenizer, teacher.splits, teacher.result, float("nan"), None, False)
+    seen = {"hidden": [], "maps": []}
+    real_hidden, real_maps = distillation.hidden_state_loss, distillation.attention_loss
+
+    def hidden_spy(*args, **kwargs):
+        seen["hidden"].append(real_hidden(*args, **kwargs).item())
+        return real_hidden(*args, **kwargs)
+
+    def maps_spy(*args, **kwargs):
+        seen["maps"].append(real_maps(*args, **kwargs).item())
+        return real_maps(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(distillation, "hidden_state_loss", hidden_spy)
+        patch.setattr(distillation, "attention_loss", maps_spy)
+        distill(select_layers(model, [0, 1]), sharp, alpha=0.5, hidden_weight=1.0, attention_weight=1.0,
+                config=TrainConfig(**{**FAST, "epochs": 1}), progress=False, cache=False)
+    assert seen["hidden"][0] == pytest.approx(0.0, abs=1e-10) and seen["maps"][0] == pytest.approx(0.0, abs=1e-6)
+    assert max(seen["hidden"]) > 0 and max(seen["maps"]) > 0  # the student moves away from its copies as it trains
+    assert all(d.p == 0.5 for d in dropouts)  # the teacher's own rates, untouched
+
+
 def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_config):
     five = minikit.build_model(tiny_bert_config(vocab_size=teacher.tokenizer.vocab_size), num_labels=5, seed=0)
     with pytest.raises(ValueError, match="num_labels=5, the teacher 3"):
@@ -185,6 +308,11 @@ def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_con
         distill(pruned.model, teacher, progress=False)
     with pytest.raises(ValueError, match="hidden_weight=-1"):
         distill(teacher.model, teacher, hidden_weight=-1, progress=False)
+    with pytest.raises(ValueError, match="attention_weight=-1"):
+        distill(teacher.model, teacher, attention_weight=-1, progress=False)
+    one_head = smaller_student(teacher.model, num_layers=2, num_attention_heads=1)
+    with pytest.raises(ValueError, match="num_attention_heads=1, the teacher 2.*Fix: build the student with num_attention_heads=2"):
+        distill(one_head, teacher, attention_weight=1.0, progress=False)
 
 
 # --- soft labels from logits: what chapter 7's temperature explorer draws ------------------------------
@@ -193,7 +321,7 @@ def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_con
 def test_check_kd_accepts_the_ranges_and_names_what_is_wrong():
     assert check_kd(0.0, 0.5) is None and check_kd(1.0, 4.0, hidden_weight=2.0) is None
     for args, name in [((1.5, 2.0), "alpha=1.5"), ((0.5, 0.0), "temperature=0.0"), ((0.5, float("nan")), "temperature"),
-                       ((0.5, 2.0, -1.0), "hidden_weight=-1.0")]:
+                       ((0.5, 2.0, -1.0), "hidden_weight=-1.0"), ((0.5, 2.0, 0.0, -1.0), "attention_weight=-1.0")]:
         with pytest.raises(ValueError, match=name):
             check_kd(*args)
 

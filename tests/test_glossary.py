@@ -15,7 +15,8 @@ SOURCES = NOTEBOOKS / "SOURCES.md"
 # The anchors the chapters link to (issue 22's shared list): the glossary has exactly these.
 ANCHORS = {"logits", "softmax", "safetensors", "wordpiece", "tokenizer", "vnni-and-amx", "nats", "macro-f1",
            "confusion-matrix", "onnx", "onnx-runtime", "int8", "fp16-and-bf16", "pareto-front", "fake-quantization",
-           "quantization-aware-training", "straight-through-estimator", "knowledge-distillation", "temperature",
+           "quantization-aware-training", "straight-through-estimator", "knowledge-distillation", "attention-map",
+           "temperature",
            "p50-and-p95", "throughput", "sparsity", "structured-pruning", "flops", "wilson-interval", "paired-test"}
 LINK = re.compile(r"\]\(([^)\s:]*?([A-Za-z_]+)\.md)(#[^)\s]*)?\)")  # a relative link to a Markdown file
 

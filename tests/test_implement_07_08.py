@@ -85,6 +85,59 @@ def test_kd_loss_stub_reads_not_answered_yet():
     assert repr(check.kd_loss(kd_loss)).startswith("⏳")
 
 
+# --- 07: the attention-map KL ----------------------------------------------------------------------------------
+
+
+def _rows(mask):  # (B, 1, T): which query rows count
+    return mask.to(torch.float32)[:, None, :]
+
+
+def attention_kl_by_hand(s, t, mask):  # the learner's likely right answer: clamp, then the KL written out
+    kl = (t * (torch.log(t.clamp_min(1e-12)) - torch.log(s.clamp_min(1e-12)))).sum(-1)  # (B, H, T)
+    return (kl * _rows(mask)).sum() / (_rows(mask).sum() * s.shape[1])
+
+
+def attention_kl_every_row(s, t, mask):  # padding query rows scored too
+    kl = (t * (torch.log(t.clamp_min(1e-12)) - torch.log(s.clamp_min(1e-12)))).sum(-1)
+    return kl.mean()
+
+
+def attention_kl_wrong_direction(s, t, mask):  # KL(student ‖ teacher)
+    return attention_kl_by_hand(t, s, mask)
+
+
+def attention_kl_no_clamp(s, t, mask):  # log 0 at the padding keys: 0 · (−inf) is NaN
+    kl = (t * (torch.log(t) - torch.log(s))).sum(-1)
+    return (kl * _rows(mask)).sum() / (_rows(mask).sum() * s.shape[1])
+
+
+def attention_kl_per_example(s, t, mask):  # averaged over the batch only (kl_div's "batchmean" on (B, ...))
+    kl = (t * (torch.log(t.clamp_min(1e-12)) - torch.log(s.clamp_min(1e-12)))).sum(-1)
+    return (kl * _rows(mask)).sum() / s.shape[0]
+
+
+def test_attention_kl_passes_the_reference_and_a_hand_written_kl():
+    assert check.attention_kl(check.reference(check.attention_kl))
+    assert check.attention_kl(attention_kl_by_hand)
+
+
+@pytest.mark.parametrize("wrong, case", [
+    (attention_kl_every_row, "Case 2 of 3, a batch of 2 with 3 heads, the second padded"),
+    (attention_kl_wrong_direction, "Case 1 of 3, one example, one head"),
+    (attention_kl_no_clamp, "Case 2 of 3, a batch of 2 with 3 heads, the second padded"),
+    (attention_kl_per_example, "Case 1 of 3, one example, one head"),
+])
+def test_attention_kl_fails_each_wrong_version_and_names_the_case(wrong, case):
+    result = check.attention_kl(wrong)
+    assert not result and result.message.startswith(case), result.message
+
+
+def test_attention_kl_without_a_gradient_is_caught():
+    result = check.attention_kl(lambda s, t, mask: attention_kl_by_hand(s.detach(), t, mask))
+    assert not result and "Case 3 of 3" in result.message and "no gradient" in result.message
+    assert "student's attention maps" in result.message
+
+
 # --- 07: one distillation step ---------------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "minikit"
 # Bottom to top. A module imports only from its own layer or the layers below.
 LAYERS: list[tuple[str, set[str]]] = [
     ("base", {"errors", "settings", "system", "claims", "stats", "cache", "timing"}),
-    ("models and data", {"models", "loading", "data"}),
+    ("models and data", {"models", "loading", "data", "attention"}),
     ("training", {"loop", "training"}),
     ("measurement", {"metrics", "profiling", "benchmark", "budget", "attribution", "table_checks"}),
     ("techniques", {"pruning", "pruning_sweep", "quantization", "qat", "onnx_graph", "static_int8", "students",
