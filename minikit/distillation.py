@@ -126,13 +126,14 @@ def attention_loss(
     Summed over the keys, averaged over the real query tokens and the heads, then over the pairs.
     Head by head, so the student needs the teacher's number of heads (and the same tokens).
     """
-    if len(student_maps) != len(teacher_maps) or not student_maps:
+    if not student_maps or not teacher_maps or any(m is None for m in (*student_maps, *teacher_maps)):
+        raise ValueError("Got no attention maps from a model: PyTorch's SDPA attention (the default) returns none. "
+                         "Fix: run both models with output_attentions=True under eager attention "
+                         "(with minikit.attention.eager_attention(model): ...).")
+    if len(student_maps) != len(teacher_maps):
         raise ValueError(f"Got {len(student_maps)} student and {len(teacher_maps)} teacher attention maps; "
-                         "expected the same number ≥ 1, paired layer by layer. Fix: pass one map per paired layer "
+                         "expected the same number, paired layer by layer. Fix: pass one map per paired layer "
                          "in each list (a model's output_attentions=True output, indexed by layer).")
-    if any(m is None for m in (*student_maps, *teacher_maps)):
-        raise ValueError("A model returned no attention maps. Fix: run it with output_attentions=True under eager "
-                         "attention (minikit.models.eager_attention(model)); SDPA kernels do not return them.")
     losses = []
     for s, t in zip(student_maps, teacher_maps):
         if s.shape != t.shape:
@@ -252,6 +253,29 @@ def _id_map(student_tokenizer, teacher_tokenizer) -> torch.Tensor | None:
     return table
 
 
+LAYER_MAPS = ("copied", "uniform", "last")  # which teacher layer each student layer's hidden states and maps match
+
+
+def layer_pairs(student: PreTrainedModel, teacher: PreTrainedModel,
+                layer_map: str = "copied") -> list[tuple[int, int]]:
+    """The (student layer, teacher layer) pairs, counted from 0, that the hidden-state and attention losses compare.
+
+    ``"copied"``: each student layer with the teacher layer it was copied from (``student.config.teacher_layers``,
+    which ``select_layers`` records; otherwise the layers ``spread_layers`` would keep). ``"uniform"``: TinyBERT's
+    mapping, student layer m with teacher layer (m + 1)·N/M − 1, so the last with the last. ``"last"``: MiniLM's,
+    the student's last layer with the teacher's last layer only.
+    """
+    if layer_map not in LAYER_MAPS:
+        raise ValueError(f"layer_map={layer_map!r}: expected one of {list(LAYER_MAPS)}. Fix: pass \"copied\" (each "
+                         "layer with its source), \"uniform\" (TinyBERT's) or \"last\" (MiniLM's).")
+    n_teacher, n_student = len(encoder_layers(teacher)), len(encoder_layers(student))
+    if layer_map == "last":
+        return [(n_student - 1, n_teacher - 1)]
+    if layer_map == "uniform":
+        return [(m, (m + 1) * n_teacher // n_student - 1) for m in range(n_student)]
+    return list(enumerate(getattr(student.config, "teacher_layers", None) or spread_layers(n_teacher, n_student)))
+
+
 def _check_heads(student: PreTrainedModel, teacher: PreTrainedModel) -> None:
     """Refuse, with the fix, a student whose attention heads per layer differ from the teacher's."""
     student_heads, teacher_heads = (getattr(m.config, "num_attention_heads", None) for m in (student, teacher))
@@ -270,7 +294,8 @@ class _Distiller(nn.Module):
 
     def __init__(self, student: PreTrainedModel, soft: dict[bytes, torch.Tensor], alpha: float, temperature: float,
                  hidden_weight: float = 0.0, teacher: PreTrainedModel | None = None,
-                 to_teacher_ids: torch.Tensor | None = None, attention_weight: float = 0.0):
+                 to_teacher_ids: torch.Tensor | None = None, attention_weight: float = 0.0,
+                 layer_map: str = "copied"):
         super().__init__()
         self.student, self.soft = student, soft
         self.alpha, self.temperature = alpha, temperature
@@ -278,10 +303,7 @@ class _Distiller(nn.Module):
         self._teacher, self._to_teacher_ids = (teacher,), to_teacher_ids
         self.projection = None
         if hidden_weight > 0 or attention_weight > 0:
-            n_teacher = len(encoder_layers(teacher))
-            n_student = len(encoder_layers(student))
-            pairs = getattr(student.config, "teacher_layers", None) or spread_layers(n_teacher, n_student)
-            self.pairs = list(enumerate(pairs))  # (student layer, teacher layer), counted from 0
+            self.pairs = layer_pairs(student, teacher, layer_map)  # (student layer, teacher layer), counted from 0
         if hidden_weight > 0:
             d_student, d_teacher = student.config.hidden_size, teacher.config.hidden_size
             if d_student != d_teacher:
@@ -354,6 +376,7 @@ def distill(
     temperature: float = DEFAULT_TEMPERATURE,
     hidden_weight: float = 0.0,
     attention_weight: float = 0.0,
+    layer_map: str = "copied",
     config: TrainConfig = TrainConfig(),
     callback: Callable[[pd.DataFrame], None] | None = None,
     progress: bool = True,
@@ -367,7 +390,8 @@ def distill(
     (the no-teacher baseline); ``hidden_weight > 0`` adds hidden-state matching and ``attention_weight > 0``
     attention-map matching (``attention_loss``; both models run with eager attention while it trains, the
     student with no dropout on its attention probabilities, so that the maps compared are distributions): each
-    runs the teacher at every step. The student passed in is not changed: use the returned ``.model``.
+    runs the teacher at every step; ``layer_map`` says which layers they pair (``layer_pairs``). The student
+    passed in is not changed: use the returned ``.model``.
     """
     check_kd(alpha, temperature, hidden_weight, attention_weight)
     teacher = get_baseline(progress=progress) if teacher is None else teacher
@@ -379,6 +403,9 @@ def distill(
     if len(tokenizer) > rows:
         raise ValueError(f"The tokenizer has {len(tokenizer)} tokens but the student's embedding only {rows} rows. "
                          "Fix: pass the student's own tokenizer, e.g. tokenizer=pruned.tokenizer.")
+    layered = hidden_weight > 0 or attention_weight > 0
+    if layered:
+        layer_pairs(student, teacher.model, layer_map)  # refuses a bad layer_map before any work
     if attention_weight > 0:
         _check_heads(student, teacher.model)  # before the teacher's logits, which take minutes on a cold cache
     uses_teacher = alpha < 1 or hidden_weight > 0 or attention_weight > 0
@@ -386,7 +413,8 @@ def distill(
     parts = {"student": _identity(student, tokenizer), "teacher": teacher_id,
              "data": splits_sha256(teacher.splits), "config": replace(config, learning_rate=config.lr),
              "alpha": alpha, "temperature": temperature if alpha < 1 else None, "hidden_weight": hidden_weight,
-             **({"attention_weight": attention_weight} if attention_weight else {})}
+             **({"attention_weight": attention_weight} if attention_weight else {}),
+             **({"layer_map": layer_map} if layered and layer_map != "copied" else {})}
 
     def train() -> tuple[PreTrainedModel, TrainResult, float]:
         net = copy.deepcopy(student)
@@ -396,7 +424,7 @@ def distill(
             to_teacher = _id_map(tokenizer, teacher.tokenizer) if hidden_weight > 0 or attention_weight > 0 else None
             seed_everything(config.seed)  # the projection's initial weights are part of the run
             module = _Distiller(net, soft, alpha, temperature, hidden_weight, teacher.model, to_teacher,
-                                attention_weight)
+                                attention_weight, layer_map)
         else:
             module = net  # the student's own cross-entropy: the same loss as alpha=1
         with contextlib.ExitStack() as stack:

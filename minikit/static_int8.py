@@ -327,6 +327,16 @@ def exclusion_runs(baseline, n_calibration: int = CALIBRATION_SIZE, max_length: 
     return table.assign(**scored(table["correct"]))
 
 
+_HALF_PATTERNS = 1 << 15  # the bit patterns of the float16 values ≥ 0 (sign bit clear), in the order of the values
+
+
+def _lower_median(histogram: torch.Tensor) -> float:
+    """``torch.median`` (the lower middle value) of the float16 values ≥ 0 that ``histogram`` counts by bit pattern."""
+    middle = (int(histogram.sum()) - 1) // 2  # its index in the sorted values
+    pattern = int(torch.searchsorted(histogram.cumsum(0), torch.tensor(middle), right=True))
+    return float(torch.tensor(pattern, dtype=torch.int16).view(torch.float16))
+
+
 def activation_spread(model: PreTrainedModel, tokenizer, texts: Sequence[str], max_length: int = 128):
     """What one calibrated int8 step does to the inputs of LayerNorm and of GELU, measured in PyTorch.
 
@@ -343,40 +353,54 @@ def activation_spread(model: PreTrainedModel, tokenizer, texts: Sequence[str], m
         raise ValueError(f"texts={texts!r:.60}: expected a non-empty list of texts. Fix: pass a few training "
                          "texts, e.g. splits['train']['text'][:16].")
 
-    seen: dict[str, dict[int, list[torch.Tensor]]] = {"LayerNorm input": {}, "GELU input": {}}
+    kinds = ("LayerNorm input", "GELU input")
+    low: dict[tuple, float] = {}  # per (kind, module): the range pass 1 finds, including 0 as MinMax does
+    high: dict[tuple, float] = {}
+    below: dict[tuple, int] = {}  # pass 2: values within one step of zero, and how many values
+    count: dict[tuple, int] = {}
+    # pass 2: how many |x| take each float16 value (|x| ≥ 0, so its bit pattern orders it): an exact median of
+    # the half-precision values, with no activation held between texts (Binder has 2 GB)
+    histogram = {kind: torch.zeros(_HALF_PATTERNS, dtype=torch.long) for kind in kinds}
+    second = [False]
 
     def keep(kind: str):
-        return lambda module, args, out: seen[kind].setdefault(id(module), []).append(args[0].flatten())
+        def hook(module, args, out) -> None:
+            x, key = args[0].detach().flatten().float(), (kind, id(module))
+            if not second[0]:
+                low[key] = min(low.get(key, 0.0), float(x.min()))
+                high[key] = max(high.get(key, 0.0), float(x.max()))
+                return
+            x = x.abs()  # a copy: x shares its memory with the activation the model goes on with
+            below[key] = below.get(key, 0) + int((x < (high[key] - low[key]) / 255).sum())
+            count[key] = count.get(key, 0) + x.numel()
+            histogram[kind] += torch.bincount(x.half().view(torch.int16).long(), minlength=_HALF_PATTERNS)
+        return hook
 
-    hooks = [m.register_forward_hook(keep("LayerNorm input")) for m in model.modules()
-             if isinstance(m, torch.nn.LayerNorm)]
+    hooks = [m.register_forward_hook(keep(kinds[0])) for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
     for layer in encoder_layers(model):
         act = getattr(getattr(layer, "intermediate", None), "intermediate_act_fn", None)
         if isinstance(act, torch.nn.Module):
-            hooks.append(act.register_forward_hook(keep("GELU input")))
+            hooks.append(act.register_forward_hook(keep(kinds[1])))
+    # Two passes over the texts: the ranges first, then what falls below each node's step.
     try:
         with torch.inference_mode():
-            for text in texts:
-                model(**tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt"))
+            for second[0] in (False, True):
+                for text in texts:
+                    model(**tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt"))
     finally:
         for hook in hooks:
             hook.remove()
     rows = []
-    for kind, nodes in seen.items():
-        if not nodes:
+    for kind in kinds:
+        keys = [key for key in low if key[0] == kind]
+        if not keys:
             continue
-        values = [torch.cat(nodes.pop(key)).float() for key in list(nodes)]  # each held once (Binder has 2 GB)
-        lows, highs = [min(float(x.min()), 0.0) for x in values], [max(float(x.max()), 0.0) for x in values]
-        steps = [(hi - lo) / 255 for lo, hi in zip(lows, highs)]
-        for x in values:
-            x.abs_()  # |x| in place: no second copy
-        below = sum(int((x < step).sum()) for x, step in zip(values, steps))
-        count = sum(x.numel() for x in values)
-        median = float(torch.cat([x.half() for x in values]).median())  # half: the copy costs half as much
-        rows.append({"input": kind, "nodes": len(values), "min": min(lows), "max": max(highs),
-                     "median step": float(np.median(steps)), "largest step": max(steps), "median |x|": median,
-                     "share below one step": below / count})
-        del values
+        steps = [(high[key] - low[key]) / 255 for key in keys]
+        median = _lower_median(histogram[kind])
+        rows.append({"input": kind, "nodes": len(keys), "min": min(low[key] for key in keys),
+                     "max": max(high[key] for key in keys), "median step": float(np.median(steps)),
+                     "largest step": max(steps), "median |x|": median,
+                     "share below one step": sum(below[key] for key in keys) / sum(count[key] for key in keys)})
     return pd.DataFrame(rows).set_index("input")
 
 __all__ = ["CALIBRATION_SIZE", "EXCLUSION_KIND", "FLOAT_OP_TYPES", "KEPT_ALL", "KEPT_NONE", "OP_GROUPS",

@@ -15,6 +15,7 @@ from torch import nn
 import minikit
 from minikit import distillation
 from minikit.distillation import (
+    LAYER_MAPS,
     _Distiller,
     attention_loss,
     check_kd,
@@ -24,6 +25,7 @@ from minikit.distillation import (
     distillation_loss,
     entropy_bits,
     hidden_state_loss,
+    layer_pairs,
     softened_distribution,
     softened_table,
     teacher_logits,
@@ -143,8 +145,11 @@ def test_attention_loss_is_kl_per_head_and_real_query_row():
     live = s.clone().requires_grad_(True)
     attention_loss([live], [t], mask).backward()
     assert torch.isfinite(live.grad).all() and live.grad.abs().sum() > 0  # zeros at padding keys: no NaN
-    with pytest.raises(ValueError, match="same number"):
-        attention_loss([s], [], mask)
+    with pytest.raises(ValueError, match="same number, paired layer by layer. Fix"):
+        attention_loss([s], [t, t], mask)
+    for empty in ((), [None]):  # what SDPA returns, and a missing map
+        with pytest.raises(ValueError, match=r"no attention maps.*Fix: .*minikit.attention.eager_attention"):
+            attention_loss([s], empty, mask)
     with pytest.raises(ValueError, match="Fix: build the student with the teacher's num_attention_heads"):
         attention_loss([s[:, :2]], [t], mask)
 
@@ -297,6 +302,40 @@ def test_distiller_pairs_each_student_layer_with_its_teacher_layer(teacher, tiny
     assert seen["hidden"][0] == pytest.approx(0.0, abs=1e-10) and seen["maps"][0] == pytest.approx(0.0, abs=1e-6)
     assert max(seen["hidden"]) > 0 and max(seen["maps"]) > 0  # the student moves away from its copies as it trains
     assert all(d.p == 0.5 for d in dropouts)  # the teacher's own rates, untouched
+
+
+def test_layer_pairs_copied_uniform_and_last(tiny_bert_config):
+    teacher = minikit.build_model(tiny_bert_config(num_hidden_layers=6), num_labels=3, seed=0)
+    student = select_layers(teacher, [0, 2, 4])
+    assert layer_pairs(student, teacher) == [(0, 0), (1, 2), (2, 4)]  # each with its source
+    assert layer_pairs(select_layers(teacher, [1, 5]), teacher) == [(0, 1), (1, 5)]
+    assert layer_pairs(student, teacher, "uniform") == [(0, 1), (1, 3), (2, 5)]  # TinyBERT's: last with last
+    assert layer_pairs(student, teacher, "last") == [(2, 5)]  # MiniLM's
+    fresh = minikit.build_model(tiny_bert_config(num_hidden_layers=3), num_labels=3, seed=0)  # no teacher_layers
+    assert layer_pairs(fresh, teacher) == [(0, 0), (1, 2), (2, 4)]
+    assert set(LAYER_MAPS) == {"copied", "uniform", "last"}
+    with pytest.raises(ValueError, match=r"layer_map='first': expected one of .*Fix: pass \"copied\""):
+        layer_pairs(student, teacher, "first")
+
+
+def test_distill_with_the_last_layer_map_pairs_only_the_last_layers(teacher):
+    seen = []
+    real = distillation.attention_loss
+
+    def spy(student_maps, teacher_maps, mask):
+        seen.append(len(student_maps))
+        return real(student_maps, teacher_maps, mask)
+
+    student = select_layers(teacher.model, [0, 2])
+    config = TrainConfig(**{**FAST, "epochs": 1})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(distillation, "attention_loss", spy)
+        last = distill(student, teacher, attention_weight=1.0, layer_map="last", config=config, progress=False)
+    assert seen and set(seen) == {1}  # one pair: the student's last layer with the teacher's
+    copied = distill(student, teacher, attention_weight=1.0, config=config, progress=False)
+    assert copied.cache_dir != last.cache_dir
+    with pytest.raises(ValueError, match="layer_map='middle'"):
+        distill(student, teacher, hidden_weight=1.0, layer_map="middle", progress=False)
 
 
 def test_distill_says_when_student_and_teacher_do_not_fit(teacher, tiny_bert_config):

@@ -14,6 +14,7 @@ from helpers import make_splits
 import minikit
 from minikit.errors import DataError, OnnxMismatchError
 from minikit.quantization import INT8_TOLERANCE, check_onnx, export_onnx
+from minikit import static_int8
 from minikit.static_int8 import FLOAT_OP_TYPES, calibration_texts, float_kept_nodes, quantize_static_onnx
 
 
@@ -257,3 +258,37 @@ def test_exclusion_runs_refuse_a_bare_model(setup):
 
     with pytest.raises(TypeError, match=r"got a BertForSequenceClassification.*Fix: pass minikit.get_baseline"):
         exclusion_runs(setup[0])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 1001])
+def test_the_histogram_median_is_torch_median_of_the_half_values(n):
+    x = (torch.randn(n, generator=torch.Generator().manual_seed(n)) * 5).abs().half()
+    x[: n // 3] = 0  # zeros and repeats too
+    histogram = torch.bincount(x.view(torch.int16).long(), minlength=static_int8._HALF_PATTERNS)
+    assert static_int8._lower_median(histogram) == float(x.median())
+
+
+def test_activation_spread_matches_a_by_hand_pass_that_holds_every_activation(setup, tokenizer, splits):
+    model = setup[0]
+    texts = list(splits["validation"]["text"])[:3]
+    held = {"LayerNorm input": {}, "GELU input": {}}
+    hooks = [m.register_forward_hook(lambda m, a, o: held["LayerNorm input"].setdefault(id(m), []).append(
+        a[0].flatten().clone())) for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    hooks += [layer.intermediate.intermediate_act_fn.register_forward_hook(
+        lambda m, a, o: held["GELU input"].setdefault(id(m), []).append(a[0].flatten().clone()))
+        for layer in minikit.models.encoder_layers(model)]
+    with torch.inference_mode():
+        for text in texts:
+            model(**tokenizer(text, truncation=True, max_length=128, return_tensors="pt"))
+    for hook in hooks:
+        hook.remove()
+    spread = static_int8.activation_spread(model, tokenizer, texts)
+    for kind, nodes in held.items():
+        values = [torch.cat(v) for v in nodes.values()]
+        steps = [(max(float(x.max()), 0.0) - min(float(x.min()), 0.0)) / 255 for x in values]
+        below = sum(int((x.abs() < step).sum()) for x, step in zip(values, steps)) / sum(x.numel() for x in values)
+        median = float(torch.cat([x.abs().half() for x in values]).median())
+        row = spread.loc[kind]
+        assert row["nodes"] == len(values) and row["largest step"] == pytest.approx(max(steps))
+        assert row["median step"] == pytest.approx(float(np.median(steps)))
+        assert row["share below one step"] == pytest.approx(below) and row["median |x|"] == median
