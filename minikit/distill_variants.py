@@ -65,11 +65,10 @@ def kd_variants(teacher, layers: int = 3, hidden_weights: Sequence[float] = HIDD
     if alpha >= 1:
         raise ValueError(f"alpha={alpha!r}: the compared objectives put weight 1 − α on the teacher's logits, and "
                          "α = 1 leaves none (that is the labels-only row, always included). Fix: pass 0 ≤ alpha < 1.")
-    for name, weights in (("hidden_weights", hidden_weights), ("attention_weights", attention_weights)):
-        if isinstance(weights, (int, float)):
-            raise ValueError(f"{name}={weights!r}: expected a list of weights. Fix: pass e.g. {name}=[{weights!r}].")
     for name, weights, key in (("hidden_weights", hidden_weights, "hidden_weight"),
                                ("attention_weights", attention_weights, "attention_weight")):
+        if isinstance(weights, (int, float)):
+            raise ValueError(f"{name}={weights!r}: expected a list of weights. Fix: pass e.g. {name}=[{weights!r}].")
         for weight in weights:
             try:
                 check_kd(alpha, temperature, **{key: weight})

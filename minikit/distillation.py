@@ -35,9 +35,9 @@ from minikit.cache import (
     texts_sha256,
     tokenizer_sha256,
 )
+from minikit.attention import eager_attention, no_attention_dropout
 from minikit.errors import is_finite
 from minikit.metrics import soft_probabilities
-from minikit.attention import eager_attention, no_attention_dropout
 from minikit.models import encoder_layers
 from minikit.pruning import even_heads, head_importance, prune_ffn_neurons, prune_heads, restore_pruned_heads
 from minikit.settings import get_settings, seed_everything
@@ -308,8 +308,6 @@ class _Distiller(nn.Module):
             d_student, d_teacher = student.config.hidden_size, teacher.config.hidden_size
             if d_student != d_teacher:
                 self.projection = nn.Linear(d_student, d_teacher)
-        if attention_weight > 0:
-            _check_heads(student, teacher)
 
     # train_classifier reads these from the model it is given; they are the student's.
     config = property(lambda self: self.student.config)
@@ -408,7 +406,7 @@ def distill(
         layer_pairs(student, teacher.model, layer_map)  # refuses a bad layer_map before any work
     if attention_weight > 0:
         _check_heads(student, teacher.model)  # before the teacher's logits, which take minutes on a cold cache
-    uses_teacher = alpha < 1 or hidden_weight > 0 or attention_weight > 0
+    uses_teacher = alpha < 1 or layered
     teacher_id = _identity(teacher.model, teacher.tokenizer) if uses_teacher else None
     parts = {"student": _identity(student, tokenizer), "teacher": teacher_id,
              "data": splits_sha256(teacher.splits), "config": replace(config, learning_rate=config.lr),
@@ -421,7 +419,7 @@ def distill(
         if uses_teacher:
             logits = _cached_teacher_logits(teacher, teacher_id, None, config.max_length, config.truncation)
             soft = _soft_lookup(logits, teacher.splits, tokenizer, config)
-            to_teacher = _id_map(tokenizer, teacher.tokenizer) if hidden_weight > 0 or attention_weight > 0 else None
+            to_teacher = _id_map(tokenizer, teacher.tokenizer) if layered else None
             seed_everything(config.seed)  # the projection's initial weights are part of the run
             module = _Distiller(net, soft, alpha, temperature, hidden_weight, teacher.model, to_teacher,
                                 attention_weight, layer_map)

@@ -34,8 +34,8 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel
 
-from minikit.errors import OnnxMismatchError
 from minikit.attention import eager_attention
+from minikit.errors import OnnxMismatchError
 from minikit.quantization import (EXPORT_TOLERANCE, check_onnx, export_onnx, quantize_onnx,
                                   quiet_onnx_quantization_logs)
 
